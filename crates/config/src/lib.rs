@@ -1,0 +1,159 @@
+//! `graft.toml`: what a target is and how Graft treats it.
+//!
+//! This crate is the schema of the file (plain serde structs), its loading
+//! with errors that name the file, line, column and key, and the ecosystem
+//! templates `graft init` writes. It does no I/O beyond reading the file and
+//! knows nothing of git, the ledger or processes.
+//!
+//! Architecture invariant: every section denies unknown keys, and every value
+//! that can be wrong is checked while deserializing (newtypes with
+//! `try_from`), so a loaded [`Config`] is valid and an invalid file is
+//! refused with the exact place of the mistake.
+
+mod error;
+mod gate;
+mod init;
+mod values;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use error::ConfigError;
+pub use gate::{Better, GateConfig, GateKind};
+pub use init::{Ecosystem, detect_ecosystems, render_template};
+pub use values::{DurationValue, Fraction, GlobList, Name};
+
+/// The file name Graft looks for at the target repo root.
+pub const FILE_NAME: &str = "graft.toml";
+
+/// A whole `graft.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub target: TargetConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub staging: StagingConfig,
+    /// Command gates, run in order after the built-in `parse` gate.
+    #[serde(default)]
+    pub gates: Vec<GateConfig>,
+}
+
+/// `[target]`: the program Graft manages.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// A display name; defaults to the repo directory's name.
+    pub name: Option<String>,
+    /// The branch upgrades land on; defaults to the branch checked out.
+    pub branch: Option<String>,
+    /// Data files (relative paths) copied before an upgrade lands and
+    /// restored when it is rolled back.
+    #[serde(default)]
+    pub data: Vec<values::DataPath>,
+    /// Extra protected globs: a change may touch them only with approval.
+    #[serde(default)]
+    pub protected: GlobList,
+    /// Globs of files whose change makes an upgrade high risk.
+    #[serde(default)]
+    pub high_risk: GlobList,
+    /// Globs of files whose change needs no restart (docs, say).
+    #[serde(default)]
+    pub no_restart: GlobList,
+}
+
+/// `[limits]`: how big a change may be.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub max_change_bytes: u64,
+    pub max_file_bytes: u64,
+    pub allow_binary: bool,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_change_bytes: 1024 * 1024,
+            max_file_bytes: 512 * 1024,
+            allow_binary: false,
+        }
+    }
+}
+
+/// `[staging]`: the isolated worktree where changes are applied and gated.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StagingConfig {
+    /// Keep `graft/<id>` branches of failed upgrades for inspection.
+    pub keep_failed_branches: bool,
+}
+
+impl Default for StagingConfig {
+    fn default() -> Self {
+        StagingConfig {
+            keep_failed_branches: true,
+        }
+    }
+}
+
+impl Config {
+    /// Parse `text` as the content of `file` (used in error messages).
+    pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::toml(file, text, None, e))?;
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let key = (key != ".").then_some(key);
+            ConfigError::toml(file, text, key, e.into_inner())
+        })?;
+        config.check(file, text)?;
+        Ok(config)
+    }
+
+    /// Read and parse `graft.toml` in `repo`.
+    pub fn load(repo: &Path) -> Result<Config, ConfigError> {
+        let file = repo.join(FILE_NAME);
+        let text = std::fs::read_to_string(&file).map_err(|e| ConfigError::read(&file, e))?;
+        Config::parse(&file, &text)
+    }
+
+    /// Checks that span several values (each value alone is checked while
+    /// deserializing).
+    fn check(&self, file: &Path, text: &str) -> Result<(), ConfigError> {
+        let mut seen = std::collections::HashSet::new();
+        for (i, gate) in self.gates.iter().enumerate() {
+            let name = gate.name.as_str();
+            if name == "parse" {
+                return Err(ConfigError::at(
+                    file,
+                    text,
+                    gate.name.span(),
+                    format!("gates[{i}].name"),
+                    "`parse` is Graft's built-in syntax gate and always runs first; give this gate another name",
+                ));
+            }
+            if !seen.insert(name) {
+                return Err(ConfigError::at(
+                    file,
+                    text,
+                    gate.name.span(),
+                    format!("gates[{i}].name"),
+                    format!("a gate named `{name}` is already defined above; gate names must be unique"),
+                ));
+            }
+            gate.check(file, text, i)?;
+        }
+        Ok(())
+    }
+
+    /// The path of `graft.toml` in `repo`.
+    pub fn path_in(repo: &Path) -> PathBuf {
+        repo.join(FILE_NAME)
+    }
+}
+
+#[cfg(test)]
+mod tests;

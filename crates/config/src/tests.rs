@@ -1,0 +1,262 @@
+use std::path::Path;
+
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(Path::new("graft.toml"), text)
+}
+
+fn err(text: &str) -> String {
+    parse(text).expect_err("config should be refused").to_string()
+}
+
+#[test]
+fn empty_file_is_valid_with_defaults() {
+    let c = parse("").unwrap();
+    assert!(c.gates.is_empty());
+    assert_eq!(c.limits.max_file_bytes, 512 * 1024);
+    assert!(c.staging.keep_failed_branches);
+}
+
+#[test]
+fn full_file_parses() {
+    let c = parse(
+        r#"
+[target]
+branch = "main"
+data = ["data/app.db"]
+protected = ["secrets/**"]
+
+[[gates]]
+name = "build"
+kind = "build"
+command = "cargo build"
+timeout = "90s"
+
+[[gates]]
+name = "bench"
+kind = "perf"
+command = "./bench.sh"
+pattern = '([0-9.]+) req/s'
+better = "higher"
+tolerance = 0.2
+required = false
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.target.data[0].as_str(), "data/app.db");
+    assert_eq!(c.gates.len(), 2);
+    assert_eq!(c.gates[0].timeout.0.as_secs(), 90);
+    assert_eq!(c.gates[1].kind, GateKind::Perf);
+    assert_eq!(c.gates[1].tolerance(), 0.2);
+    assert!(!c.gates[1].required);
+}
+
+#[test]
+fn unknown_key_names_file_line_and_key() {
+    let e = err("[target]\nbranch = \"main\"\nbrnach = \"x\"\n");
+    assert!(
+        e.starts_with("graft.toml:3:1: unknown key `target.brnach`, expected one of `name`, `branch`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_section_is_refused() {
+    let e = err("[targte]\nbranch = \"main\"\n");
+    assert!(
+        e.starts_with("graft.toml:1:2: unknown key `targte`, expected one of `target`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_duration_names_the_gate_key() {
+    let e = err("[[gates]]\nname = \"t\"\nkind = \"test\"\ncommand = \"x\"\ntimeout = \"ten minutes\"\n");
+    assert!(
+        e.starts_with("graft.toml:5:11: key `gates[0].timeout`: `ten minutes` is not a duration"),
+        "{e}"
+    );
+}
+
+#[test]
+fn zero_timeout_is_refused() {
+    let e = err("[[gates]]\nname = \"t\"\nkind = \"test\"\ncommand = \"x\"\ntimeout = 0\n");
+    assert!(
+        e.contains("key `gates[0].timeout`: duration must be positive"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_kind_lists_the_kinds() {
+    let e = err("[[gates]]\nname = \"t\"\nkind = \"tests\"\ncommand = \"x\"\n");
+    assert!(
+        e.starts_with("graft.toml:3:8: key `gates[0].kind`: unknown variant `tests`"),
+        "{e}"
+    );
+    assert!(e.contains("build"), "{e}");
+}
+
+#[test]
+fn duplicate_gate_names_are_refused() {
+    let e = err(
+        "[[gates]]\nname = \"t\"\nkind = \"test\"\ncommand = \"x\"\n[[gates]]\nname = \"t\"\nkind = \"lint\"\ncommand = \"y\"\n",
+    );
+    assert_eq!(
+        e,
+        "graft.toml:6:8: key `gates[1].name`: a gate named `t` is already defined above; gate names must be unique"
+    );
+}
+
+#[test]
+fn parse_is_reserved() {
+    let e = err("[[gates]]\nname = \"parse\"\nkind = \"custom\"\ncommand = \"x\"\n");
+    assert!(e.contains("`parse` is Graft's built-in syntax gate"), "{e}");
+}
+
+#[test]
+fn bad_gate_name_is_refused() {
+    let e = err("[[gates]]\nname = \"Build Step\"\nkind = \"build\"\ncommand = \"x\"\n");
+    assert!(
+        e.contains("key `gates[0].name`: name `Build Step` may only hold lowercase letters"),
+        "{e}"
+    );
+}
+
+#[test]
+fn perf_gate_needs_direction_and_valid_pattern() {
+    let e = err("[[gates]]\nname = \"b\"\nkind = \"perf\"\ncommand = \"x\"\n");
+    assert!(e.contains("needs `better = \"higher\"`"), "{e}");
+    let e = err(
+        "[[gates]]\nname = \"b\"\nkind = \"perf\"\ncommand = \"x\"\nbetter = \"higher\"\npattern = \"[0-9\"\n",
+    );
+    assert!(e.contains("is not a valid regex"), "{e}");
+    let e = err(
+        "[[gates]]\nname = \"b\"\nkind = \"perf\"\ncommand = \"x\"\nbetter = \"higher\"\npattern = \"[0-9]+\"\n",
+    );
+    assert!(e.contains("has no group"), "{e}");
+    let e = err("[[gates]]\nname = \"b\"\nkind = \"test\"\ncommand = \"x\"\ntolerance = 0.1\n");
+    assert!(e.contains("only a `kind = \"perf\"` gate uses"), "{e}");
+}
+
+#[test]
+fn tolerance_out_of_range() {
+    let e = err(
+        "[[gates]]\nname = \"b\"\nkind = \"perf\"\ncommand = \"x\"\nbetter = \"lower\"\ntolerance = 1.5\n",
+    );
+    assert!(
+        e.contains("key `gates[0].tolerance`: 1.5 is not a share between 0 and 1"),
+        "{e}"
+    );
+}
+
+#[test]
+fn hostile_data_paths_are_refused() {
+    for (p, why) in [
+        ("../x.db", "leaves the repository"),
+        ("/etc/passwd", "must be relative"),
+        (".git/config", "inside `.git/`"),
+        ("", "is empty"),
+    ] {
+        let e = err(&format!("[target]\ndata = [\"{p}\"]\n"));
+        assert!(e.contains(why), "{p}: {e}");
+        assert!(e.contains("key `target.data[0]`"), "{e}");
+    }
+}
+
+#[test]
+fn bad_glob_is_refused() {
+    let e = err("[target]\nprotected = [\"a/[b\"]\n");
+    assert!(
+        e.contains("key `target.protected`: `a/[b` is not a valid glob"),
+        "{e}"
+    );
+}
+
+#[test]
+fn wrong_type_is_refused() {
+    let e = err("[limits]\nmax_file_bytes = \"big\"\n");
+    assert!(
+        e.starts_with("graft.toml:2:18: key `limits.max_file_bytes`: invalid type"),
+        "{e}"
+    );
+}
+
+#[test]
+fn syntax_error_has_a_line() {
+    let e = err("[target\nbranch = 1\n");
+    assert!(e.starts_with("graft.toml:1:"), "{e}");
+}
+
+#[test]
+fn missing_file_suggests_init() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Config::load(dir.path()).unwrap_err();
+    assert!(e.missing);
+    assert!(e.to_string().contains("run `graft init`"), "{e}");
+}
+
+#[test]
+fn every_template_parses_back() {
+    let all = [
+        Ecosystem::Cargo,
+        Ecosystem::Python,
+        Ecosystem::Node,
+        Ecosystem::Go,
+    ];
+    let scripts = vec!["build".to_string(), "lint".to_string(), "test".to_string()];
+    for installed in [true, false] {
+        for eco in all {
+            let text = render_template(&[eco], "main", &scripts, &|_| installed);
+            let c = parse(&text).unwrap_or_else(|e| panic!("{eco:?} template: {e}\n{text}"));
+            assert_eq!(c.target.branch.as_deref(), Some("main"));
+            if installed {
+                assert!(!c.gates.is_empty(), "{eco:?}");
+            } else {
+                assert!(c.gates.iter().all(|g| g.kind != GateKind::Audit), "{eco:?}");
+            }
+        }
+        let text = render_template(&all, "trunk", &scripts, &|_| installed);
+        parse(&text).unwrap_or_else(|e| panic!("combined template: {e}\n{text}"));
+        parse(&render_template(&[], "main", &[], &|_| installed)).unwrap();
+    }
+}
+
+#[test]
+fn cargo_template_has_the_usual_gates() {
+    let text = render_template(&[Ecosystem::Cargo], "main", &[], &|t| t != "cargo-audit");
+    let c = parse(&text).unwrap();
+    let names: Vec<&str> = c.gates.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["build", "lint", "test"]);
+    assert!(c.gates[1].command.contains("clippy"));
+}
+
+#[test]
+fn missing_tool_is_commented_with_install_hint() {
+    let text = render_template(&[Ecosystem::Python], "main", &[], &|t| t == "pytest");
+    assert!(
+        text.contains("# `ruff` was not found on PATH (pip install ruff)"),
+        "{text}"
+    );
+    let c = parse(&text).unwrap();
+    let names: Vec<&str> = c.gates.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["test"]);
+}
+
+#[test]
+fn node_gates_follow_package_scripts() {
+    let text = render_template(&[Ecosystem::Node], "main", &["test".to_string()], &|_| true);
+    let c = parse(&text).unwrap();
+    let names: Vec<&str> = c.gates.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["install", "test", "audit"]);
+}
+
+#[test]
+fn detects_ecosystems_by_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(detect_ecosystems(dir.path()).is_empty());
+    std::fs::write(dir.path().join("go.mod"), "module x\n").unwrap();
+    std::fs::write(dir.path().join("requirements.txt"), "").unwrap();
+    assert_eq!(detect_ecosystems(dir.path()), [Ecosystem::Python, Ecosystem::Go]);
+}

@@ -1,0 +1,130 @@
+//! The languages Graft understands, and whether a file is syntactically valid.
+//!
+//! Source languages are parsed with tree-sitter (Rust, Python, JavaScript,
+//! TypeScript, TSX, Go); config formats with their own parsers (TOML, JSON,
+//! YAML). The `parse` gate calls [`check_syntax`] on every file a change
+//! writes, so a syntax error stops an upgrade before any build runs; the
+//! analyzer and the providers' repo map reuse [`Lang`] and [`parser_for`].
+//!
+//! This crate knows nothing about changes, git or the ledger.
+
+mod syntax;
+
+pub use syntax::{SyntaxError, check_syntax};
+
+use std::path::Path;
+
+/// A source language with a tree-sitter grammar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Lang {
+    Rust,
+    Python,
+    JavaScript,
+    TypeScript,
+    Tsx,
+    Go,
+}
+
+impl Lang {
+    pub const ALL: [Lang; 6] = [
+        Lang::Rust,
+        Lang::Python,
+        Lang::JavaScript,
+        Lang::TypeScript,
+        Lang::Tsx,
+        Lang::Go,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Lang::Rust => "rust",
+            Lang::Python => "python",
+            Lang::JavaScript => "javascript",
+            Lang::TypeScript => "typescript",
+            Lang::Tsx => "tsx",
+            Lang::Go => "go",
+        }
+    }
+
+    /// The tree-sitter grammar.
+    pub fn grammar(self) -> tree_sitter::Language {
+        match self {
+            Lang::Rust => tree_sitter_rust::LANGUAGE.into(),
+            Lang::Python => tree_sitter_python::LANGUAGE.into(),
+            Lang::JavaScript => tree_sitter_javascript::LANGUAGE.into(),
+            Lang::TypeScript => tree_sitter_typescript::LANGUAGE_TYPESCRIPT.into(),
+            Lang::Tsx => tree_sitter_typescript::LANGUAGE_TSX.into(),
+            Lang::Go => tree_sitter_go::LANGUAGE.into(),
+        }
+    }
+
+    /// The language of a file, by its extension.
+    pub fn of_path(path: &Path) -> Option<Lang> {
+        let ext = path.extension()?.to_str()?;
+        Some(match ext {
+            "rs" => Lang::Rust,
+            "py" | "pyi" => Lang::Python,
+            "js" | "mjs" | "cjs" | "jsx" => Lang::JavaScript,
+            "ts" | "mts" | "cts" => Lang::TypeScript,
+            "tsx" => Lang::Tsx,
+            "go" => Lang::Go,
+            _ => return None,
+        })
+    }
+}
+
+/// A parser set to `lang`.
+pub fn parser_for(lang: Lang) -> tree_sitter::Parser {
+    let mut parser = tree_sitter::Parser::new();
+    parser
+        .set_language(&lang.grammar())
+        .expect("the bundled grammars match the tree-sitter version");
+    parser
+}
+
+/// What syntax a file is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileSyntax {
+    Source(Lang),
+    Toml,
+    Json,
+    /// JSON with comments and trailing commas (tsconfig.json and friends).
+    Jsonc,
+    Yaml,
+}
+
+impl FileSyntax {
+    /// The syntax of a file, or `None` when Graft has no parser for it.
+    pub fn of_path(path: &Path) -> Option<FileSyntax> {
+        if let Some(lang) = Lang::of_path(path) {
+            return Some(FileSyntax::Source(lang));
+        }
+        let name = path.file_name()?.to_str()?;
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        Some(match ext {
+            "toml" => FileSyntax::Toml,
+            "jsonc" => FileSyntax::Jsonc,
+            "json"
+                if name.starts_with("tsconfig")
+                    || name.starts_with("jsconfig")
+                    || name.starts_with(".eslintrc")
+                    || path.components().any(|c| c.as_os_str() == ".vscode") =>
+            {
+                FileSyntax::Jsonc
+            }
+            "json" => FileSyntax::Json,
+            "yaml" | "yml" => FileSyntax::Yaml,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FileSyntax::Source(l) => l.name(),
+            FileSyntax::Toml => "toml",
+            FileSyntax::Json => "json",
+            FileSyntax::Jsonc => "jsonc",
+            FileSyntax::Yaml => "yaml",
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! The ledger's tables, as numbered migrations.
+//!
+//! `PRAGMA user_version` holds the number of migrations applied. A migration
+//! is never edited once released: a change to the schema is a new entry at
+//! the end of [`MIGRATIONS`].
+
+/// Each entry brings the schema from version `i` to `i + 1`.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: the core pipeline.
+    r#"
+CREATE TABLE upgrades (
+    id              TEXT PRIMARY KEY,
+    kind            TEXT NOT NULL,          -- instruction | patch | edits | suggestion | autofix
+    title           TEXT NOT NULL,
+    request         TEXT NOT NULL,          -- JSON: what was asked, as given
+    requested_by    TEXT NOT NULL,
+    priority        INTEGER NOT NULL DEFAULT 5,
+    risk            TEXT,                   -- low | medium | high
+    risk_reasons    TEXT NOT NULL DEFAULT '[]',
+    state           TEXT NOT NULL,
+    reason          TEXT,                   -- machine cause of failure: gate_failed, interrupted, ...
+    error           TEXT,                   -- human explanation of the failure
+    dry_run         INTEGER NOT NULL DEFAULT 0,
+    target_branch   TEXT,
+    base_commit     TEXT,
+    staged_commit   TEXT,
+    branch          TEXT,                   -- graft/<id> while it exists
+    landed_commit   TEXT,
+    revert_commit   TEXT,
+    diff            TEXT,                   -- the staged change as a unified diff
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL,
+    finished_at     TEXT
+);
+CREATE INDEX upgrades_state ON upgrades(state);
+CREATE INDEX upgrades_created ON upgrades(created_at);
+
+-- The journal: a row before (begin) and after (end) each pipeline step.
+-- Append-only, so the history of a crash stays readable.
+CREATE TABLE steps (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    upgrade_id  TEXT NOT NULL REFERENCES upgrades(id),
+    step        TEXT NOT NULL,
+    phase       TEXT NOT NULL CHECK (phase IN ('begin', 'end')),
+    outcome     TEXT,                       -- ok | failed | skipped (end rows)
+    at          TEXT NOT NULL,
+    detail      TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX steps_upgrade ON steps(upgrade_id, id);
+
+CREATE TABLE gate_runs (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    upgrade_id   TEXT NOT NULL REFERENCES upgrades(id),
+    round        INTEGER NOT NULL DEFAULT 1,
+    name         TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    required     INTEGER NOT NULL,
+    status       TEXT NOT NULL,             -- passed | failed | timed_out | error | skipped
+    exit_code    INTEGER,
+    duration_ms  INTEGER NOT NULL,
+    output_tail  TEXT NOT NULL DEFAULT '',
+    figure       REAL,
+    baseline     REAL,
+    started_at   TEXT NOT NULL
+);
+CREATE INDEX gate_runs_upgrade ON gate_runs(upgrade_id);
+
+CREATE TABLE file_changes (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    upgrade_id     TEXT NOT NULL REFERENCES upgrades(id),
+    path           TEXT NOT NULL,
+    old_path       TEXT,
+    kind           TEXT NOT NULL,           -- create | modify | delete | rename
+    lines_added    INTEGER NOT NULL,
+    lines_removed  INTEGER NOT NULL,
+    blob_before    TEXT,
+    blob_after     TEXT
+);
+CREATE INDEX file_changes_upgrade ON file_changes(upgrade_id);
+CREATE INDEX file_changes_path ON file_changes(path);
+
+CREATE TABLE file_versions (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    path         TEXT NOT NULL,
+    sha256       TEXT,                      -- NULL: the file was deleted
+    commit_id    TEXT NOT NULL,
+    upgrade_id   TEXT REFERENCES upgrades(id),
+    recorded_at  TEXT NOT NULL
+);
+CREATE INDEX file_versions_path ON file_versions(path);
+
+-- Copies of declared data files taken before an upgrade lands.
+CREATE TABLE data_backups (
+    upgrade_id   TEXT NOT NULL REFERENCES upgrades(id),
+    path         TEXT NOT NULL,
+    existed      INTEGER NOT NULL,
+    sha256       TEXT,
+    backup_path  TEXT,
+    PRIMARY KEY (upgrade_id, path)
+);
+
+CREATE TABLE rollbacks (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    upgrade_id     TEXT NOT NULL REFERENCES upgrades(id),
+    at             TEXT NOT NULL,
+    cause          TEXT NOT NULL,
+    requested_by   TEXT NOT NULL,
+    revert_commit  TEXT,
+    data_restored  INTEGER NOT NULL DEFAULT 0,
+    detail         TEXT NOT NULL DEFAULT '{}'
+);
+
+-- The figure each perf gate measured for a landed commit.
+CREATE TABLE perf_baselines (
+    gate         TEXT NOT NULL,
+    commit_id    TEXT NOT NULL,
+    figure       REAL NOT NULL,
+    upgrade_id   TEXT,
+    recorded_at  TEXT NOT NULL,
+    PRIMARY KEY (gate, commit_id)
+);
+
+CREATE TABLE scans (
+    id           TEXT PRIMARY KEY,
+    created_at   TEXT NOT NULL,
+    root         TEXT NOT NULL,
+    scope        TEXT,
+    commit_id    TEXT,
+    duration_ms  INTEGER NOT NULL DEFAULT 0,
+    summary      TEXT NOT NULL DEFAULT '{}'
+);
+
+CREATE TABLE suggestions (
+    id           TEXT PRIMARY KEY,
+    scan_id      TEXT NOT NULL REFERENCES scans(id),
+    kind         TEXT NOT NULL,
+    title        TEXT NOT NULL,
+    files        TEXT NOT NULL DEFAULT '[]',
+    risk         TEXT NOT NULL,
+    priority     INTEGER NOT NULL,
+    instruction  TEXT NOT NULL,
+    detail       TEXT NOT NULL DEFAULT '{}',
+    upgrade_id   TEXT
+);
+CREATE INDEX suggestions_scan ON suggestions(scan_id);
+
+-- Outcomes by dimension (kind, module, provider), for learning.
+CREATE TABLE learning (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    upgrade_id  TEXT NOT NULL REFERENCES upgrades(id),
+    dimension   TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    outcome     TEXT NOT NULL,
+    cause       TEXT,
+    at          TEXT NOT NULL
+);
+CREATE INDEX learning_key ON learning(dimension, key);
+"#,
+];

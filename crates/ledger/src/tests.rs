@@ -1,0 +1,255 @@
+use super::*;
+
+fn ledger() -> (tempfile::TempDir, Ledger) {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(&dir.path().join("ledger.db")).unwrap();
+    (dir, l)
+}
+
+fn new_upgrade(l: &Ledger, kind: RequestKind, dry_run: bool) -> UpgradeId {
+    let id = UpgradeId::generate(chrono::Utc::now());
+    l.insert_upgrade(&NewUpgrade {
+        id: id.clone(),
+        kind,
+        title: "t".into(),
+        request: serde_json::json!({"patch": "x"}),
+        requested_by: "test".into(),
+        priority: 5,
+        dry_run,
+        state: UpgradeState::Staging,
+    })
+    .unwrap();
+    id
+}
+
+#[test]
+fn opens_in_wal_mode_at_the_latest_schema() {
+    let (dir, l) = ledger();
+    let mode: String = l
+        .connection()
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    assert_eq!(l.schema_version().unwrap(), schema::MIGRATIONS.len() as i64);
+    drop(l);
+    // Reopening does not re-run migrations.
+    let l = Ledger::open(&dir.path().join("ledger.db")).unwrap();
+    assert_eq!(l.schema_version().unwrap(), schema::MIGRATIONS.len() as i64);
+}
+
+#[test]
+fn refuses_a_newer_schema() {
+    let (dir, l) = ledger();
+    l.connection().pragma_update(None, "user_version", 999).unwrap();
+    drop(l);
+    let e = Ledger::open(&dir.path().join("ledger.db"))
+        .err()
+        .expect("too new");
+    assert!(
+        e.to_string().contains("written by a newer Graft (schema 999"),
+        "{e}"
+    );
+}
+
+#[test]
+fn upgrade_ids_have_the_documented_shape() {
+    let id = UpgradeId::generate(
+        chrono::DateTime::parse_from_rfc3339("2026-11-21T10:30:01Z")
+            .unwrap()
+            .into(),
+    );
+    assert!(id.as_str().starts_with("upg_20261121_103001_"), "{id}");
+    assert_eq!(id.as_str().parse::<UpgradeId>().unwrap(), id);
+    assert_eq!(id.branch(), format!("graft/{id}"));
+    for bad in [
+        "",
+        "upg_",
+        "upg_20261121_103001_A1B2C3",
+        "upg_2026112x_103001_a1b2c3",
+        "../../etc",
+        "upg_20261121_103001_a1b2c3x",
+    ] {
+        assert!(bad.parse::<UpgradeId>().is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn upgrade_round_trip_and_update() {
+    let (_d, l) = ledger();
+    let id = new_upgrade(&l, RequestKind::Patch, false);
+    let u = l.get_upgrade(id.as_str()).unwrap();
+    assert_eq!(u.state, UpgradeState::Staging);
+    assert_eq!(u.request["patch"], "x");
+    assert!(u.finished_at.is_none());
+    l.update_upgrade(
+        &id,
+        &UpgradeUpdate {
+            base_commit: Some("abc".into()),
+            branch: Some(Some("graft/x".into())),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    l.finish_with(&id, UpgradeState::Failed, "gate_failed", "gate `test` failed")
+        .unwrap();
+    let u = l.get_upgrade(id.as_str()).unwrap();
+    assert_eq!(u.base_commit.as_deref(), Some("abc"));
+    assert_eq!(u.branch.as_deref(), Some("graft/x"));
+    assert_eq!(u.state, UpgradeState::Failed);
+    assert_eq!(u.reason.as_deref(), Some("gate_failed"));
+    assert!(u.finished_at.is_some());
+    l.update_upgrade(
+        &id,
+        &UpgradeUpdate {
+            branch: Some(None),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(l.get_upgrade(id.as_str()).unwrap().branch.is_none());
+}
+
+#[test]
+fn unknown_upgrade_is_a_clear_error() {
+    let (_d, l) = ledger();
+    let e = l.get_upgrade("upg_20261121_103001_a1b2c3").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "no upgrade `upg_20261121_103001_a1b2c3` in the ledger (`graft status` lists them)"
+    );
+    let id: UpgradeId = "upg_20261121_103001_a1b2c3".parse().unwrap();
+    assert!(l.set_state(&id, UpgradeState::Failed).is_err());
+}
+
+#[test]
+fn journal_finds_open_steps() {
+    let (_d, l) = ledger();
+    let id = new_upgrade(&l, RequestKind::Patch, false);
+    l.step_begin(&id, "checkpoint", &serde_json::json!({})).unwrap();
+    l.step_end(
+        &id,
+        "checkpoint",
+        StepOutcome::Ok,
+        &serde_json::json!({"head": "abc"}),
+    )
+    .unwrap();
+    l.step_begin(&id, "gates", &serde_json::json!({})).unwrap();
+    l.step_begin(&id, "gate:test", &serde_json::json!({})).unwrap();
+    assert_eq!(l.open_steps(id.as_str()).unwrap(), ["gates", "gate:test"]);
+    assert!(l.step_done(id.as_str(), "checkpoint").unwrap());
+    assert!(!l.step_done(id.as_str(), "gates").unwrap());
+    let steps = l.steps(id.as_str()).unwrap();
+    assert_eq!(steps.len(), 4);
+    assert_eq!(steps[1].detail["head"], "abc");
+    assert_eq!(steps[1].outcome, Some(StepOutcome::Ok));
+}
+
+#[test]
+fn stats_leave_out_dry_runs_and_group_failures() {
+    let (_d, l) = ledger();
+    let a = new_upgrade(&l, RequestKind::Patch, false);
+    l.update_upgrade(
+        &a,
+        &UpgradeUpdate {
+            landed_commit: Some("c1".into()),
+            state: Some(UpgradeState::Promoted),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    l.record_file_changes(
+        &a,
+        &[FileChange {
+            path: "src/a.py".into(),
+            old_path: None,
+            kind: "modify".into(),
+            lines_added: 2,
+            lines_removed: 1,
+            blob_before: None,
+            blob_after: None,
+        }],
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let b = new_upgrade(&l, RequestKind::Edits, false);
+        l.finish_with(&b, UpgradeState::Failed, "gate_failed:test", "tests failed")
+            .unwrap();
+    }
+    let d = new_upgrade(&l, RequestKind::Patch, true);
+    l.finish_with(&d, UpgradeState::Failed, "gate_failed:test", "dry")
+        .unwrap();
+    let s = l.stats(10).unwrap();
+    assert_eq!(s.total, 3);
+    assert_eq!(s.success_rate, Some(1.0 / 3.0));
+    assert_eq!(s.files_changed, 1);
+    assert_eq!(s.top_files, [("src/a.py".to_string(), 1)]);
+    assert_eq!(s.failures_by_cause.len(), 1);
+    assert_eq!(s.failures_by_cause[0].count, 2);
+    assert_eq!(s.failures_by_cause[0].example.as_deref(), Some("tests failed"));
+    let patch = s.by_kind.iter().find(|k| k.kind == "patch").unwrap();
+    assert_eq!((patch.total, patch.promoted), (1, 1));
+    assert_eq!(s.recent.len(), 4);
+}
+
+#[test]
+fn gate_runs_backups_rollbacks_and_baselines_round_trip() {
+    let (_d, l) = ledger();
+    let id = new_upgrade(&l, RequestKind::Patch, false);
+    l.record_gate_run(&GateRun {
+        upgrade_id: id.to_string(),
+        round: 1,
+        name: "test".into(),
+        kind: "test".into(),
+        required: true,
+        status: GateStatus::Failed,
+        exit_code: Some(1),
+        duration_ms: 12,
+        output_tail: "FAILED".into(),
+        figure: None,
+        baseline: None,
+        started_at: now(),
+    })
+    .unwrap();
+    assert_eq!(l.gate_runs(id.as_str()).unwrap()[0].status, GateStatus::Failed);
+    l.record_data_backups(
+        &id,
+        &[DataBackup {
+            path: "data/app.db".into(),
+            existed: true,
+            sha256: Some("s".into()),
+            backup_path: Some("b".into()),
+        }],
+    )
+    .unwrap();
+    assert!(l.data_backups(id.as_str()).unwrap()[0].existed);
+    l.record_rollback(&Rollback {
+        upgrade_id: id.to_string(),
+        at: now(),
+        cause: "manual".into(),
+        requested_by: "cli".into(),
+        revert_commit: Some("r".into()),
+        data_restored: true,
+        detail: serde_json::json!({}),
+    })
+    .unwrap();
+    assert_eq!(l.rollbacks(Some(id.as_str())).unwrap().len(), 1);
+    assert_eq!(l.rollbacks(None).unwrap().len(), 1);
+    assert_eq!(l.perf_baseline("bench", "c1").unwrap(), None);
+    l.set_perf_baseline("bench", "c1", 100.0, Some(&id)).unwrap();
+    assert_eq!(l.perf_baseline("bench", "c1").unwrap(), Some(100.0));
+    l.record_file_versions(
+        Some(&id),
+        "c1",
+        &[("a".into(), Some("h".into())), ("b".into(), None)],
+    )
+    .unwrap();
+    assert_eq!(l.file_versions("b").unwrap()[0].sha256, None);
+}
+
+#[test]
+fn two_connections_see_each_others_writes() {
+    let (dir, l) = ledger();
+    let other = Ledger::open(&dir.path().join("ledger.db")).unwrap();
+    let id = new_upgrade(&l, RequestKind::Patch, false);
+    assert!(other.upgrade(id.as_str()).unwrap().is_some());
+}

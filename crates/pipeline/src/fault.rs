@@ -1,0 +1,21 @@
+//! Fault injection for the crash tests.
+//!
+//! When `GRAFT_TEST_KILL_AT` names a point the pipeline passes, the process
+//! sends itself SIGKILL there: no destructor, no flush, exactly what a power
+//! cut or `kill -9` does to Graft. The journal names each point
+//! `<step>:before` (begin row written, work not started) and `<step>:after`
+//! (work done, end row not written); a few steps have inner points (such
+//! as `land:merged`). Without the variable this is one cached lookup.
+
+use std::sync::OnceLock;
+
+pub const ENV: &str = "GRAFT_TEST_KILL_AT";
+
+/// Die here if asked to.
+pub fn point(name: &str) {
+    static TARGET: OnceLock<Option<String>> = OnceLock::new();
+    let target = TARGET.get_or_init(|| std::env::var(ENV).ok().filter(|s| !s.is_empty()));
+    if target.as_deref() == Some(name) {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
+}

@@ -1,0 +1,119 @@
+//! The command line, as clap sees it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Graft lets a running program change its own code safely: every change
+/// passes gates in an isolated worktree, lands on the branch with a tag,
+/// and can be rolled back; every step is recorded in a SQLite ledger.
+#[derive(Debug, Parser)]
+#[command(name = "graft", version, about, long_about = None)]
+#[command(after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Work on the repo containing DIR (default: the current directory).
+    #[arg(short = 'C', long = "repo", global = true, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+
+    /// Print machine-readable JSON on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  Graft itself failed (see the message)
+  2  usage error (bad arguments, unreadable input file)
+  3  the change was refused (malformed, outside policy); nothing changed
+  4  a required gate failed; nothing landed
+  5  the repo was not ready (dirty tree, no graft.toml, branch moved)
+  6  no such upgrade
+  7  deployed, then rolled back
+  8  cancelled";
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a graft.toml with gates for the ecosystem found here.
+    Init(InitArgs),
+    /// Run a change through the pipeline: stage, gate, land.
+    Upgrade(UpgradeArgs),
+    /// Show what is running, pending and recently done.
+    Status(StatusArgs),
+    /// Show the files and the diff of an upgrade.
+    Diff(IdArgs),
+    /// Undo an upgrade: a revert commit, data files restored.
+    Rollback(IdArgs),
+    /// Stop an upgrade that has not landed.
+    Cancel(IdArgs),
+    /// Totals, success rate, failures by cause, recent history.
+    Ledger(LedgerArgs),
+    /// Run Graft on a built-in example target and show what it does.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Overwrite an existing graft.toml.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("source").required(true))]
+pub struct UpgradeArgs {
+    /// A unified diff (git style); `-` reads standard input.
+    #[arg(long, value_name = "FILE", group = "source")]
+    pub patch: Option<String>,
+
+    /// A JSON list of edits (create / modify / replace / delete / rename);
+    /// `-` reads standard input.
+    #[arg(long, value_name = "FILE", group = "source")]
+    pub edits: Option<String>,
+
+    /// Stage and run the gates, print the diff and the results, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// A title for the ledger (default: the patch's subject, or its name).
+    #[arg(long)]
+    pub title: Option<String>,
+
+    /// Allow the change to touch protected paths (graft.toml, secrets, ...).
+    #[arg(long)]
+    pub approve_protected: bool,
+
+    /// Priority from 1 (lowest) to 10.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i64).range(1..=10))]
+    pub priority: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// An upgrade id, such as upg_20261121_103001_a1b2c3.
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// How many recent upgrades to list.
+    #[arg(long, default_value_t = 10)]
+    pub recent: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct LedgerArgs {
+    /// How many recent upgrades to list.
+    #[arg(long, default_value_t = 10)]
+    pub recent: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo's temporary repo and print where it is.
+    #[arg(long)]
+    pub keep: bool,
+}

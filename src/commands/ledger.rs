@@ -1,0 +1,72 @@
+//! `graft ledger`: what the ledger says about all upgrades so far.
+
+use console::style;
+use graft_pipeline::advice::recommendation;
+use serde_json::json;
+
+use super::Ctx;
+use crate::commands::status::truncate;
+use crate::output::{CliError, EXIT_OK, ago, print_json};
+
+pub fn run(ctx: &Ctx, recent: usize) -> Result<i32, CliError> {
+    let ws = ctx.workspace()?;
+    let stats = ws.ledger.stats(recent)?;
+    let causes: Vec<_> = stats
+        .failures_by_cause
+        .iter()
+        .map(|c| json!({ "cause": c.cause, "count": c.count, "example": c.example, "last_upgrade": c.last_upgrade, "recommendation": recommendation(&c.cause) }))
+        .collect();
+    if ctx.json {
+        let mut v = serde_json::to_value(&stats).unwrap_or_default();
+        v["failures_by_cause"] = json!(causes);
+        print_json(&v);
+        return Ok(EXIT_OK);
+    }
+    if stats.total == 0 {
+        println!("the ledger is empty: no upgrade has run yet (dry runs are not counted)");
+        return Ok(EXIT_OK);
+    }
+    let rate = stats
+        .success_rate
+        .map_or("n/a".to_string(), |r| format!("{:.0} %", r * 100.0));
+    println!("{}", style("totals").bold());
+    println!(
+        "  upgrades {}   success rate {rate}   rollbacks {}",
+        stats.total, stats.rollbacks
+    );
+    let states: Vec<String> = stats.by_state.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    println!("  {}", states.join("   "));
+    println!("{}", style("by kind").bold());
+    for k in &stats.by_kind {
+        println!(
+            "  {:<12} {:>4} total  {:>4} promoted  {:>4} failed  {:>4} rolled back",
+            k.kind, k.total, k.promoted, k.failed, k.rolled_back
+        );
+    }
+    println!("{}", style("files changed").bold());
+    println!("  {} distinct file(s) in landed upgrades", stats.files_changed);
+    for (path, n) in &stats.top_files {
+        println!("  {n:>4}  {path}");
+    }
+    if !stats.failures_by_cause.is_empty() {
+        println!("{}", style("failures by cause").bold());
+        for c in &stats.failures_by_cause {
+            println!("  {:>4}  {}", c.count, style(&c.cause).red());
+            if let Some(e) = &c.example {
+                println!("        last: {}", truncate(e.lines().next().unwrap_or(""), 100));
+            }
+            println!("        {} {}", style("→").cyan(), recommendation(&c.cause));
+        }
+    }
+    println!("{}", style("recent").bold());
+    for u in &stats.recent {
+        println!(
+            "  {}  {:<11}  {:<40}  {}",
+            u.id,
+            u.state,
+            truncate(&u.title, 40),
+            style(ago(&u.created_at)).dim()
+        );
+    }
+    Ok(EXIT_OK)
+}

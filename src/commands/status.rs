@@ -1,0 +1,114 @@
+//! `graft status`: the live commit, what runs now, and recent upgrades.
+
+use console::style;
+use graft_ledger::UpgradeState;
+use serde_json::json;
+
+use super::Ctx;
+use crate::output::{CliError, EXIT_OK, ago, print_json, short};
+
+pub fn run(ctx: &Ctx, recent: usize) -> Result<i32, CliError> {
+    let ws = ctx.workspace()?;
+    let branch = ws.target_branch()?;
+    let live = ws.git.try_rev_parse(&format!("refs/heads/{branch}"))?;
+    let active = ws.ledger.upgrades(
+        &[
+            UpgradeState::Generating,
+            UpgradeState::Staging,
+            UpgradeState::Validating,
+            UpgradeState::Deploying,
+            UpgradeState::Watching,
+        ],
+        100,
+    )?;
+    let pending = ws
+        .ledger
+        .upgrades(&[UpgradeState::Queued, UpgradeState::AwaitingApproval], 100)?;
+    let recent_list = ws.ledger.upgrades(&[], recent)?;
+    if ctx.json {
+        print_json(&json!({
+            "root": ws.root,
+            "branch": branch,
+            "live_commit": live,
+            "in_progress": active,
+            "pending": pending,
+            "recent": recent_list,
+        }));
+        return Ok(EXIT_OK);
+    }
+    let name = ws.config.target.name.clone().unwrap_or_else(|| {
+        ws.root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    println!(
+        "{} {name}  branch {branch} at {}",
+        style("target").bold(),
+        live.as_deref().map(short).unwrap_or("(no commits)")
+    );
+    if active.is_empty() {
+        println!("{} none", style("in progress").bold());
+    } else {
+        println!("{}", style("in progress").bold());
+        for u in &active {
+            println!(
+                "  {}  {:<40}  {}",
+                u.id,
+                truncate(&u.title, 40),
+                style(u.state).cyan()
+            );
+        }
+    }
+    if !pending.is_empty() {
+        println!("{}", style("pending").bold());
+        for u in &pending {
+            println!(
+                "  {}  {:<40}  priority {}  {}",
+                u.id,
+                truncate(&u.title, 40),
+                u.priority,
+                u.state
+            );
+        }
+    }
+    if recent_list.is_empty() {
+        println!(
+            "{} none yet: try `graft upgrade --patch FILE --dry-run`",
+            style("recent").bold()
+        );
+        return Ok(EXIT_OK);
+    }
+    println!("{}", style("recent").bold());
+    for u in &recent_list {
+        let state = match u.state {
+            UpgradeState::Promoted => style(u.state.as_str()).green(),
+            UpgradeState::Failed => style(u.state.as_str()).red(),
+            UpgradeState::RolledBack | UpgradeState::Cancelled => style(u.state.as_str()).yellow(),
+            _ => style(u.state.as_str()).cyan(),
+        };
+        let why = match (&u.reason, u.dry_run) {
+            (Some(r), _) if r != "dry_run" => format!("  {}", style(r).dim()),
+            (_, true) => format!("  {}", style("dry run").dim()),
+            _ => String::new(),
+        };
+        println!(
+            "  {}  {:<40}  {:<11}  {}{why}",
+            u.id,
+            truncate(&u.title, 40),
+            state,
+            style(ago(&u.created_at)).dim()
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+pub fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n - 1).collect();
+        t.push('…');
+        t
+    }
+}

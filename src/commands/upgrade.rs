@@ -1,0 +1,169 @@
+//! `graft upgrade`: run one change through the pipeline.
+
+use std::io::Read as _;
+
+use console::style;
+use graft_ledger::{GateStatus, RequestKind, UpgradeState};
+use graft_pipeline::{ChangeSource, Pipeline, RecordOnly, UpgradeReport, UpgradeRequest};
+
+use super::Ctx;
+use crate::cli::UpgradeArgs;
+use crate::output::{self, CliError, EXIT_OK, Progress, print_json, seconds, short};
+
+pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> Result<i32, CliError> {
+    let (kind, source) = match (&args.patch, &args.edits) {
+        (Some(p), _) => {
+            let (name, bytes) = read_input(p)?;
+            (RequestKind::Patch, ChangeSource::Patch { name, bytes })
+        }
+        (_, Some(e)) => {
+            let (name, bytes) = read_input(e)?;
+            (RequestKind::Edits, ChangeSource::Edits { name, bytes })
+        }
+        _ => {
+            return Err(CliError::usage(
+                "give the change with --patch FILE or --edits FILE",
+            ));
+        }
+    };
+    let ws = ctx.workspace()?;
+    let progress = Progress::new(ctx.json);
+    let pipeline = Pipeline {
+        ws: &ws,
+        observer: &progress,
+        deploy: &RecordOnly,
+    };
+    let report = pipeline.run(UpgradeRequest {
+        kind,
+        title: args.title.clone(),
+        source,
+        requested_by: requested_by(),
+        priority: args.priority,
+        dry_run: args.dry_run,
+        approve_protected: args.approve_protected,
+    })?;
+    progress.finish();
+    if ctx.json {
+        print_json(&report);
+    } else {
+        print_report(&report);
+    }
+    Ok(report
+        .failure
+        .as_ref()
+        .map_or(EXIT_OK, |f| output::exit_code(f.class)))
+}
+
+/// Who asked, for the ledger: `cli:<user>`.
+pub fn requested_by() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
+/// Read FILE, or standard input for `-`. Returns (name, bytes).
+fn read_input(arg: &str) -> Result<(String, Vec<u8>), CliError> {
+    if arg == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .map_err(|e| CliError::usage(format!("cannot read standard input: {e}")))?;
+        return Ok(("<stdin>".into(), bytes));
+    }
+    let bytes = std::fs::read(arg).map_err(|e| CliError::usage(format!("cannot read {arg}: {e}")))?;
+    Ok((arg.to_string(), bytes))
+}
+
+pub fn print_report(r: &UpgradeReport) {
+    if r.dry_run {
+        print_files(r);
+        if !r.diff.is_empty() {
+            println!();
+            print!("{}", crate::commands::diff::colorize(&r.diff));
+        }
+        println!();
+    }
+    print_gates(r);
+    let id = &r.id;
+    match (&r.failure, r.state) {
+        (None, UpgradeState::Promoted) => {
+            println!(
+                "{} {id}: landed on {} as {} (tag graft/promoted/{id})",
+                style("promoted").green().bold(),
+                r.target_branch.as_deref().unwrap_or("?"),
+                short(r.landed_commit.as_deref().unwrap_or("")),
+            );
+            print_files(r);
+        }
+        (None, _) => {
+            println!(
+                "{} {id}: every gate passed; nothing was changed (run it again without --dry-run to land it)",
+                style("dry run").green().bold()
+            );
+        }
+        (Some(f), state) => {
+            let label = match state {
+                UpgradeState::RolledBack => style("rolled back").yellow().bold(),
+                UpgradeState::Cancelled => style("cancelled").yellow().bold(),
+                _ if f.class == graft_pipeline::FailureClass::Refused => style("refused").red().bold(),
+                _ => style("failed").red().bold(),
+            };
+            println!("{label} {id}: {}", f.message);
+            if state != UpgradeState::RolledBack {
+                println!("nothing landed: the branch, the working tree and the data files are unchanged");
+            }
+            if let Some(b) = &r.branch {
+                println!("the staged change is kept on branch {b} (`graft diff {id}`)");
+            }
+        }
+    }
+}
+
+fn print_gates(r: &UpgradeReport) {
+    for g in &r.gates {
+        let mark = match g.status {
+            GateStatus::Passed => style("✓").green(),
+            _ if !g.required => style("!").yellow(),
+            _ => style("✗").red(),
+        };
+        let mut line = format!(
+            "  {mark} gate {:<10} {:<9} {}",
+            g.name,
+            g.status,
+            seconds(g.duration_ms)
+        );
+        if let Some(f) = g.figure {
+            line.push_str(&format!("  figure {f}"));
+            if let Some(b) = g.baseline {
+                line.push_str(&format!(" (live {b})"));
+            }
+        }
+        println!("{line}");
+        if g.status != GateStatus::Passed {
+            for l in g
+                .output_tail
+                .lines()
+                .rev()
+                .take(12)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+            {
+                println!("      {}", style(l).dim());
+            }
+        }
+    }
+}
+
+fn print_files(r: &UpgradeReport) {
+    for f in &r.files {
+        println!(
+            "  {:<7} {}  {} {}",
+            f.kind,
+            f.path,
+            style(format!("+{}", f.lines_added)).green(),
+            style(format!("-{}", f.lines_removed)).red()
+        );
+    }
+}

@@ -1,0 +1,40 @@
+//! `graft`: the command line. Parses flags and wires the library crates
+//! together; the work happens in `graft-pipeline` and friends.
+
+mod cli;
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use cli::{Cli, Command};
+use commands::Ctx;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let repo = match cli.repo.clone() {
+        Some(r) => r,
+        None => std::env::current_dir().unwrap_or_else(|_| ".".into()),
+    };
+    let ctx = Ctx { repo, json: cli.json };
+    let result = match &cli.command {
+        Command::Init(a) => commands::init::run(&ctx, a.force),
+        Command::Upgrade(a) => commands::upgrade::run(&ctx, a),
+        Command::Status(a) => commands::status::run(&ctx, a.recent),
+        Command::Diff(a) => commands::diff::run(&ctx, &a.id),
+        Command::Rollback(a) => commands::rollback::run(&ctx, &a.id),
+        Command::Cancel(a) => commands::rollback::cancel(&ctx, &a.id),
+        Command::Ledger(a) => commands::ledger::run(&ctx, a.recent),
+        Command::Demo(a) => commands::demo::run(&ctx, a.keep),
+    };
+    let code = match result {
+        Ok(code) => code,
+        Err(e) => {
+            output::print_error(ctx.json, &e);
+            e.code
+        }
+    };
+    ExitCode::from(code as u8)
+}
