@@ -1,1 +1,11 @@
+//! Graft's integration tests: one binary (link time matters), each module
+//! a story told against real git repos in temp dirs and the real `graft`.
 
+mod support;
+
+mod cli;
+mod crash;
+mod hostile;
+mod perf;
+mod rollback;
+mod upgrade;

@@ -34,10 +34,18 @@ pub fn parse_unified_diff(source_name: &str, bytes: &[u8]) -> Result<Change, Cha
         seen_file: false,
     };
     parser.run()?;
-    if parser.edits.is_empty() {
+    if parser.edits.is_empty() && parser.seen_file {
         return Err(ChangeError::EmptyChange {
             source_name: source_name.to_string(),
-            reason: "no file diffs found; expected a unified diff with `--- a/path`, `+++ b/path` and `@@ -start,count +start,count @@` lines",
+            reason: "the patch changes no file content (file modes alone are not applied)",
+        });
+    }
+    if parser.edits.is_empty() {
+        // Text, but nothing a diff is made of: malformed rather than empty.
+        return Err(ChangeError::MalformedPatch {
+            source_name: source_name.to_string(),
+            line: 1,
+            reason: "no file diffs found; expected a unified diff with `--- a/path`, `+++ b/path` and `@@ -start,count +start,count @@` lines".into(),
         });
     }
     Ok(Change { edits: parser.edits })
@@ -207,7 +215,7 @@ impl<'a> Parser<'a> {
                 head.rename_to = Some(self.name_at(name)?);
             } else if l.starts_with("copy from ") || l.starts_with("copy to ") {
                 return Err(self.unsupported(format!(
-                    "copying a file (`{display}`); send the copy as a new file instead"
+                    "copying a file (`{display}`) is not supported: send the copy as a new file instead"
                 )));
             } else if l.starts_with("similarity index ") || l.starts_with("dissimilarity index ") {
                 // Informational only.
@@ -448,10 +456,10 @@ impl<'a> Parser<'a> {
         match mode.trim() {
             "100644" | "100755" | "100664" => Ok(()),
             "120000" => Err(self.unsupported(format!(
-                "a symlink (`{display}`, mode 120000); Graft only writes regular files"
+                "`{display}` is a symbolic link (mode 120000): a change may not create or change symlinks, Graft writes regular files only"
             ))),
             "160000" => Err(self.unsupported(format!(
-                "a submodule (`{display}`, mode 160000); Graft only writes regular files"
+                "`{display}` is a submodule (mode 160000): a change may not touch submodules, Graft writes regular files only"
             ))),
             other => Err(self.malformed(format!(
                 "unknown file mode `{other}` for `{display}`; expected 100644 or 100755"

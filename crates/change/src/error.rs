@@ -193,7 +193,7 @@ pub enum ChangeError {
         path: String,
     },
 
-    #[error("{source_name}:{line}: {what} is not supported")]
+    #[error("{source_name}:{line}: {what}")]
     UnsupportedPatch {
         source_name: String,
         line: usize,

@@ -554,8 +554,8 @@ impl Ledger {
                 upgrade_id: r.get(2)?,
             })
         })
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.err(e))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| self.err(e))
     }
 
     pub fn record_data_backups(&self, id: &UpgradeId, backups: &[DataBackup]) -> Result<()> {

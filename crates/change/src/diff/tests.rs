@@ -207,7 +207,11 @@ index 0000000..1111111
 ";
     let err = parse(text).unwrap_err();
     assert_eq!(err.code(), "unsupported_patch");
-    assert!(err.to_string().contains("symlink (`link`, mode 120000)"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("`link` is a symbolic link (mode 120000)"),
+        "{err}"
+    );
     assert!(err.to_string().starts_with("test.patch:2:"), "{err}");
 }
 
@@ -608,9 +612,9 @@ fn empty_and_non_diff_input() {
     assert_eq!(parse("").unwrap_err().code(), "empty_change");
     assert_eq!(parse(" \n\n").unwrap_err().code(), "empty_change");
     let err = parse("Please make x two.\n").unwrap_err();
-    assert_eq!(err.code(), "empty_change");
+    assert_eq!(err.code(), "malformed_patch");
     assert!(
-        err.to_string().starts_with("test.patch: no file diffs found"),
+        err.to_string().starts_with("test.patch:1: no file diffs found"),
         "{err}"
     );
 }
