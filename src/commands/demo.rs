@@ -12,7 +12,7 @@ use std::process::Command;
 
 use console::style;
 use graft_ledger::{RequestKind, UpgradeState};
-use graft_pipeline::{ChangeSource, Pipeline, RecordOnly, UpgradeRequest, Workspace, rollback};
+use graft_pipeline::{ChangeSource, Pipeline, RecordOnly, UpgradeRequest, Workspace, recover, rollback};
 use serde_json::json;
 
 use super::Ctx;
@@ -204,7 +204,9 @@ pub fn run(ctx: &Ctx, keep: bool) -> Result<i32, CliError> {
         ctx,
         "\n5. roll back the good change: a revert commit, and the data file as it was",
     );
-    let rb = rollback::rollback(&ws, &RecordOnly, &good.id, "demo", &progress)?;
+    let held = recover::exclusive(&ws, &RecordOnly, true)?.expect("a blocking lock is always taken");
+    let rb = rollback::rollback(&ws, &RecordOnly, &held, &good.id, "demo", &progress)?;
+    drop(held);
     progress.finish();
     let greeting_back = std::fs::read_to_string(root.join("app.py")).unwrap_or_default() == APP;
     let data_back =

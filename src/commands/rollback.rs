@@ -1,7 +1,7 @@
 //! `graft rollback ID` and `graft cancel ID`.
 
 use console::style;
-use graft_pipeline::{NullObserver, RecordOnly, cancel, rollback};
+use graft_pipeline::{RecordOnly, cancel, recover, rollback};
 
 use super::{Ctx, parse_id};
 use crate::commands::upgrade::requested_by;
@@ -10,8 +10,9 @@ use crate::output::{CliError, EXIT_OK, print_json, short};
 pub fn run(ctx: &Ctx, id: &str) -> Result<i32, CliError> {
     let id = parse_id(id)?;
     let ws = ctx.workspace()?;
+    let held = recover::exclusive(&ws, &RecordOnly, true)?.expect("a blocking lock is always taken");
     let progress = crate::output::Progress::new(ctx.json);
-    let report = rollback::rollback(&ws, &RecordOnly, &id, &requested_by(), &progress)?;
+    let report = rollback::rollback(&ws, &RecordOnly, &held, &id, &requested_by(), &progress)?;
     progress.finish();
     if ctx.json {
         print_json(&report);
@@ -41,7 +42,6 @@ pub fn run(ctx: &Ctx, id: &str) -> Result<i32, CliError> {
 pub fn cancel(ctx: &Ctx, id: &str) -> Result<i32, CliError> {
     let id = parse_id(id)?;
     let ws = ctx.workspace()?;
-    let _ = NullObserver;
     let report = cancel::cancel(&ws, &RecordOnly, &id, &requested_by())?;
     if ctx.json {
         print_json(&report);

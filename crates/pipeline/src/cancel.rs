@@ -95,7 +95,7 @@ pub fn cancel(
         )),
         state => {
             if u.branch.is_some() {
-                let _lock = ws.lock(true).map_err(Failure::from)?;
+                let _lock = recover::exclusive(ws, deploy, true)?;
                 rollback::discard(ws, id, requested_by)?;
                 Ok(report(state, "it had ended already; its branch was discarded"))
             } else {

@@ -13,6 +13,8 @@ use std::path::Path;
 use graft_ledger::UpgradeId;
 use serde_json::Value;
 
+use crate::error::{Failure, FailureClass};
+
 /// What a backend is told about the release to make live.
 pub struct DeployContext<'a> {
     pub id: &'a UpgradeId,
@@ -38,6 +40,17 @@ impl DeployResult {
     pub fn ok() -> DeployResult {
         DeployResult::Ok {
             detail: Value::Object(Default::default()),
+        }
+    }
+
+    /// As the result of a journal step: a failure becomes a `Failure` of
+    /// `class` with reason `<prefix>:<cause>`.
+    pub(crate) fn into_step(self, prefix: &str, class: FailureClass) -> Result<((), Value), Failure> {
+        match self {
+            DeployResult::Ok { detail } => Ok(((), detail)),
+            DeployResult::Failed { cause, message } => {
+                Err(Failure::new(class, format!("{prefix}:{cause}"), message))
+            }
         }
     }
 }

@@ -6,8 +6,9 @@
 //!
 //! Every call runs with a fixed environment: `LC_ALL=C` (stable messages),
 //! no terminal prompts, hooks disabled (gates are Graft's checks, and a hook
-//! that blocks would hang an upgrade), no signing (it would prompt), and
-//! `GIT_DIR`/`GIT_WORK_TREE` cleared so that `-C` means what it says.
+//! that blocks would hang an upgrade), no signing (it would prompt), no
+//! automatic maintenance, and `GIT_DIR`/`GIT_WORK_TREE` cleared so that
+//! `-C` means what it says.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -60,6 +61,10 @@ impl Git {
             "tag.gpgSign=false",
             "core.quotePath=false",
             "advice.detachedHead=false",
+            // Housekeeping belongs to the user's own git runs, not to an
+            // upgrade's critical path (it costs tens of ms per commit).
+            "maintenance.auto=false",
+            "gc.auto=0",
         ] {
             cmd.arg("-c").arg(c);
         }

@@ -29,7 +29,7 @@ use crate::error::{Failure, PipelineError};
 use crate::events::NullObserver;
 use crate::land::{self, Target};
 use crate::rollback::{self, Why};
-use crate::workspace::Workspace;
+use crate::workspace::{PipelineLock, Workspace};
 use crate::{process, staging};
 
 /// What recovery did to one upgrade.
@@ -48,6 +48,21 @@ pub fn recover(ws: &Workspace, deploy: &dyn Deploy) -> Result<Vec<Recovered>, Pi
         Some(_lock) => recover_locked(ws, deploy),
         None => Ok(Vec::new()),
     }
+}
+
+/// Take the pipeline lock (waiting for a running upgrade when `wait`),
+/// then recover: what every operation that changes the repo starts with.
+/// None when not waiting and the lock is taken.
+pub fn exclusive(
+    ws: &Workspace,
+    deploy: &dyn Deploy,
+    wait: bool,
+) -> Result<Option<PipelineLock>, PipelineError> {
+    let Some(lock) = ws.lock(wait)? else {
+        return Ok(None);
+    };
+    recover_locked(ws, deploy)?;
+    Ok(Some(lock))
 }
 
 /// Recover; the caller holds the pipeline lock.

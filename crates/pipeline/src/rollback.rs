@@ -17,13 +17,13 @@ use graft_ledger::{Rollback, UpgradeId, UpgradeState, UpgradeUpdate, now};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::deploy::{Deploy, DeployContext, DeployResult};
+use crate::deploy::{Deploy, DeployContext};
 use crate::error::{Failure, FailureClass, PipelineError};
 use crate::events::Observer;
 use crate::journal::Journal;
 use crate::land::{self, Target};
-use crate::workspace::Workspace;
-use crate::{data, gates, recover, staging};
+use crate::workspace::{PipelineLock, Workspace};
+use crate::{data, gates, staging};
 
 /// Why a rollback happens.
 pub struct Why<'a> {
@@ -47,16 +47,16 @@ pub struct RollbackReport {
     pub gates: Vec<graft_ledger::GateRun>,
 }
 
-/// `graft rollback ID`.
+/// `graft rollback ID`. The caller holds the pipeline lock (see
+/// `recover::exclusive`), so no upgrade runs meanwhile.
 pub fn rollback(
     ws: &Workspace,
     deploy: &dyn Deploy,
+    _held: &PipelineLock,
     id: &UpgradeId,
     requested_by: &str,
     observer: &dyn Observer,
 ) -> Result<RollbackReport, Failure> {
-    let _lock = ws.lock(true).map_err(Failure::from)?;
-    recover::recover_locked(ws, deploy).map_err(Failure::from)?;
     let u = ws.ledger.get_upgrade(id.as_str()).map_err(not_found)?;
     match u.state {
         UpgradeState::RolledBack => Err(Failure::new(
@@ -260,14 +260,17 @@ pub fn roll_back_landed(
             } else {
                 deploy.deploy(&ctx)
             };
-            match r {
-                DeployResult::Ok { detail } => Ok(((), detail)),
-                DeployResult::Failed { cause, message } => Err(Failure::new(
-                    FailureClass::Internal,
-                    format!("rollback_switch_failed:{cause}"),
-                    format!("the revert landed, but switching the running program back failed: {message}"),
-                )),
-            }
+            r.into_step("rollback_switch_failed", FailureClass::Internal)
+                .map_err(|f| {
+                    Failure::new(
+                        f.class,
+                        f.reason,
+                        format!(
+                            "the revert landed, but switching the running program back failed: {}",
+                            f.message
+                        ),
+                    )
+                })
         })?;
     }
 

@@ -19,7 +19,7 @@ use graft_ledger::{
 use serde::Serialize;
 use serde_json::json;
 
-use crate::deploy::{Deploy, DeployContext, DeployResult};
+use crate::deploy::{Deploy, DeployContext};
 use crate::error::{Failure, FailureClass, PipelineError};
 use crate::events::{Event, Observer};
 use crate::gates::{self, GateEnv};
@@ -95,7 +95,7 @@ impl Pipeline<'_> {
     /// it (ledger unwritable); every other failure is in the report.
     pub fn run(&self, req: UpgradeRequest) -> Result<UpgradeReport, PipelineError> {
         let started = Instant::now();
-        let lock = match self.ws.lock(false)? {
+        let lock = match recover::exclusive(self.ws, self.deploy, false)? {
             Some(lock) => lock,
             None => {
                 let holder = crate::workspace::PipelineLock::holder(&self.ws.graft_dir()).unwrap_or_default();
@@ -103,10 +103,9 @@ impl Pipeline<'_> {
                     id: String::new(),
                     text: format!("waiting for the running upgrade to finish ({holder})"),
                 });
-                self.ws.lock(true)?.expect("a blocking lock is always taken")
+                recover::exclusive(self.ws, self.deploy, true)?.expect("a blocking lock is always taken")
             }
         };
-        recover::recover_locked(self.ws, self.deploy)?;
 
         let id = UpgradeId::generate(chrono::Utc::now());
         lock.describe(&format!("running {id}"));
@@ -346,13 +345,10 @@ impl Pipeline<'_> {
         let deployed = j.step(
             "deploy",
             json!({ "backend": self.deploy.name(), "commit": staged }),
-            || match self.deploy.deploy(&ctx) {
-                DeployResult::Ok { detail } => Ok(((), detail)),
-                DeployResult::Failed { cause, message } => Err(Failure::new(
-                    FailureClass::RolledBack,
-                    format!("deploy_failed:{cause}"),
-                    message,
-                )),
+            || {
+                self.deploy
+                    .deploy(&ctx)
+                    .into_step("deploy_failed", FailureClass::RolledBack)
             },
         );
         if let Err(f) = deployed {
@@ -361,14 +357,9 @@ impl Pipeline<'_> {
         }
         j.state(UpgradeState::Watching)?;
         let watched = j.step("watch", json!({ "backend": self.deploy.name() }), || {
-            match self.deploy.watch(&ctx) {
-                DeployResult::Ok { detail } => Ok(((), detail)),
-                DeployResult::Failed { cause, message } => Err(Failure::new(
-                    FailureClass::RolledBack,
-                    format!("watch_failed:{cause}"),
-                    message,
-                )),
-            }
+            self.deploy
+                .watch(&ctx)
+                .into_step("watch_failed", FailureClass::RolledBack)
         });
         if let Err(f) = watched {
             return Err(self.roll_back_landed(run, f, true));
