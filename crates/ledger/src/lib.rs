@@ -629,6 +629,105 @@ impl Ledger {
         .map_err(|e| self.err(e))
     }
 
+    // ---- scans and suggestions -----------------------------------------
+
+    /// Store a scan and its suggestions, in one transaction.
+    pub fn insert_scan(&self, scan: &Scan, suggestions: &[Suggestion]) -> Result<()> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        tx.execute(
+            "INSERT INTO scans (id, created_at, root, scope, commit_id, duration_ms, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                scan.id,
+                scan.created_at,
+                scan.root,
+                scan.scope,
+                scan.commit_id,
+                scan.duration_ms as i64,
+                scan.summary.to_string()
+            ],
+        )
+        .map_err(|e| self.err(e))?;
+        for s in suggestions {
+            tx.execute(
+                "INSERT INTO suggestions (id, scan_id, kind, title, files, risk, priority, instruction, detail, upgrade_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    s.id,
+                    s.scan_id,
+                    s.kind,
+                    s.title,
+                    serde_json::to_string(&s.files).unwrap_or_default(),
+                    s.risk,
+                    s.priority,
+                    s.instruction,
+                    s.detail.to_string(),
+                    s.upgrade_id
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    pub fn scan(&self, id: &str) -> Result<Option<Scan>> {
+        self.conn
+            .query_row(
+                &format!("SELECT {SCAN_COLUMNS} FROM scans WHERE id = ?1"),
+                [id],
+                read_scan,
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Scans, newest first.
+    pub fn scans(&self, limit: usize) -> Result<Vec<Scan>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {SCAN_COLUMNS} FROM scans ORDER BY created_at DESC, id DESC LIMIT ?1"
+            ))
+            .map_err(|e| self.err(e))?;
+        stmt.query_map([limit as i64], read_scan)
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The suggestions of a scan, highest priority first.
+    pub fn suggestions(&self, scan_id: &str) -> Result<Vec<Suggestion>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {SUGGESTION_COLUMNS} FROM suggestions WHERE scan_id = ?1 ORDER BY priority DESC, id"
+            ))
+            .map_err(|e| self.err(e))?;
+        stmt.query_map([scan_id], read_suggestion)
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn suggestion(&self, id: &str) -> Result<Option<Suggestion>> {
+        self.conn
+            .query_row(
+                &format!("SELECT {SUGGESTION_COLUMNS} FROM suggestions WHERE id = ?1"),
+                [id],
+                read_suggestion,
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Record that `upgrade_id` was made from suggestion `id`.
+    pub fn link_suggestion(&self, id: &str, upgrade_id: &UpgradeId) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE suggestions SET upgrade_id = ?2 WHERE id = ?1",
+                params![id, upgrade_id.as_str()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     // ---- perf baselines ------------------------------------------------
 
     /// The figure `gate` measured for `commit`, if any.
@@ -689,6 +788,38 @@ fn read_upgrade(r: &Row<'_>) -> rusqlite::Result<Upgrade> {
         created_at: r.get(18)?,
         updated_at: r.get(19)?,
         finished_at: r.get(20)?,
+    })
+}
+
+const SCAN_COLUMNS: &str = "id, created_at, root, scope, commit_id, duration_ms, summary";
+
+fn read_scan(r: &Row<'_>) -> rusqlite::Result<Scan> {
+    Ok(Scan {
+        id: r.get(0)?,
+        created_at: r.get(1)?,
+        root: r.get(2)?,
+        scope: r.get(3)?,
+        commit_id: r.get(4)?,
+        duration_ms: r.get::<_, i64>(5)? as u64,
+        summary: json(r.get::<_, String>(6)?),
+    })
+}
+
+const SUGGESTION_COLUMNS: &str =
+    "id, scan_id, kind, title, files, risk, priority, instruction, detail, upgrade_id";
+
+fn read_suggestion(r: &Row<'_>) -> rusqlite::Result<Suggestion> {
+    Ok(Suggestion {
+        id: r.get(0)?,
+        scan_id: r.get(1)?,
+        kind: r.get(2)?,
+        title: r.get(3)?,
+        files: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
+        risk: r.get(5)?,
+        priority: r.get(6)?,
+        instruction: r.get(7)?,
+        detail: json(r.get::<_, String>(8)?),
+        upgrade_id: r.get(9)?,
     })
 }
 

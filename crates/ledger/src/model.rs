@@ -294,3 +294,40 @@ pub struct FileVersion {
     pub commit: String,
     pub upgrade_id: Option<String>,
 }
+
+/// One run of the analyzer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scan {
+    /// `scan_20261121_103001_a1b2c3`.
+    pub id: String,
+    pub created_at: String,
+    pub root: String,
+    /// The path the scan was limited to, if any.
+    pub scope: Option<String>,
+    pub commit_id: Option<String>,
+    pub duration_ms: u64,
+    /// Counts and totals, as the analyzer reports them.
+    pub summary: serde_json::Value,
+}
+
+/// A finding turned into something the pipeline can act on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Suggestion {
+    /// Unique across scans, e.g. `sug_20261121_103001_a1b2c3_07`.
+    pub id: String,
+    pub scan_id: String,
+    /// god_class | god_module | complex_function | circular_import | duplicate | high_coupling
+    pub kind: String,
+    pub title: String,
+    pub files: Vec<String>,
+    /// low | medium | high
+    pub risk: String,
+    /// 1 (lowest) to 10.
+    pub priority: i64,
+    /// Plain language a provider can act on.
+    pub instruction: String,
+    /// The finding's own figures.
+    pub detail: serde_json::Value,
+    /// The upgrade made from it, once one is.
+    pub upgrade_id: Option<String>,
+}

@@ -4,7 +4,9 @@
 //! is never edited once released: a change to the schema is a new entry at
 //! the end of [`MIGRATIONS`].
 
-/// Each entry brings the schema from version `i` to `i + 1`.
+/// Each entry brings the schema from version `i` to `i + 1`. Entries 2 to 4
+/// are reserved for the parts of Graft that own them (providers, analyzer,
+/// supervisor), so that their schema changes land in a fixed order.
 pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: the core pipeline.
     r#"
@@ -157,4 +159,10 @@ CREATE TABLE learning (
 );
 CREATE INDEX learning_key ON learning(dimension, key);
 "#,
+    // 2: providers (reserved).
+    "SELECT 1;",
+    // 3: analyzer (reserved).
+    "SELECT 1;",
+    // 4: supervisor (reserved).
+    "SELECT 1;",
 ];

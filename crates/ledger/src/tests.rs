@@ -253,3 +253,39 @@ fn two_connections_see_each_others_writes() {
     let id = new_upgrade(&l, RequestKind::Patch, false);
     assert!(other.upgrade(id.as_str()).unwrap().is_some());
 }
+
+#[test]
+fn scans_and_suggestions_round_trip() {
+    let (_d, l) = ledger();
+    let scan = Scan {
+        id: "scan_20261121_103001_a1b2c3".into(),
+        created_at: now(),
+        root: "/repo".into(),
+        scope: None,
+        commit_id: Some("c1".into()),
+        duration_ms: 12,
+        summary: serde_json::json!({"modules": 42}),
+    };
+    let sug = |n: i64, p: i64| Suggestion {
+        id: format!("sug_20261121_103001_a1b2c3_{n:02}"),
+        scan_id: scan.id.clone(),
+        kind: "god_class".into(),
+        title: format!("Split class {n}"),
+        files: vec!["a.py".into()],
+        risk: "medium".into(),
+        priority: p,
+        instruction: "Split it".into(),
+        detail: serde_json::json!({"methods": 25}),
+        upgrade_id: None,
+    };
+    l.insert_scan(&scan, &[sug(1, 3), sug(2, 8)]).unwrap();
+    assert_eq!(l.scans(10).unwrap()[0].summary["modules"], 42);
+    let list = l.suggestions(&scan.id).unwrap();
+    assert_eq!(list.iter().map(|s| s.priority).collect::<Vec<_>>(), [8, 3]);
+    let id = new_upgrade(&l, RequestKind::Suggestion, false);
+    l.link_suggestion(&list[0].id, &id).unwrap();
+    let got = l.suggestion(&list[0].id).unwrap().unwrap();
+    assert_eq!(got.upgrade_id.as_deref(), Some(id.as_str()));
+    assert_eq!(got.files, ["a.py"]);
+    assert!(l.suggestion("sug_nope").unwrap().is_none());
+}
