@@ -51,8 +51,23 @@ pub enum Command {
     Cancel(IdArgs),
     /// Totals, success rate, failures by cause, recent history.
     Ledger(LedgerArgs),
+    /// Supervise the target (`[run]` in graft.toml): serve it through
+    /// every upgrade, roll back on its own.
+    Run,
+    /// Show the output of the live release (`--follow` to keep reading).
+    Logs(LogsArgs),
     /// Run Graft on a built-in example target and show what it does.
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Keep printing as the release writes, following switches.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// How many lines to show from the end.
+    #[arg(short = 'n', long, default_value_t = 50)]
+    pub lines: usize,
 }
 
 #[derive(Debug, Args)]

@@ -27,6 +27,8 @@ fn main() -> ExitCode {
         Command::Rollback(a) => commands::rollback::run(&ctx, &a.id),
         Command::Cancel(a) => commands::rollback::cancel(&ctx, &a.id),
         Command::Ledger(a) => commands::ledger::run(&ctx, a.recent),
+        Command::Run => commands::run::run(&ctx),
+        Command::Logs(a) => commands::logs::run(&ctx, a.follow, a.lines),
         Command::Demo(a) => commands::demo::run(&ctx, a.keep),
     };
     let code = match result {

@@ -8,4 +8,5 @@ mod crash;
 mod hostile;
 mod perf;
 mod rollback;
+mod supervisor;
 mod upgrade;

@@ -1,18 +1,25 @@
 //! `graft rollback ID` and `graft cancel ID`.
 
 use console::style;
-use graft_pipeline::{RecordOnly, cancel, recover, rollback};
+use graft_pipeline::{Observer as _, cancel, recover, rollback};
+use graft_supervisor::wire::Line;
 
 use super::{Ctx, parse_id};
 use crate::commands::upgrade::requested_by;
-use crate::output::{CliError, EXIT_OK, print_json, short};
+use crate::output::{CliError, EXIT_INTERNAL, EXIT_OK, print_json, short};
 
 pub fn run(ctx: &Ctx, id: &str) -> Result<i32, CliError> {
     let id = parse_id(id)?;
-    let ws = ctx.workspace()?;
-    let held = recover::exclusive(&ws, &RecordOnly, true)?.expect("a blocking lock is always taken");
     let progress = crate::output::Progress::new(ctx.json);
-    let report = rollback::rollback(&ws, &RecordOnly, &held, &id, &requested_by(), &progress)?;
+    let report = match ctx.daemon() {
+        Some(daemon) => remote(&daemon, &id, &progress)?,
+        None => {
+            let ws = ctx.workspace()?;
+            let deploy = super::local_deploy(&ws);
+            let held = recover::exclusive(&ws, deploy, true)?.expect("a blocking lock is always taken");
+            rollback::rollback(&ws, deploy, &held, &id, &requested_by(), &progress)?
+        }
+    };
     progress.finish();
     if ctx.json {
         print_json(&report);
@@ -39,10 +46,73 @@ pub fn run(ctx: &Ctx, id: &str) -> Result<i32, CliError> {
     Ok(EXIT_OK)
 }
 
+/// Ask the running `graft run` to roll back (it switches the live process).
+fn remote(
+    daemon: &graft_supervisor::client::Client,
+    id: &graft_ledger::UpgradeId,
+    progress: &crate::output::Progress,
+) -> Result<rollback::RollbackReport, CliError> {
+    let by = serde_urlencoded::to_string([("requested_by", requested_by())]).unwrap_or_default();
+    let mut report = None;
+    let mut error = None;
+    daemon
+        .stream(
+            "POST",
+            &format!("/v1/upgrades/{id}/rollback?{by}"),
+            Vec::new(),
+            &mut |line| match line {
+                Line::Event(e) => progress.on_event(&e),
+                Line::Rollback(v) => report = serde_json::from_value(v).ok(),
+                Line::Error(e) => error = Some(e),
+                Line::Report(_) => {}
+            },
+        )
+        .map_err(|e| CliError::new(EXIT_INTERNAL, "daemon", e.to_string()))?;
+    if let Some(e) = error {
+        return Err(CliError::new(
+            e.class.map_or(EXIT_INTERNAL, crate::output::exit_code),
+            &e.code,
+            e.message,
+        ));
+    }
+    report.ok_or_else(|| {
+        CliError::new(
+            EXIT_INTERNAL,
+            "daemon",
+            "graft run ended the answer without a report",
+        )
+    })
+}
+
 pub fn cancel(ctx: &Ctx, id: &str) -> Result<i32, CliError> {
     let id = parse_id(id)?;
+    if let Some(daemon) = ctx.daemon() {
+        let by = serde_urlencoded::to_string([("requested_by", requested_by())]).unwrap_or_default();
+        let v = daemon
+            .json("POST", &format!("/v1/upgrades/{id}/cancel?{by}"))
+            .map_err(|e| CliError::new(EXIT_INTERNAL, "daemon", e.to_string()))?;
+        if let Some(e) = v.get("error") {
+            let class = serde_json::from_value(e["class"].clone()).ok();
+            return Err(CliError::new(
+                class.map_or(EXIT_INTERNAL, crate::output::exit_code),
+                e["code"].as_str().unwrap_or("cancel"),
+                e["message"].as_str().unwrap_or("cancel failed").to_string(),
+            ));
+        }
+        if ctx.json {
+            print_json(&v["cancel"]);
+        } else {
+            println!(
+                "{} {id}: {} ({})",
+                style("cancel").bold(),
+                v["cancel"]["state"].as_str().unwrap_or("?"),
+                v["cancel"]["note"].as_str().unwrap_or("")
+            );
+        }
+        return Ok(EXIT_OK);
+    }
     let ws = ctx.workspace()?;
-    let report = cancel::cancel(&ws, &RecordOnly, &id, &requested_by())?;
+    let report = cancel::cancel(&ws, super::local_deploy(&ws), &id, &requested_by())?;
     if ctx.json {
         print_json(&report);
     } else {

@@ -25,11 +25,19 @@ pub fn run(ctx: &Ctx, recent: usize) -> Result<i32, CliError> {
         .ledger
         .upgrades(&[UpgradeState::Queued, UpgradeState::AwaitingApproval], 100)?;
     let recent_list = ws.ledger.upgrades(&[], recent)?;
+    // What runs: asked of graft run when it is up, else the ledger's last word.
+    let supervisor = ctx
+        .daemon()
+        .and_then(|d| d.json("GET", "/v1/status").ok())
+        .map(|v| v["supervisor"].clone());
+    let last_live = ws.ledger.live()?;
     if ctx.json {
         print_json(&json!({
             "root": ws.root,
             "branch": branch,
-            "live_commit": live,
+            "branch_commit": live,
+            "live_commit": supervisor.as_ref().and_then(|s| s["live_commit"].as_str().map(String::from)).or_else(|| last_live.as_ref().map(|l| l.commit_id.clone())).or(live.clone()),
+            "supervisor": supervisor,
             "in_progress": active,
             "pending": pending,
             "recent": recent_list,
@@ -47,6 +55,28 @@ pub fn run(ctx: &Ctx, recent: usize) -> Result<i32, CliError> {
         style("target").bold(),
         live.as_deref().map(short).unwrap_or("(no commits)")
     );
+    match (&supervisor, &last_live, ws.config.run.is_some()) {
+        (Some(s), _, _) => println!(
+            "{} release {} pid {}{}  {}",
+            style("running").bold(),
+            s["live_commit"].as_str().map(short).unwrap_or("?"),
+            s["pid"],
+            if s["in_watch_window"].as_bool() == Some(true) {
+                "  (in its watch window)"
+            } else {
+                ""
+            },
+            style(s["status"].as_str().unwrap_or("")).dim()
+        ),
+        (None, Some(l), true) => println!(
+            "{} graft run is not running (last live: {} since {})",
+            style("running").bold(),
+            short(&l.commit_id),
+            ago(&l.since)
+        ),
+        (None, None, true) => println!("{} graft run has not run yet", style("running").bold()),
+        _ => {}
+    }
     if active.is_empty() {
         println!("{} none", style("in progress").bold());
     } else {

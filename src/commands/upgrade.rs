@@ -4,34 +4,37 @@ use std::io::Read as _;
 
 use console::style;
 use graft_ledger::{GateStatus, RequestKind, UpgradeState};
-use graft_pipeline::{ChangeSource, Pipeline, RecordOnly, UpgradeReport, UpgradeRequest};
+use graft_pipeline::{ChangeSource, Observer as _, Pipeline, UpgradeReport, UpgradeRequest};
+use graft_supervisor::wire::Line;
 
 use super::Ctx;
 use crate::cli::UpgradeArgs;
 use crate::output::{self, CliError, EXIT_OK, Progress, print_json, seconds, short};
 
 pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> Result<i32, CliError> {
-    let (kind, source) = match (&args.patch, &args.edits) {
-        (Some(p), _) => {
-            let (name, bytes) = read_input(p)?;
-            (RequestKind::Patch, ChangeSource::Patch { name, bytes })
-        }
-        (_, Some(e)) => {
-            let (name, bytes) = read_input(e)?;
-            (RequestKind::Edits, ChangeSource::Edits { name, bytes })
-        }
+    let (kind, (name, bytes)) = match (&args.patch, &args.edits) {
+        (Some(p), _) => (RequestKind::Patch, read_input(p)?),
+        (_, Some(e)) => (RequestKind::Edits, read_input(e)?),
         _ => {
             return Err(CliError::usage(
                 "give the change with --patch FILE or --edits FILE",
             ));
         }
     };
+    if let Some(daemon) = ctx.daemon() {
+        return remote(ctx, &daemon, args, kind, name, bytes);
+    }
+    let source = match kind {
+        RequestKind::Patch => ChangeSource::Patch { name, bytes },
+        _ => ChangeSource::Edits { name, bytes },
+    };
     let ws = ctx.workspace()?;
+    let deploy = super::local_deploy(&ws);
     let progress = Progress::new(ctx.json);
     let pipeline = Pipeline {
         ws: &ws,
         observer: &progress,
-        deploy: &RecordOnly,
+        deploy,
     };
     let report = pipeline.run(UpgradeRequest {
         kind,
@@ -47,11 +50,77 @@ pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> Result<i32, CliError> {
         print_json(&report);
     } else {
         print_report(&report);
+        if report.state == UpgradeState::Promoted && deploy.name() == "land-only" {
+            println!("graft run is not running: it goes live when `graft run` starts");
+        }
     }
-    Ok(report
+    Ok(exit_code_of(&report))
+}
+
+fn exit_code_of(report: &UpgradeReport) -> i32 {
+    report
         .failure
         .as_ref()
-        .map_or(EXIT_OK, |f| output::exit_code(f.class)))
+        .map_or(EXIT_OK, |f| output::exit_code(f.class))
+}
+
+/// Send the upgrade to the running `graft run`, which deploys it for real.
+fn remote(
+    ctx: &Ctx,
+    daemon: &graft_supervisor::client::Client,
+    args: &UpgradeArgs,
+    kind: RequestKind,
+    name: String,
+    bytes: Vec<u8>,
+) -> Result<i32, CliError> {
+    let query = graft_supervisor::wire::UpgradeQuery {
+        kind: kind.to_string(),
+        name,
+        title: args.title.clone(),
+        dry_run: args.dry_run,
+        approve_protected: args.approve_protected,
+        priority: args.priority,
+        requested_by: requested_by(),
+    };
+    let path = format!(
+        "/v1/upgrades?{}",
+        serde_urlencoded::to_string(&query).map_err(|e| CliError::usage(e.to_string()))?
+    );
+    let progress = Progress::new(ctx.json);
+    if !ctx.json {
+        eprintln!("graft: sending the upgrade to the running `graft run`");
+    }
+    let mut report: Option<UpgradeReport> = None;
+    let mut error: Option<graft_supervisor::wire::ErrorLine> = None;
+    daemon
+        .stream("POST", &path, bytes, &mut |line| match line {
+            Line::Event(e) => progress.on_event(&e),
+            Line::Report(v) => report = serde_json::from_value(v).ok(),
+            Line::Error(e) => error = Some(e),
+            Line::Rollback(_) => {}
+        })
+        .map_err(|e| CliError::new(output::EXIT_INTERNAL, "daemon", e.to_string()))?;
+    progress.finish();
+    if let Some(e) = error {
+        return Err(CliError::new(
+            e.class.map_or(output::EXIT_INTERNAL, output::exit_code),
+            &e.code,
+            e.message,
+        ));
+    }
+    let report = report.ok_or_else(|| {
+        CliError::new(
+            output::EXIT_INTERNAL,
+            "daemon",
+            "graft run ended the answer without a report",
+        )
+    })?;
+    if ctx.json {
+        print_json(&report);
+    } else {
+        print_report(&report);
+    }
+    Ok(exit_code_of(&report))
 }
 
 /// Who asked, for the ledger: `cli:<user>`.

@@ -13,6 +13,7 @@
 mod error;
 mod gate;
 mod init;
+mod run;
 mod values;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use serde::Deserialize;
 pub use error::ConfigError;
 pub use gate::{Better, GateConfig, GateKind};
 pub use init::{Ecosystem, detect_ecosystems, render_template};
+pub use run::{HealthConfig, ListenAddress, ListenConfig, ReadyCheck, RunConfig, Signal, WatchConfig};
 pub use values::{DurationValue, Fraction, GlobList, Name};
 
 /// The file name Graft looks for at the target repo root.
@@ -40,6 +42,12 @@ pub struct Config {
     /// Command gates, run in order after the built-in `parse` gate.
     #[serde(default)]
     pub gates: Vec<GateConfig>,
+    /// How `graft run` supervises the target; None: it cannot be run.
+    pub run: Option<RunConfig>,
+    #[serde(default)]
+    pub health: HealthConfig,
+    #[serde(default)]
+    pub watch: WatchConfig,
 }
 
 /// `[target]`: the program Graft manages.
@@ -145,6 +153,47 @@ impl Config {
                 ));
             }
             gate.check(file, text, i)?;
+        }
+        if let Some(run) = &self.run {
+            let mut names = std::collections::HashSet::new();
+            for (i, l) in run.listen.iter().enumerate() {
+                if l.name.as_str() == "health" {
+                    return Err(ConfigError::at(
+                        file,
+                        text,
+                        l.name.span(),
+                        format!("run.listen[{i}].name"),
+                        "`health` is the name of each release's private health socket; give this one another name",
+                    ));
+                }
+                if !names.insert(l.name.as_str()) {
+                    return Err(ConfigError::at(
+                        file,
+                        text,
+                        l.name.span(),
+                        format!("run.listen[{i}].name"),
+                        format!("a socket named `{}` is already defined above", l.name),
+                    ));
+                }
+            }
+            if run.command.trim().is_empty() {
+                return Err(ConfigError::at(
+                    file,
+                    text,
+                    0..0,
+                    "run.command".into(),
+                    "the run command is empty",
+                ));
+            }
+        }
+        if self.health.ready == ReadyCheck::Command && self.health.command.is_none() {
+            return Err(ConfigError::at(
+                file,
+                text,
+                0..0,
+                "health.command".into(),
+                "`ready = \"command\"` needs `command = \"...\"` in [health]",
+            ));
         }
         Ok(())
     }

@@ -260,3 +260,50 @@ fn detects_ecosystems_by_manifest() {
     std::fs::write(dir.path().join("requirements.txt"), "").unwrap();
     assert_eq!(detect_ecosystems(dir.path()), [Ecosystem::Python, Ecosystem::Go]);
 }
+
+const RUN: &str = "[run]\ncommand = \"exec ./agent\"\nbuild = \"cargo build\"\nartifacts = [\"target/debug/agent\"]\nstop_signal = \"SIGINT\"\n\n[[run.listen]]\nname = \"http\"\naddress = \"127.0.0.1:8080\"\n\n[[run.listen]]\nname = \"admin\"\naddress = \"unix:/tmp/a.sock\"\n\n[health]\nready = \"http\"\nhttp_path = \"/ready\"\nwatchdog = \"5s\"\n\n[watch]\nwindow = \"10s\"\n";
+
+#[test]
+fn run_sections_parse() {
+    let c = parse(RUN).unwrap();
+    let run = c.run.unwrap();
+    assert_eq!(run.listen.len(), 2);
+    assert_eq!(
+        run.listen[0].address,
+        ListenAddress::Tcp("127.0.0.1:8080".parse().unwrap())
+    );
+    assert_eq!(run.listen[1].address, ListenAddress::Unix("/tmp/a.sock".into()));
+    assert_eq!(run.stop_signal, Signal(2));
+    assert_eq!(run.drain_timeout.0.as_secs(), 10);
+    assert_eq!(c.health.ready, ReadyCheck::Http);
+    assert_eq!(c.health.watchdog.unwrap().0.as_secs(), 5);
+    assert_eq!(c.watch.window.0.as_secs(), 10);
+}
+
+#[test]
+fn bad_run_values_are_located() {
+    let e = err(&RUN.replace("127.0.0.1:8080", "localhost:http"));
+    assert!(
+        e.contains("key `run.listen[0].address`: `localhost:http` is not a listen address"),
+        "{e}"
+    );
+    let e = err(&RUN.replace("SIGINT", "SIGFOO"));
+    assert!(
+        e.contains("key `run.stop_signal`: `SIGFOO` is not a signal Graft sends"),
+        "{e}"
+    );
+    let e = err(&RUN.replace("name = \"admin\"", "name = \"http\""));
+    assert!(
+        e.contains("a socket named `http` is already defined above"),
+        "{e}"
+    );
+    let e = err(&RUN.replace("name = \"admin\"", "name = \"health\""));
+    assert!(
+        e.contains("`health` is the name of each release's private health socket"),
+        "{e}"
+    );
+    let e = err(&RUN.replace("ready = \"http\"", "ready = \"psychic\""));
+    assert!(e.contains("key `health.ready`: unknown variant `psychic`"), "{e}");
+    let e = err(&RUN.replace("ready = \"http\"", "ready = \"command\""));
+    assert!(e.contains("needs `command = \"...\"` in [health]"), "{e}");
+}

@@ -15,6 +15,7 @@
 mod model;
 mod schema;
 mod stats;
+mod supervisor;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -23,6 +24,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 pub use model::*;
 pub use stats::{CauseCount, KindStats, LedgerStats};
+pub use supervisor::{AgentTask, HistoryEntry, InstanceRow, LiveRow, ReleaseRow};
 
 /// A ledger error: the database could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +82,7 @@ impl Ledger {
         &self.path
     }
 
-    fn err(&self, source: rusqlite::Error) -> LedgerError {
+    pub(crate) fn err(&self, source: rusqlite::Error) -> LedgerError {
         LedgerError::Sqlite {
             path: self.path.clone(),
             source,

@@ -238,7 +238,7 @@ pub struct StepRow {
 }
 
 /// One run of one gate.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GateRun {
     pub upgrade_id: String,
     pub round: i64,
@@ -255,7 +255,7 @@ pub struct GateRun {
 }
 
 /// One file an upgrade changed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileChange {
     pub path: String,
     pub old_path: Option<String>,

@@ -163,6 +163,56 @@ CREATE INDEX learning_key ON learning(dimension, key);
     "SELECT 1;",
     // 3: analyzer (reserved).
     "SELECT 1;",
-    // 4: supervisor (reserved).
-    "SELECT 1;",
+    // 4: supervisor.
+    r#"
+-- A release is the build output of a tree: a revert commit has the tree of
+-- the release before, so it maps onto it and never needs a rebuild.
+CREATE TABLE releases (
+    tree_id      TEXT PRIMARY KEY,
+    commit_id    TEXT NOT NULL,             -- the first commit seen with this tree
+    path         TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    size_bytes   INTEGER NOT NULL DEFAULT 0,
+    state        TEXT NOT NULL              -- ready | pruned
+);
+
+-- Every process Graft started for a release; one with no stopped_at after
+-- a crash of graft itself is an orphan to kill.
+CREATE TABLE instances (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    commit_id    TEXT NOT NULL,
+    tree_id      TEXT NOT NULL,
+    pid          INTEGER,
+    start_ticks  INTEGER,                   -- /proc/<pid>/stat starttime, to recognise it
+    started_at   TEXT NOT NULL,
+    ready_at     TEXT,
+    stopped_at   TEXT,
+    exit_status  TEXT,
+    log_path     TEXT
+);
+
+-- Which commit is live, over time; the last row is the current one.
+CREATE TABLE live (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    commit_id    TEXT NOT NULL,
+    instance_id  INTEGER,
+    since        TEXT NOT NULL,
+    cause        TEXT NOT NULL              -- start | deploy | rollback | restart | no_restart
+);
+
+CREATE TABLE agent_task (
+    id           INTEGER PRIMARY KEY CHECK (id = 1),
+    content      TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    updated_at   TEXT NOT NULL
+);
+
+CREATE TABLE agent_history (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    at           TEXT NOT NULL,
+    role         TEXT NOT NULL,
+    content      TEXT NOT NULL,
+    meta         TEXT NOT NULL DEFAULT '{}'
+);
+"#,
 ];

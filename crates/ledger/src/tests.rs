@@ -289,3 +289,36 @@ fn scans_and_suggestions_round_trip() {
     assert_eq!(got.files, ["a.py"]);
     assert!(l.suggestion("sug_nope").unwrap().is_none());
 }
+
+#[test]
+fn agent_task_and_history_are_durable_and_ordered() {
+    let (dir, l) = ledger();
+    assert!(l.agent_task().unwrap().is_none());
+    assert_eq!(l.put_agent_task("write the report").unwrap(), 1);
+    assert_eq!(l.put_agent_task("write the summary").unwrap(), 2);
+    let a = l.append_history("user", "hello", &serde_json::json!({})).unwrap();
+    let b = l
+        .append_history("assistant", "hi", &serde_json::json!({"tokens": 3}))
+        .unwrap();
+    drop(l);
+    let l = Ledger::open(&dir.path().join("ledger.db")).unwrap();
+    assert_eq!(l.agent_task().unwrap().unwrap().content, "write the summary");
+    let h = l.history(0, 10).unwrap();
+    assert_eq!(h.iter().map(|e| e.id).collect::<Vec<_>>(), [a, b]);
+    assert_eq!(h[1].meta["tokens"], 3);
+    assert_eq!(l.history(a, 10).unwrap().len(), 1);
+}
+
+#[test]
+fn instances_and_live_history() {
+    let (_d, l) = ledger();
+    let i = l.insert_instance("c1", "t1", "/log").unwrap();
+    l.instance_started(i, 1234, Some(99)).unwrap();
+    assert_eq!(l.running_instances().unwrap().len(), 1);
+    l.set_live("c1", Some(i), "start").unwrap();
+    l.instance_stopped(i, "exit 0").unwrap();
+    assert!(l.running_instances().unwrap().is_empty());
+    l.set_live("c2", None, "deploy").unwrap();
+    assert_eq!(l.live().unwrap().unwrap().commit_id, "c2");
+    assert_eq!(l.live_history(10).unwrap().len(), 2);
+}

@@ -59,6 +59,13 @@ pub trait Deploy: Send + Sync {
     /// A short name for the journal (`record-only`, `supervisor`).
     fn name(&self) -> &'static str;
 
+    /// Get `ctx.commit` ready to run (build it, keep its release), before
+    /// it lands: a failure here leaves nothing to undo. `ctx.staging` has
+    /// the commit checked out, gated.
+    fn prepare(&self, _ctx: &DeployContext<'_>) -> DeployResult {
+        DeployResult::ok()
+    }
+
     /// Make `ctx.commit` live. On failure the old release must still be
     /// live (the backend keeps it serving).
     fn deploy(&self, ctx: &DeployContext<'_>) -> DeployResult;
@@ -103,5 +110,29 @@ impl Deploy for RecordOnly {
     /// Nothing runs, so a landed commit is all there is to being live.
     fn keeps_interrupted_landing(&self) -> bool {
         true
+    }
+}
+
+/// For a supervised target (`[run]`) while `graft run` is not running: a
+/// change lands now and goes live when `graft run` next starts (it starts
+/// the branch tip). An upgrade interrupted before its watch window ended
+/// never proved itself, so recovery rolls it back.
+pub struct LandOnly;
+
+impl Deploy for LandOnly {
+    fn name(&self) -> &'static str {
+        "land-only"
+    }
+
+    fn deploy(&self, _: &DeployContext<'_>) -> DeployResult {
+        DeployResult::ok()
+    }
+
+    fn watch(&self, _: &DeployContext<'_>) -> DeployResult {
+        DeployResult::ok()
+    }
+
+    fn revert(&self, _: &DeployContext<'_>) -> DeployResult {
+        DeployResult::ok()
     }
 }

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -49,7 +49,7 @@ impl PipelineError {
 }
 
 /// Broad kinds of upgrade failure, each with its own exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureClass {
     /// The change itself is bad: malformed, hostile path, no match.
@@ -66,7 +66,7 @@ pub enum FailureClass {
 }
 
 /// Why one upgrade did not land.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Failure {
     pub class: FailureClass,
     /// Stable machine-readable cause, such as `gate_failed:test`,

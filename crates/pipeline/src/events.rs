@@ -2,10 +2,10 @@
 //! progress from these, the daemon turns them into server-sent events and
 //! webhooks. Observers must be quick: they run on the pipeline's thread.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One thing that happened to an upgrade.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     UpgradeCreated {

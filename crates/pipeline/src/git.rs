@@ -103,6 +103,25 @@ impl Git {
         }
     }
 
+    /// Run with `GIT_INDEX_FILE` set to `index` (to check out a tree
+    /// somewhere without touching this worktree's index).
+    pub fn run_with_index(&self, index: &Path, args: &[&str]) -> Result<String, PipelineError> {
+        let out = self
+            .command(args)
+            .env("GIT_INDEX_FILE", index)
+            .output()
+            .map_err(|e| PipelineError::Environment(format!("cannot run git: {e}")))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(PipelineError::Git {
+                command: format!("git {}", args.join(" ")),
+                dir: self.dir.clone(),
+                message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            })
+        }
+    }
+
     /// Run and return trimmed stdout.
     pub fn run_trim(&self, args: &[&str]) -> Result<String, PipelineError> {
         Ok(self.run(args)?.trim().to_string())

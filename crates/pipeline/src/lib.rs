@@ -37,7 +37,7 @@ pub mod staging;
 pub mod upgrade;
 pub mod workspace;
 
-pub use deploy::{Deploy, DeployContext, DeployResult, RecordOnly};
+pub use deploy::{Deploy, DeployContext, DeployResult, LandOnly, RecordOnly};
 pub use error::{Failure, FailureClass, PipelineError};
 pub use events::{Event, NullObserver, Observer};
 pub use upgrade::{ChangeSource, Pipeline, UpgradeReport, UpgradeRequest};

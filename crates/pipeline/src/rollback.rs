@@ -14,7 +14,7 @@
 //! discards its `graft/<id>` branch.
 
 use graft_ledger::{Rollback, UpgradeId, UpgradeState, UpgradeUpdate, now};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::deploy::{Deploy, DeployContext};
@@ -36,7 +36,7 @@ pub struct Why<'a> {
     pub switch_back: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RollbackReport {
     pub id: UpgradeId,
     /// `reverted` (a revert commit landed) or `discarded` (branch dropped).

@@ -16,7 +16,7 @@ use graft_change::{Change, Policy, Resolved};
 use graft_ledger::{
     FileChange, GateRun, GateStatus, NewUpgrade, RequestKind, UpgradeId, UpgradeState, UpgradeUpdate,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::deploy::{Deploy, DeployContext};
@@ -53,7 +53,7 @@ pub struct UpgradeRequest {
 }
 
 /// What happened.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UpgradeReport {
     pub id: UpgradeId,
     pub title: String,
@@ -270,8 +270,26 @@ impl Pipeline<'_> {
         }
         self.check_cancel(run)?;
 
-        // backup, land, deploy, watch.
+        // release: the deploy backend builds and keeps what it will run,
+        // while a failure still leaves nothing to undo.
         let j = &run.journal;
+        let staging_dir = ws.staging_dir();
+        let changed: Vec<String> = run.report.files.iter().map(|f| f.path.clone()).collect();
+        let ctx = DeployContext {
+            id: j.id,
+            commit: &staged,
+            previous: &base,
+            changed_paths: &changed,
+            staging: &staging_dir,
+        };
+        j.step("release", json!({ "backend": self.deploy.name() }), || {
+            self.deploy
+                .prepare(&ctx)
+                .into_step("release_failed", FailureClass::Gate)
+        })?;
+        self.check_cancel(run)?;
+
+        // backup, land, deploy, watch.
         j.state(UpgradeState::Deploying)?;
         let backups = j.step("backup", json!({ "files": ws.config.target.data.len() }), || {
             let b = data::backup(ws, j.id)?;

@@ -1,0 +1,55 @@
+//! `graft run`: supervise the target until Ctrl-C or SIGTERM.
+
+use console::style;
+
+use super::Ctx;
+use crate::output::{CliError, EXIT_INTERNAL, EXIT_OK, EXIT_PRECONDITION, print_json};
+use graft_supervisor::SupervisorError;
+
+pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
+    let root = graft_pipeline::workspace::find_root(&ctx.repo)?;
+    let json = ctx.json;
+    let result = graft_supervisor::daemon::run(&root, |s| {
+        if json {
+            // One line, so a script can wait for it.
+            println!("{}", serde_json::to_string(s).unwrap_or_default());
+            return;
+        }
+        for r in &s.recovered {
+            eprintln!("graft run: recovered {} ({})", r.id, r.action);
+        }
+        eprintln!(
+            "{} serving {} (pid {}){}",
+            style("graft run:").bold(),
+            &s.live_commit[..s.live_commit.len().min(10)],
+            s.instance_pid,
+            if s.sockets.is_empty() {
+                " in plain mode (no sockets)".to_string()
+            } else {
+                format!(" on {}", s.sockets.join(", "))
+            }
+        );
+        eprintln!(
+            "  control socket {}; agent API {}",
+            s.control_socket.display(),
+            s.agent_url
+        );
+        eprintln!(
+            "  upgrades from another shell go through it: `graft upgrade --patch FILE`; `graft logs -f`"
+        );
+        eprintln!("  Ctrl-C stops it (releases drain first)");
+    });
+    match result {
+        Ok(()) => {
+            if ctx.json {
+                print_json(&serde_json::json!({ "stopped": true }));
+            }
+            Ok(EXIT_OK)
+        }
+        Err(e @ (SupervisorError::Setup(_) | SupervisorError::Release(_))) => {
+            Err(CliError::new(EXIT_PRECONDITION, "run_setup", e.to_string()))
+        }
+        Err(SupervisorError::Pipeline(e)) => Err(e.into()),
+        Err(e) => Err(CliError::new(EXIT_INTERNAL, "run", e.to_string())),
+    }
+}
