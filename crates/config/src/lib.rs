@@ -13,6 +13,7 @@
 mod error;
 mod gate;
 mod init;
+mod provider;
 mod values;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,9 @@ use serde::Deserialize;
 pub use error::ConfigError;
 pub use gate::{Better, GateConfig, GateKind};
 pub use init::{Ecosystem, detect_ecosystems, render_template};
+pub use provider::{
+    Api, AutofixConfig, BudgetConfig, CommandConfig, EditFormat, LlmConfig, NamedProvider, Price, ProviderConfig,
+};
 pub use values::{DurationValue, Fraction, GlobList, Name};
 
 /// The file name Graft looks for at the target repo root.
@@ -40,6 +44,9 @@ pub struct Config {
     /// Command gates, run in order after the built-in `parse` gate.
     #[serde(default)]
     pub gates: Vec<GateConfig>,
+    /// What turns an instruction into a change.
+    #[serde(default)]
+    pub provider: ProviderConfig,
 }
 
 /// `[target]`: the program Graft manages.
@@ -146,6 +153,7 @@ impl Config {
             }
             gate.check(file, text, i)?;
         }
+        self.provider.check(file, text)?;
         Ok(())
     }
 
