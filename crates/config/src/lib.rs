@@ -24,7 +24,8 @@ pub use error::ConfigError;
 pub use gate::{Better, GateConfig, GateKind};
 pub use init::{Ecosystem, detect_ecosystems, render_template};
 pub use provider::{
-    Api, AutofixConfig, BudgetConfig, CommandConfig, EditFormat, LlmConfig, NamedProvider, Price, ProviderConfig,
+    Api, AutofixConfig, BudgetConfig, CommandConfig, EditFormat, LlmConfig, NamedProvider, Price,
+    ProviderConfig,
 };
 pub use values::{DurationValue, Fraction, GlobList, Name};
 

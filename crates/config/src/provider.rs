@@ -314,7 +314,9 @@ impl ProviderConfig {
                 return Err(at_header(
                     model,
                     format!("provider.pricing.{model}"),
-                    format!("the price of `{model}` must be a number of dollars per million tokens, 0 or more"),
+                    format!(
+                        "the price of `{model}` must be a number of dollars per million tokens, 0 or more"
+                    ),
                 ));
             }
         }
@@ -332,7 +334,11 @@ impl ProviderConfig {
                 ));
             }
             if llm.model.trim().is_empty() {
-                return Err(at_header(&header, key("model"), "`model` may not be empty".into()));
+                return Err(at_header(
+                    &header,
+                    key("model"),
+                    "`model` may not be empty".into(),
+                ));
             }
             if let Some(url) = &llm.base_url
                 && !(url.starts_with("http://") || url.starts_with("https://"))

@@ -349,10 +349,11 @@ fn provider_names_are_checked() {
         e.contains("key `provider.llm.Claude`: provider name `Claude` may only hold lowercase letters"),
         "{e}"
     );
-    let e = err(
-        "[provider.llm.a]\napi = \"openai\"\nmodel = \"m\"\n[provider.command.a]\ncommand = \"x\"\n",
-    );
+    let e = err("[provider.llm.a]\napi = \"openai\"\nmodel = \"m\"\n[provider.command.a]\ncommand = \"x\"\n");
     assert!(e.contains("`a` is both an llm and a command provider"), "{e}");
     let e = err("[provider.llm.a]\napi = \"openai\"\nmodel = \"m\"\nbase_url = \"localhost:8080\"\n");
-    assert!(e.contains("base_url `localhost:8080` must start with http://"), "{e}");
+    assert!(
+        e.contains("base_url `localhost:8080` must start with http://"),
+        "{e}"
+    );
 }
