@@ -33,7 +33,8 @@ Exit codes:
   5  the repo was not ready (dirty tree, no graft.toml, branch moved)
   6  no such upgrade
   7  deployed, then rolled back
-  8  cancelled";
+  8  cancelled
+  9  the provider failed or is not set up (missing API key, unreachable, over budget)";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {

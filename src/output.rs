@@ -18,6 +18,7 @@ pub const EXIT_PRECONDITION: i32 = 5;
 pub const EXIT_NOT_FOUND: i32 = 6;
 pub const EXIT_ROLLED_BACK: i32 = 7;
 pub const EXIT_CANCELLED: i32 = 8;
+pub const EXIT_PROVIDER: i32 = 9;
 
 pub fn exit_code(class: FailureClass) -> i32 {
     match class {
@@ -26,6 +27,7 @@ pub fn exit_code(class: FailureClass) -> i32 {
         FailureClass::Gate => EXIT_GATE,
         FailureClass::RolledBack => EXIT_ROLLED_BACK,
         FailureClass::Cancelled => EXIT_CANCELLED,
+        FailureClass::Provider => EXIT_PROVIDER,
         FailureClass::Internal => EXIT_INTERNAL,
     }
 }
