@@ -184,6 +184,11 @@ fn step_label(step: &str) -> &str {
 }
 
 fn step_detail(step: &str, detail: &serde_json::Value) -> String {
+    // A repair round's steps carry `:<round>`.
+    let step = match step.rsplit_once(':') {
+        Some((base, n)) if n.parse::<u32>().is_ok() => base,
+        _ => step,
+    };
     let s = |k: &str| detail.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
     let n = |k: &str| detail.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
     match step {

@@ -7,5 +7,6 @@ mod cli;
 mod crash;
 mod hostile;
 mod perf;
+mod provider;
 mod rollback;
 mod upgrade;

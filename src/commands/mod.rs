@@ -5,6 +5,7 @@ pub mod demo;
 pub mod diff;
 pub mod init;
 pub mod ledger;
+pub mod provider;
 pub mod rollback;
 pub mod status;
 pub mod upgrade;

@@ -6,7 +6,7 @@ use console::style;
 use graft_ledger::{GateStatus, RequestKind, UpgradeState};
 use graft_pipeline::{ChangeSource, Pipeline, RecordOnly, UpgradeReport, UpgradeRequest};
 
-use super::Ctx;
+use super::{Ctx, provider};
 use crate::cli::UpgradeArgs;
 use crate::output::{self, CliError, EXIT_OK, Progress, print_json, seconds, short};
 
@@ -14,34 +14,51 @@ pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> Result<i32, CliError> {
     let (kind, source) = match (&args.patch, &args.edits) {
         (Some(p), _) => {
             let (name, bytes) = read_input(p)?;
-            (RequestKind::Patch, ChangeSource::Patch { name, bytes })
+            (RequestKind::Patch, Some(ChangeSource::Patch { name, bytes }))
         }
         (_, Some(e)) => {
             let (name, bytes) = read_input(e)?;
-            (RequestKind::Edits, ChangeSource::Edits { name, bytes })
+            (RequestKind::Edits, Some(ChangeSource::Edits { name, bytes }))
         }
-        _ => {
-            return Err(CliError::usage(
-                "give the change with --patch FILE or --edits FILE",
-            ));
-        }
+        _ if args.autofix => (RequestKind::Autofix, None),
+        _ if args.suggestion.is_some() => (RequestKind::Suggestion, None),
+        _ => match &args.instruction {
+            Some(i) if !i.trim().is_empty() => (RequestKind::Instruction, None),
+            Some(_) => return Err(CliError::usage("the instruction is empty; say what to change")),
+            None => {
+                return Err(CliError::usage(
+                    "give an instruction, or the change with --patch FILE, --edits FILE, --autofix or --suggestion ID",
+                ));
+            }
+        },
     };
     let ws = ctx.workspace()?;
+    let source = match source {
+        Some(s) => s,
+        None => ChangeSource::Generator(provider::generator(&ws, args)?),
+    };
     let progress = Progress::new(ctx.json);
     let pipeline = Pipeline {
         ws: &ws,
         observer: &progress,
         deploy: &RecordOnly,
     };
+    let title = args.title.clone().or_else(|| {
+        let id = args.suggestion.as_deref()?;
+        Some(ws.ledger.suggestion(id).ok()??.title)
+    });
     let report = pipeline.run(UpgradeRequest {
         kind,
-        title: args.title.clone(),
+        title,
         source,
         requested_by: requested_by(),
         priority: args.priority,
         dry_run: args.dry_run,
         approve_protected: args.approve_protected,
     })?;
+    if let Some(id) = &args.suggestion {
+        ws.ledger.link_suggestion(id, &report.id)?;
+    }
     progress.finish();
     if ctx.json {
         print_json(&report);
@@ -76,6 +93,7 @@ fn read_input(arg: &str) -> Result<(String, Vec<u8>), CliError> {
 }
 
 pub fn print_report(r: &UpgradeReport) {
+    provider::print_rounds(r);
     if r.dry_run {
         print_files(r);
         if !r.diff.is_empty() {

@@ -30,7 +30,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use graft_change::{Change, Edit, Policy, RelPath};
-use graft_ledger::{GenerationRound, GateStatus, UpgradeId, UpgradeState, UpgradeUpdate};
+use graft_ledger::{GateStatus, GenerationRound, UpgradeId, UpgradeState, UpgradeUpdate};
 use serde::Serialize;
 use serde_json::json;
 
@@ -58,7 +58,11 @@ pub trait Generator {
     /// round failed. `Err` ends the upgrade (the provider cannot go on:
     /// unreachable, over budget); a reply that cannot be used is
     /// [`Output::Unusable`], which is fed back like a failed gate.
-    fn generate(&mut self, ctx: &GenerateContext<'_>, feedback: Option<&GateFeedback>) -> Result<Generated, Failure>;
+    fn generate(
+        &mut self,
+        ctx: &GenerateContext<'_>,
+        feedback: Option<&GateFeedback>,
+    ) -> Result<Generated, Failure>;
 }
 
 /// What a generator gets to work with.
@@ -208,7 +212,12 @@ fn bounded_tail(text: &str) -> String {
 impl Pipeline<'_> {
     /// Generate, stage and gate, in rounds. Returns the staged commit that
     /// passed every required gate.
-    pub(crate) fn produce(&self, run: &mut Run<'_>, req: &mut UpgradeRequest, base: &str) -> Result<String, Failure> {
+    pub(crate) fn produce(
+        &self,
+        run: &mut Run<'_>,
+        req: &mut UpgradeRequest,
+        base: &str,
+    ) -> Result<String, Failure> {
         let policy = policy_for(self.ws, req.approve_protected)?;
         let (max, provider) = match &req.source {
             ChangeSource::Generator(g) => (g.max_rounds().max(1), Some(g.name().to_string())),
@@ -330,7 +339,9 @@ impl Pipeline<'_> {
             gate: failed_gate.map(|g| g.name.clone()),
             reason: failure.reason.clone(),
             message: failure.message.clone(),
-            output: failed_gate.map(|g| bounded_tail(&g.output_tail)).unwrap_or_default(),
+            output: failed_gate
+                .map(|g| bounded_tail(&g.output_tail))
+                .unwrap_or_default(),
         }
     }
 
@@ -348,7 +359,13 @@ impl Pipeline<'_> {
         generated: &mut Option<(Usage, usize, String)>,
     ) -> Result<String, Failure> {
         let ws = self.ws;
-        let name = |s: &str| if round == 1 { s.to_string() } else { format!("{s}:{round}") };
+        let name = |s: &str| {
+            if round == 1 {
+                s.to_string()
+            } else {
+                format!("{s}:{round}")
+            }
+        };
         let j = Journal {
             ledger: run.journal.ledger,
             id: run.journal.id,
@@ -359,32 +376,43 @@ impl Pipeline<'_> {
             j.state(UpgradeState::Generating)?;
         }
         let detail = match &req.source {
-            ChangeSource::Generator(g) => json!({ "kind": req.kind.as_str(), "provider": g.name(), "round": round }),
+            ChangeSource::Generator(g) => {
+                json!({ "kind": req.kind.as_str(), "provider": g.name(), "round": round })
+            }
             _ => json!({ "kind": req.kind.as_str() }),
         };
         let output = j.step(&name("generate"), detail, || {
             let output = match &mut req.source {
-                ChangeSource::Patch { name, bytes } => {
-                    Output::Change(graft_change::parse_unified_diff(name, bytes).map_err(|e| Failure::refused(&e))?)
-                }
-                ChangeSource::Edits { name, bytes } => {
-                    Output::Change(graft_change::parse_edits_json(name, bytes).map_err(|e| Failure::refused(&e))?)
-                }
+                ChangeSource::Patch { name, bytes } => Output::Change(
+                    graft_change::parse_unified_diff(name, bytes).map_err(|e| Failure::refused(&e))?,
+                ),
+                ChangeSource::Edits { name, bytes } => Output::Change(
+                    graft_change::parse_edits_json(name, bytes).map_err(|e| Failure::refused(&e))?,
+                ),
                 ChangeSource::Change(c) => Output::Change(c.clone()),
                 ChangeSource::Generator(g) => {
                     let staging = staging::prepare(ws, base)?;
                     if tracked.is_none() {
                         let out = staging.run(&["ls-files", "-z"]).map_err(Failure::from)?;
-                        *tracked = Some(out.split('\0').filter(|s| !s.is_empty()).map(String::from).collect());
+                        *tracked = Some(
+                            out.split('\0')
+                                .filter(|s| !s.is_empty())
+                                .map(String::from)
+                                .collect(),
+                        );
                     }
                     let cancelled = || ws.ledger.cancel_requested(j.id).unwrap_or(false);
                     let process = |pgid: Option<i32>| {
                         let step = format!("{}:process", name("generate"));
                         let _ = match pgid {
-                            Some(pgid) => ws.ledger.step_begin(j.id, &step, &json!({ "pgid": pgid })).map(|_| ()),
-                            None => ws
+                            Some(pgid) => ws
                                 .ledger
-                                .step_end(j.id, &step, graft_ledger::StepOutcome::Ok, &json!({})),
+                                .step_begin(j.id, &step, &json!({ "pgid": pgid }))
+                                .map(|_| ()),
+                            None => {
+                                ws.ledger
+                                    .step_end(j.id, &step, graft_ledger::StepOutcome::Ok, &json!({}))
+                            }
                         };
                     };
                     let message = |m: &str| j.message(m.to_string());
@@ -425,29 +453,32 @@ impl Pipeline<'_> {
         j.state(UpgradeState::Staging)?;
         let title = run.report.title.clone();
         let requested_by = req.requested_by.clone();
-        let (staging, resolved, staged) = j.step(&name("stage"), json!({ "base": base, "round": round }), || {
-            let change = match output {
-                Output::Change(c) => c,
-                Output::InPlace => read_back(&Git::new(&ws.staging_dir()), base)?,
-                Output::Unusable(f) => return Err(f),
-            };
-            let staging = staging::prepare(ws, base)?;
-            let resolved = graft_change::resolve(&change, staging.dir(), policy).map_err(|e| Failure::refused(&e))?;
-            if resolved.is_empty() {
-                return Err(Failure::new(
-                    FailureClass::Refused,
-                    "empty_change",
-                    "the change makes no difference to the files it names; nothing to upgrade",
-                ));
-            }
-            let message = commit_message(&title, j.id, &requested_by);
-            let staged = staging::commit(&staging, &resolved, &message)?;
-            staging
-                .run(&["branch", "--force", &j.id.branch(), &staged])
-                .map_err(Failure::from)?;
-            let detail = json!({ "commit": staged, "branch": j.id.branch(), "files": resolved.files.len() });
-            Ok(((staging, resolved, staged), detail))
-        })?;
+        let (staging, resolved, staged) =
+            j.step(&name("stage"), json!({ "base": base, "round": round }), || {
+                let change = match output {
+                    Output::Change(c) => c,
+                    Output::InPlace => read_back(&Git::new(&ws.staging_dir()), base)?,
+                    Output::Unusable(f) => return Err(f),
+                };
+                let staging = staging::prepare(ws, base)?;
+                let resolved = graft_change::resolve(&change, staging.dir(), policy)
+                    .map_err(|e| Failure::refused(&e))?;
+                if resolved.is_empty() {
+                    return Err(Failure::new(
+                        FailureClass::Refused,
+                        "empty_change",
+                        "the change makes no difference to the files it names; nothing to upgrade",
+                    ));
+                }
+                let message = commit_message(&title, j.id, &requested_by);
+                let staged = staging::commit(&staging, &resolved, &message)?;
+                staging
+                    .run(&["branch", "--force", &j.id.branch(), &staged])
+                    .map_err(Failure::from)?;
+                let detail =
+                    json!({ "commit": staged, "branch": j.id.branch(), "files": resolved.files.len() });
+                Ok(((staging, resolved, staged), detail))
+            })?;
         run.report.staged_commit = Some(staged.clone());
         run.report.branch = Some(j.id.branch());
         ws.ledger
@@ -500,7 +531,10 @@ fn read_back(staging: &Git, base: &str) -> Result<Change, Failure> {
     while let (Some(status), Some(path)) = (fields.next(), fields.next()) {
         let rel = RelPath::new(path).map_err(|e| Failure::refused(&e))?;
         if status.starts_with('D') {
-            edits.push(Edit::Delete { path: rel, expect: None });
+            edits.push(Edit::Delete {
+                path: rel,
+                expect: None,
+            });
             continue;
         }
         let full = staging.dir().join(path);
@@ -540,7 +574,9 @@ fn read_back(staging: &Git, base: &str) -> Result<Change, Failure> {
             Edit::Replace { path: rel, content }
         });
     }
-    staging.run(&["reset", "--quiet", "--hard", base]).map_err(Failure::from)?;
+    staging
+        .run(&["reset", "--quiet", "--hard", base])
+        .map_err(Failure::from)?;
     if edits.is_empty() {
         return Err(Failure::new(
             FailureClass::Refused,

@@ -14,7 +14,8 @@ use std::time::Instant;
 
 use graft_change::{Change, Policy, Resolved};
 use graft_ledger::{
-    FileChange, GateRun, GateStatus, GenerationRound, NewUpgrade, RequestKind, UpgradeId, UpgradeState, UpgradeUpdate,
+    FileChange, GateRun, GateStatus, GenerationRound, NewUpgrade, RequestKind, UpgradeId, UpgradeState,
+    UpgradeUpdate,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -22,8 +23,8 @@ use serde_json::json;
 use crate::deploy::{Deploy, DeployContext};
 use crate::error::{Failure, FailureClass, PipelineError};
 use crate::events::{Event, Observer};
-use crate::generate::Generator;
 use crate::gates::{self, GateEnv};
+use crate::generate::Generator;
 use crate::git::Git;
 use crate::journal::Journal;
 use crate::land::{self, Target};

@@ -101,13 +101,16 @@ fn anthropic(
     if let Some(k) = key {
         headers.push(("x-api-key", k));
     }
-    let text = http.post_json(&url, &headers, &body, on_retry).map_err(ApiError::Http)?;
+    let text = http
+        .post_json(&url, &headers, &body, on_retry)
+        .map_err(ApiError::Http)?;
     let v: Value = serde_json::from_str(&text)
         .map_err(|e| ApiError::BadReply(format!("{url} answered with something that is not JSON: {e}")))?;
-    let content = v
-        .get("content")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ApiError::BadReply(format!("{url} answered without `content`: not a Messages API reply")))?;
+    let content = v.get("content").and_then(Value::as_array).ok_or_else(|| {
+        ApiError::BadReply(format!(
+            "{url} answered without `content`: not a Messages API reply"
+        ))
+    })?;
     let text: String = content
         .iter()
         .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
@@ -141,7 +144,11 @@ fn openai(
 ) -> Result<Completion, ApiError> {
     let url = format!("{}/chat/completions", config.base_url());
     let mut all = vec![json!({ "role": "system", "content": system })];
-    all.extend(messages.iter().map(|m| json!({ "role": m.role.as_str(), "content": m.text })));
+    all.extend(
+        messages
+            .iter()
+            .map(|m| json!({ "role": m.role.as_str(), "content": m.text })),
+    );
     let mut body = json!({ "model": config.model, "messages": all });
     let limit_key = if takes_max_completion_tokens(&config.model) {
         "max_completion_tokens"
@@ -154,14 +161,20 @@ fn openai(
     }
     let auth = key.map(|k| format!("Bearer {k}"));
     let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
-    let text = http.post_json(&url, &headers, &body, on_retry).map_err(ApiError::Http)?;
+    let text = http
+        .post_json(&url, &headers, &body, on_retry)
+        .map_err(ApiError::Http)?;
     let v: Value = serde_json::from_str(&text)
         .map_err(|e| ApiError::BadReply(format!("{url} answered with something that is not JSON: {e}")))?;
     let choice = v
         .get("choices")
         .and_then(Value::as_array)
         .and_then(|c| c.first())
-        .ok_or_else(|| ApiError::BadReply(format!("{url} answered without `choices`: not a Chat Completions reply")))?;
+        .ok_or_else(|| {
+            ApiError::BadReply(format!(
+                "{url} answered without `choices`: not a Chat Completions reply"
+            ))
+        })?;
     let text = choice
         .pointer("/message/content")
         .and_then(Value::as_str)

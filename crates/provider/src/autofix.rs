@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use graft_pipeline::process::{self, CommandSpec};
-use graft_pipeline::{Failure, FailureClass, GateFeedback, GenerateContext, Generated, Generator, Output, Usage};
+use graft_pipeline::{
+    Failure, FailureClass, GateFeedback, GenerateContext, Generated, Generator, Output, Usage,
+};
 use serde_json::json;
 
 pub struct AutofixGenerator {
@@ -29,7 +31,9 @@ impl AutofixGenerator {
     pub fn new(timeout: Duration, path_var: Option<&std::ffi::OsStr>) -> AutofixGenerator {
         AutofixGenerator {
             timeout,
-            path: path_var.map(|p| std::env::split_paths(p).collect()).unwrap_or_default(),
+            path: path_var
+                .map(|p| std::env::split_paths(p).collect())
+                .unwrap_or_default(),
         }
     }
 
@@ -65,7 +69,10 @@ impl AutofixGenerator {
             looked.push("ruff");
             if let Some(ruff) = self.find(root, "ruff") {
                 let r = quote(&ruff);
-                plan.push(("ruff check --fix".into(), format!("{r} check --fix --exit-zero --quiet .")));
+                plan.push((
+                    "ruff check --fix".into(),
+                    format!("{r} check --fix --exit-zero --quiet ."),
+                ));
                 plan.push(("ruff format".into(), format!("{r} format --quiet .")));
             }
         }
@@ -75,7 +82,10 @@ impl AutofixGenerator {
                 plan.push(("eslint --fix".into(), format!("{} --fix .", quote(&eslint))));
             }
             if let Some(prettier) = self.find(root, "prettier") {
-                plan.push(("prettier --write".into(), format!("{} --write .", quote(&prettier))));
+                plan.push((
+                    "prettier --write".into(),
+                    format!("{} --write .", quote(&prettier)),
+                ));
             }
         }
         if root.join("go.mod").is_file() {
@@ -113,13 +123,20 @@ impl Generator for AutofixGenerator {
         1
     }
 
-    fn generate(&mut self, ctx: &GenerateContext<'_>, _feedback: Option<&GateFeedback>) -> Result<Generated, Failure> {
+    fn generate(
+        &mut self,
+        ctx: &GenerateContext<'_>,
+        _feedback: Option<&GateFeedback>,
+    ) -> Result<Generated, Failure> {
         let (plan, looked) = self.plan(ctx.staging, ctx.tracked);
         if plan.is_empty() {
             let what = if looked.is_empty() {
                 "no Rust, Python, JavaScript/TypeScript or Go project was found here".to_string()
             } else {
-                format!("none of its fixers is installed (looked for: {})", looked.join("; "))
+                format!(
+                    "none of its fixers is installed (looked for: {})",
+                    looked.join("; ")
+                )
             };
             return Err(Failure::new(
                 FailureClass::Provider,
@@ -138,7 +155,12 @@ impl Generator for AutofixGenerator {
                 env: vec![("GRAFT_STAGING".into(), "1".into())],
                 timeout: self.timeout,
             };
-            let r = process::run(&spec, &mut |pgid| (ctx.process)(Some(pgid)), &mut |_| {}, &mut || (ctx.cancelled)());
+            let r = process::run(
+                &spec,
+                &mut |pgid| (ctx.process)(Some(pgid)),
+                &mut |_| {},
+                &mut || (ctx.cancelled)(),
+            );
             (ctx.process)(None);
             log.push_str(&format!("$ {label}\n"));
             match r {

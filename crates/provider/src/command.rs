@@ -10,7 +10,9 @@
 
 use graft_config::CommandConfig;
 use graft_pipeline::process::{self, CommandSpec};
-use graft_pipeline::{Failure, FailureClass, GateFeedback, GenerateContext, Generated, Generator, Output, Usage};
+use graft_pipeline::{
+    Failure, FailureClass, GateFeedback, GenerateContext, Generated, Generator, Output, Usage,
+};
 use serde_json::json;
 
 pub struct CommandGenerator {
@@ -21,7 +23,12 @@ pub struct CommandGenerator {
 }
 
 impl CommandGenerator {
-    pub fn new(name: &str, config: &CommandConfig, instruction: &str, default_rounds: u32) -> CommandGenerator {
+    pub fn new(
+        name: &str,
+        config: &CommandConfig,
+        instruction: &str,
+        default_rounds: u32,
+    ) -> CommandGenerator {
         CommandGenerator {
             name: name.to_string(),
             config: config.clone(),
@@ -54,7 +61,11 @@ impl Generator for CommandGenerator {
         self.max_rounds
     }
 
-    fn generate(&mut self, ctx: &GenerateContext<'_>, feedback: Option<&GateFeedback>) -> Result<Generated, Failure> {
+    fn generate(
+        &mut self,
+        ctx: &GenerateContext<'_>,
+        feedback: Option<&GateFeedback>,
+    ) -> Result<Generated, Failure> {
         // Each round starts from the base, so a repair round asks for the
         // whole change again, told what went wrong.
         let text = match feedback {
@@ -66,7 +77,10 @@ impl Generator for CommandGenerator {
             ),
         };
         let command = render(&self.config.command, &text);
-        (ctx.message)(&format!("running provider `{}` in the staging worktree", self.name));
+        (ctx.message)(&format!(
+            "running provider `{}` in the staging worktree",
+            self.name
+        ));
         let spec = CommandSpec {
             command: &command,
             cwd: ctx.staging,
@@ -96,7 +110,10 @@ impl Generator for CommandGenerator {
             Failure::new(
                 FailureClass::Provider,
                 "command_failed",
-                format!("cannot start provider `{}` (`{}`): {e}", self.name, self.config.command),
+                format!(
+                    "cannot start provider `{}` (`{}`): {e}",
+                    self.name, self.config.command
+                ),
             )
         })?;
         let last_lines = |tail: &str| {
@@ -132,7 +149,11 @@ impl Generator for CommandGenerator {
             return Err(Failure::new(
                 FailureClass::Provider,
                 "command_failed",
-                format!("provider `{}` {how}; its last output:\n  {}", self.name, last_lines(&r.tail)),
+                format!(
+                    "provider `{}` {how}; its last output:\n  {}",
+                    self.name,
+                    last_lines(&r.tail)
+                ),
             ));
         }
         Ok(Generated {
@@ -151,7 +172,10 @@ mod tests {
     #[test]
     fn instruction_is_quoted_for_the_shell() {
         assert_eq!(
-            render("aider --yes --message {instruction}", "add a /version endpoint; rm -rf / $(id) `x` 'q'"),
+            render(
+                "aider --yes --message {instruction}",
+                "add a /version endpoint; rm -rf / $(id) `x` 'q'"
+            ),
             "aider --yes --message 'add a /version endpoint; rm -rf / $(id) `x` '\\''q'\\'''"
         );
     }

@@ -55,7 +55,9 @@ pub fn apply_blocks(
                         if current.is_some() {
                             return Err(ReplyError::new(
                                 "file_exists",
-                                format!("{what} creates it (`--- /dev/null`), but it already exists; give a diff against its current content"),
+                                format!(
+                                    "{what} creates it (`--- /dev/null`), but it already exists; give a diff against its current content"
+                                ),
                             ));
                         }
                         let mut text = String::new();
@@ -76,7 +78,9 @@ pub fn apply_blocks(
                             if h.before.iter().all(|l| l.trim().is_empty()) {
                                 return Err(ReplyError::new(
                                     "no_context",
-                                    format!("{hw} has no context lines, so its place in the file is unknown; include the 3 lines around the change"),
+                                    format!(
+                                        "{hw} has no context lines, so its place in the file is unknown; include the 3 lines around the change"
+                                    ),
                                 ));
                             }
                             let search = lines_text(&h.before);
@@ -104,19 +108,28 @@ fn lines_text(lines: &[String]) -> String {
 fn missing(what: &str) -> ReplyError {
     ReplyError::new(
         "file_missing",
-        format!("{what}: the file does not exist; to create a file, give it with an empty SEARCH section (or as a new file)"),
+        format!(
+            "{what}: the file does not exist; to create a file, give it with an empty SEARCH section (or as a new file)"
+        ),
     )
 }
 
 /// Replace the one place `search` matches in `content`.
-pub fn search_replace(what: &str, content: Option<&str>, search: &str, replace: &str) -> Result<String, ReplyError> {
+pub fn search_replace(
+    what: &str,
+    content: Option<&str>,
+    search: &str,
+    replace: &str,
+) -> Result<String, ReplyError> {
     if search.trim().is_empty() {
         return match content {
             None => Ok(replace.to_string()),
             Some(c) if c.trim().is_empty() => Ok(replace.to_string()),
             Some(_) => Err(ReplyError::new(
                 "empty_search",
-                format!("{what} has an empty SEARCH section, but the file exists and is not empty; copy the lines to change into SEARCH"),
+                format!(
+                    "{what} has an empty SEARCH section, but the file exists and is not empty; copy the lines to change into SEARCH"
+                ),
             )),
         };
     }
@@ -149,7 +162,10 @@ pub fn search_replace(what: &str, content: Option<&str>, search: &str, replace: 
     if with.iter().all(|l| l.trim().is_empty()) {
         with.clear();
     }
-    for (how, fuzzy) in [("ignoring trailing whitespace", false), ("ignoring indentation", true)] {
+    for (how, fuzzy) in [
+        ("ignoring trailing whitespace", false),
+        ("ignoring indentation", true),
+    ] {
         let mut found: Vec<(usize, Indent)> = Vec::new();
         for start in 0..file.len().saturating_sub(want.len() - 1) {
             if let Some(indent) = matches_at(&file[start..start + want.len()], &want, fuzzy) {
@@ -335,11 +351,24 @@ mod tests {
 
     #[test]
     fn trailing_whitespace_and_crlf() {
-        let out = sr(SRC, "def add(a, b):   \n    return a + b  \n", "def add(a, b):\n    return a - b\n").unwrap();
+        let out = sr(
+            SRC,
+            "def add(a, b):   \n    return a + b  \n",
+            "def add(a, b):\n    return a - b\n",
+        )
+        .unwrap();
         assert!(out.starts_with("def add(a, b):\n    return a - b\n\n"), "{out}");
         let crlf = SRC.replace('\n', "\r\n");
-        let out = sr(&crlf, "def add(a, b):\n    return a + b\n", "def add(a, b):\n    return 0\n").unwrap();
-        assert!(out.starts_with("def add(a, b):\r\n    return 0\r\n\r\n"), "{out:?}");
+        let out = sr(
+            &crlf,
+            "def add(a, b):\n    return a + b\n",
+            "def add(a, b):\n    return 0\n",
+        )
+        .unwrap();
+        assert!(
+            out.starts_with("def add(a, b):\r\n    return 0\r\n\r\n"),
+            "{out:?}"
+        );
     }
 
     #[test]
@@ -356,7 +385,12 @@ mod tests {
             "{out}"
         );
         // Or added some.
-        let out = sr(SRC, "        def add(a, b):\n            return a + b\n", "        def add(a, b):\n            return a * b\n").unwrap();
+        let out = sr(
+            SRC,
+            "        def add(a, b):\n            return a + b\n",
+            "        def add(a, b):\n            return a * b\n",
+        )
+        .unwrap();
         assert!(out.starts_with("def add(a, b):\n    return a * b\n"), "{out}");
     }
 
@@ -377,10 +411,16 @@ mod tests {
 
     #[test]
     fn not_found_and_empty_search() {
-        assert_eq!(sr(SRC, "return a * b\n", "x\n").unwrap_err().code, "search_not_found");
+        assert_eq!(
+            sr(SRC, "return a * b\n", "x\n").unwrap_err().code,
+            "search_not_found"
+        );
         assert_eq!(sr(SRC, "", "x\n").unwrap_err().code, "empty_search");
         assert_eq!(search_replace("b", None, "", "new\n").unwrap(), "new\n");
-        assert_eq!(search_replace("b for `n.py`", None, "x", "y").unwrap_err().code, "file_missing");
+        assert_eq!(
+            search_replace("b for `n.py`", None, "x", "y").unwrap_err().code,
+            "file_missing"
+        );
     }
 
     #[test]
@@ -412,6 +452,10 @@ mod tests {
             },
         ];
         let e = apply_blocks(&bad, &read).unwrap_err();
-        assert!(e.message.starts_with("SEARCH/REPLACE block 2 for `a.py`"), "{}", e.message);
+        assert!(
+            e.message.starts_with("SEARCH/REPLACE block 2 for `a.py`"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -12,9 +12,17 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HttpError {
     /// No connection (refused, DNS, TLS, reset).
-    Unreachable { url: String, detail: String, attempts: u32 },
+    Unreachable {
+        url: String,
+        detail: String,
+        attempts: u32,
+    },
     /// No complete answer within the timeout.
-    Timeout { url: String, after: Duration, attempts: u32 },
+    Timeout {
+        url: String,
+        after: Duration,
+        attempts: u32,
+    },
     /// The server answered with an error status.
     Status {
         url: String,
@@ -194,9 +202,19 @@ fn api_message(body: &str) -> String {
 
 impl std::fmt::Display for HttpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let tries = |n: &u32| if *n == 1 { "1 attempt".to_string() } else { format!("{n} attempts") };
+        let tries = |n: &u32| {
+            if *n == 1 {
+                "1 attempt".to_string()
+            } else {
+                format!("{n} attempts")
+            }
+        };
         match self {
-            HttpError::Unreachable { url, detail, attempts } => {
+            HttpError::Unreachable {
+                url,
+                detail,
+                attempts,
+            } => {
                 write!(f, "cannot reach {url}: {detail} ({})", tries(attempts))
             }
             HttpError::Timeout { url, after, attempts } => write!(
@@ -229,17 +247,26 @@ mod tests {
             "overloaded_error: Overloaded"
         );
         assert_eq!(
-            api_message(r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}"#),
+            api_message(
+                r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}"#
+            ),
             "invalid_request_error: Incorrect API key provided"
         );
         assert_eq!(api_message(r#"{"error":"model not found"}"#), "model not found");
-        assert_eq!(api_message("<html>bad gateway</html>"), "<html>bad gateway</html>");
+        assert_eq!(
+            api_message("<html>bad gateway</html>"),
+            "<html>bad gateway</html>"
+        );
     }
 
     #[test]
     fn unreachable_after_retries() {
         // A port nobody listens on: bind, read the port, close.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let mut http = Http::new(Duration::from_secs(5), 1, 1024);
         http.backoff = Duration::from_millis(10);
         let retries = std::cell::Cell::new(0);
@@ -253,6 +280,9 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, HttpError::Unreachable { attempts: 2, .. }), "{e:?}");
         assert_eq!(retries.get(), 1);
-        assert!(e.to_string().starts_with(&format!("cannot reach http://127.0.0.1:{port}/v1/messages: ")));
+        assert!(
+            e.to_string()
+                .starts_with(&format!("cannot reach http://127.0.0.1:{port}/v1/messages: "))
+        );
     }
 }

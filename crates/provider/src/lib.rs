@@ -99,7 +99,11 @@ pub fn for_instruction(
             code: "unknown_provider",
             message: format!(
                 "no provider named `{name}` in graft.toml (configured: {})",
-                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
             ),
         }),
         Some(NamedProvider::Command(c)) => Ok(Box::new(command::CommandGenerator::new(
@@ -139,7 +143,10 @@ pub fn for_instruction(
 
 /// The autofix generator with the config's timeout, finding tools on `PATH`.
 pub fn autofix(config: &Config) -> autofix::AutofixGenerator {
-    autofix::AutofixGenerator::new(config.provider.autofix.timeout.0, std::env::var_os("PATH").as_deref())
+    autofix::AutofixGenerator::new(
+        config.provider.autofix.timeout.0,
+        std::env::var_os("PATH").as_deref(),
+    )
 }
 
 /// An LLM with the autofixers behind it: when the LLM cannot be reached in
@@ -158,7 +165,11 @@ fn unreachable(f: &Failure) -> bool {
 
 impl Generator for Fallback {
     fn name(&self) -> &str {
-        if self.switched { self.fallback.name() } else { self.primary.name() }
+        if self.switched {
+            self.fallback.name()
+        } else {
+            self.primary.name()
+        }
     }
     fn model(&self) -> Option<&str> {
         if self.switched { None } else { self.primary.model() }
@@ -174,14 +185,25 @@ impl Generator for Fallback {
     fn max_rounds(&self) -> u32 {
         self.primary.max_rounds()
     }
-    fn generate(&mut self, ctx: &GenerateContext<'_>, feedback: Option<&GateFeedback>) -> Result<Generated, Failure> {
+    fn generate(
+        &mut self,
+        ctx: &GenerateContext<'_>,
+        feedback: Option<&GateFeedback>,
+    ) -> Result<Generated, Failure> {
         if self.switched {
             // The fixers did what they can; a failing gate is beyond them.
             let fb = feedback.expect("a later round has feedback");
             return Err(Failure::new(
-                if fb.gate.is_some() { FailureClass::Gate } else { FailureClass::Refused },
+                if fb.gate.is_some() {
+                    FailureClass::Gate
+                } else {
+                    FailureClass::Refused
+                },
                 fb.reason.clone(),
-                format!("{}\n(the autofixers ran because the LLM was unreachable; they cannot repair this)", fb.message),
+                format!(
+                    "{}\n(the autofixers ran because the LLM was unreachable; they cannot repair this)",
+                    fb.message
+                ),
             ));
         }
         match self.primary.generate(ctx, feedback) {

@@ -15,7 +15,9 @@ use std::path::Path;
 
 use graft_change::{Change, Edit, RelPath};
 use graft_config::{EditFormat, LlmConfig, Price};
-use graft_pipeline::{Failure, FailureClass, GateFeedback, GenerateContext, Generated, Generator, Output, Usage};
+use graft_pipeline::{
+    Failure, FailureClass, GateFeedback, GenerateContext, Generated, Generator, Output, Usage,
+};
 use serde_json::json;
 
 use crate::api::{self, ApiError, Message, Role};
@@ -59,7 +61,11 @@ impl LlmGenerator {
         explicit: Vec<String>,
     ) -> LlmGenerator {
         let price = pricing::price(&config.model, &settings.pricing);
-        let first = instruction.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+        let first = instruction
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim();
         let mut title: String = first.chars().take(100).collect();
         if title.len() < first.len() {
             title.push('…');
@@ -119,7 +125,9 @@ impl LlmGenerator {
                     "Graft applied your change and ran the gates on it. The required gate `{gate}` failed.\n\nIts output (the end):\n```\n{}```\n\n",
                     fb.output
                 ));
-                m.push_str("Fix the cause. Your previous edits are applied; the files you changed now read:\n\n");
+                m.push_str(
+                    "Fix the cause. Your previous edits are applied; the files you changed now read:\n\n",
+                );
                 for (path, content) in &self.accepted {
                     match content {
                         Some(text) => m.push_str(&prompt::file_block(path.as_str(), text)),
@@ -212,12 +220,19 @@ fn read_base(root: &Path, path: &RelPath) -> Result<Option<String>, ReplyError> 
         }
     }
     if here.is_dir() {
-        return Err(ReplyError::new("is_a_directory", format!("`{path}` is a directory, not a file")));
+        return Err(ReplyError::new(
+            "is_a_directory",
+            format!("`{path}` is a directory, not a file"),
+        ));
     }
-    let bytes = std::fs::read(&here).map_err(|e| ReplyError::new("io", format!("cannot read `{path}`: {e}")))?;
-    String::from_utf8(bytes)
-        .map(Some)
-        .map_err(|_| ReplyError::new("binary", format!("`{path}` is not UTF-8 text; it cannot be edited by a reply")))
+    let bytes =
+        std::fs::read(&here).map_err(|e| ReplyError::new("io", format!("cannot read `{path}`: {e}")))?;
+    String::from_utf8(bytes).map(Some).map_err(|_| {
+        ReplyError::new(
+            "binary",
+            format!("`{path}` is not UTF-8 text; it cannot be edited by a reply"),
+        )
+    })
 }
 
 impl Generator for LlmGenerator {
@@ -248,7 +263,11 @@ impl Generator for LlmGenerator {
         self.settings.max_rounds
     }
 
-    fn generate(&mut self, ctx: &GenerateContext<'_>, feedback: Option<&GateFeedback>) -> Result<Generated, Failure> {
+    fn generate(
+        &mut self,
+        ctx: &GenerateContext<'_>,
+        feedback: Option<&GateFeedback>,
+    ) -> Result<Generated, Failure> {
         match feedback {
             None => {
                 let p = prompt::build(&PromptInput {
@@ -282,13 +301,22 @@ impl Generator for LlmGenerator {
                 });
             }
         }
-        let prompt_chars: usize = self.system.len() + self.conversation.iter().map(|m| m.text.len()).sum::<usize>();
-        let prompt_tokens = prompt::tokens(&self.system) + self.conversation.iter().map(|m| prompt::tokens(&m.text)).sum::<u64>();
+        let prompt_chars: usize =
+            self.system.len() + self.conversation.iter().map(|m| m.text.len()).sum::<usize>();
+        let prompt_tokens = prompt::tokens(&self.system)
+            + self
+                .conversation
+                .iter()
+                .map(|m| prompt::tokens(&m.text))
+                .sum::<u64>();
         self.check_budget(prompt_tokens)?;
-        let max_out = self
-            .config
-            .max_output_tokens
-            .min(self.settings.budget.max_tokens.saturating_sub(self.spent_tokens + prompt_tokens).max(1) as u32);
+        let max_out = self.config.max_output_tokens.min(
+            self.settings
+                .budget
+                .max_tokens
+                .saturating_sub(self.spent_tokens + prompt_tokens)
+                .max(1) as u32,
+        );
         let completion = api::complete(
             &self.http,
             &self.config,
@@ -321,9 +349,9 @@ impl Generator for LlmGenerator {
             }
             Err(Fatal(f)) => return Err(f),
         };
-        let cost = self
-            .price
-            .map_or(0.0, |p| pricing::cost(&p, completion.input_tokens, completion.output_tokens));
+        let cost = self.price.map_or(0.0, |p| {
+            pricing::cost(&p, completion.input_tokens, completion.output_tokens)
+        });
         self.spent_tokens += completion.input_tokens + completion.output_tokens;
         self.spent_usd += cost;
         let usage = Usage {
@@ -384,7 +412,12 @@ use CallFailure::{Fatal, Unusable};
 
 impl LlmGenerator {
     fn failure(&self, e: &ApiError) -> CallFailure {
-        let who = format!("provider `{}` ({} API, model {})", self.name, self.config.api.as_str(), self.config.model);
+        let who = format!(
+            "provider `{}` ({} API, model {})",
+            self.name,
+            self.config.api.as_str(),
+            self.config.model
+        );
         let f = |reason: &str, msg: String| Failure::new(FailureClass::Provider, reason, msg);
         match e {
             ApiError::Http(HttpError::Unreachable { .. }) => Fatal(f(
@@ -399,10 +432,16 @@ impl LlmGenerator {
                         None => "; this endpoint wants a key: set `api_key_env`".to_string(),
                     },
                     404 => "; check `base_url` and `model`".into(),
-                    429 => "; the rate limit held through every retry: try again later or raise `retries`".into(),
+                    429 => {
+                        "; the rate limit held through every retry: try again later or raise `retries`".into()
+                    }
                     _ => String::new(),
                 };
-                let reason = if *status == 429 { "provider_rate_limited" } else { "provider_error" };
+                let reason = if *status == 429 {
+                    "provider_rate_limited"
+                } else {
+                    "provider_error"
+                };
                 Fatal(f(reason, format!("{who}: {e}{hint}")))
             }
             ApiError::Http(HttpError::TooLarge { .. }) => Unusable(Failure::new(

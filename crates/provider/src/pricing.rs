@@ -57,15 +57,52 @@ mod tests {
     #[test]
     fn longest_prefix_and_overrides() {
         let none = BTreeMap::new();
-        assert_eq!(price("claude-sonnet-4-5-20250929", &none), Some(Price { input: 3.0, output: 15.0 }));
-        assert_eq!(price("claude-opus-4-5", &none), Some(Price { input: 5.0, output: 25.0 }));
-        assert_eq!(price("claude-opus-4-1", &none), Some(Price { input: 15.0, output: 75.0 }));
+        assert_eq!(
+            price("claude-sonnet-4-5-20250929", &none),
+            Some(Price {
+                input: 3.0,
+                output: 15.0
+            })
+        );
+        assert_eq!(
+            price("claude-opus-4-5", &none),
+            Some(Price {
+                input: 5.0,
+                output: 25.0
+            })
+        );
+        assert_eq!(
+            price("claude-opus-4-1", &none),
+            Some(Price {
+                input: 15.0,
+                output: 75.0
+            })
+        );
         assert_eq!(price("gpt-4o-mini-2024-07-18", &none).unwrap().input, 0.15);
         assert_eq!(price("openai/gpt-4o", &none).unwrap().output, 10.0);
         assert_eq!(price("qwen2.5-coder:7b", &none), None);
-        let mine = BTreeMap::from([("qwen2.5-coder:7b".to_string(), Price { input: 0.0, output: 0.0 })]);
-        assert_eq!(price("qwen2.5-coder:7b", &mine), Some(Price { input: 0.0, output: 0.0 }));
-        let c = cost(&Price { input: 3.0, output: 15.0 }, 10_000, 1_000);
+        let mine = BTreeMap::from([(
+            "qwen2.5-coder:7b".to_string(),
+            Price {
+                input: 0.0,
+                output: 0.0,
+            },
+        )]);
+        assert_eq!(
+            price("qwen2.5-coder:7b", &mine),
+            Some(Price {
+                input: 0.0,
+                output: 0.0
+            })
+        );
+        let c = cost(
+            &Price {
+                input: 3.0,
+                output: 15.0,
+            },
+            10_000,
+            1_000,
+        );
         assert!((c - 0.045).abs() < 1e-12);
     }
 }

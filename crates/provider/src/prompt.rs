@@ -161,10 +161,10 @@ struct Ranked {
 }
 
 const STOPWORDS: &[&str] = &[
-    "the", "and", "for", "that", "this", "with", "from", "into", "when", "then", "than", "add", "make", "use",
-    "should", "would", "could", "have", "has", "not", "are", "was", "all", "any", "new", "each", "every", "its",
-    "returns", "return", "which", "what", "where", "there", "their", "them", "they", "also", "more", "less", "change",
-    "file", "files", "code", "please", "function",
+    "the", "and", "for", "that", "this", "with", "from", "into", "when", "then", "than", "add", "make",
+    "use", "should", "would", "could", "have", "has", "not", "are", "was", "all", "any", "new", "each",
+    "every", "its", "returns", "return", "which", "what", "where", "there", "their", "them", "they", "also",
+    "more", "less", "change", "file", "files", "code", "please", "function",
 ];
 
 /// The words of `text` worth matching: lowercase, 3+ characters, split at
@@ -209,7 +209,11 @@ fn rank(input: &PromptInput<'_>) -> Vec<Ranked> {
             .map(|m| m.len());
         let Some(size) = size else { continue };
         let explicit = input.explicit.iter().any(|e| e == path);
-        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_lowercase();
+        let name = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_lowercase();
         let mut score = 0;
         if instruction.contains(&path.to_lowercase()) {
             score += 20;
@@ -398,7 +402,10 @@ mod tests {
         let big = "x = 1\n".repeat(4000);
         let (dir, tracked) = repo(&[
             ("README.md", "# Shop\nUse black formatting.\n"),
-            ("billing/invoice.py", "def total_price(items):\n    return sum(items)\n"),
+            (
+                "billing/invoice.py",
+                "def total_price(items):\n    return sum(items)\n",
+            ),
             ("shipping/labels.py", "def print_label(order):\n    pass\n"),
             ("vendor/huge.py", &big),
         ]);
@@ -418,7 +425,11 @@ mod tests {
             map.find("billing/invoice.py: fn total_price").unwrap() < map.find("shipping/labels.py").unwrap(),
             "{map}"
         );
-        assert!(tokens(&p.system) + tokens(&p.user) <= 2000 + 200, "over budget: {}", tokens(&p.user));
+        assert!(
+            tokens(&p.system) + tokens(&p.user) <= 2000 + 200,
+            "over budget: {}",
+            tokens(&p.user)
+        );
         assert!(p.system.contains("<<<<<<< SEARCH"));
         assert!(!p.user.contains(&big[..100]), "the big file is not in full");
     }

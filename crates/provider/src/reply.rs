@@ -174,7 +174,15 @@ fn fence_closes(line: &str, c: char, n: usize) -> bool {
 fn path_line(line: &str) -> Option<String> {
     let mut t = line.trim();
     t = t.trim_start_matches('#').trim();
-    for prefix in ["File:", "file:", "FILE:", "Path:", "path:", "Filename:", "filename:"] {
+    for prefix in [
+        "File:",
+        "file:",
+        "FILE:",
+        "Path:",
+        "path:",
+        "Filename:",
+        "filename:",
+    ] {
         if let Some(rest) = t.strip_prefix(prefix) {
             t = rest.trim();
         }
@@ -193,7 +201,9 @@ fn looks_like_path(t: &str) -> bool {
         && !t.starts_with("<<<")
         && !t.starts_with("===")
         && !t.starts_with(">>>")
-        && (t.contains('.') || t.contains('/') || matches!(t, "Makefile" | "Dockerfile" | "Procfile" | "LICENSE"))
+        && (t.contains('.')
+            || t.contains('/')
+            || matches!(t, "Makefile" | "Dockerfile" | "Procfile" | "LICENSE"))
         && !t.ends_with('.')
         && t.chars().any(|c| c.is_alphanumeric())
 }
@@ -201,11 +211,10 @@ fn looks_like_path(t: &str) -> bool {
 /// A path in a fence's info string: ```` ```python app.py ```` or
 /// ```` ```app.py ````.
 fn info_path(info: &str) -> Option<String> {
-    info.split_whitespace()
-        .find_map(|w| {
-            let w = w.trim_start_matches("path=").trim_start_matches("file=");
-            (looks_like_path(w) && (w.contains('/') || w.contains('.'))).then(|| w.to_string())
-        })
+    info.split_whitespace().find_map(|w| {
+        let w = w.trim_start_matches("path=").trim_start_matches("file=");
+        (looks_like_path(w) && (w.contains('/') || w.contains('.'))).then(|| w.to_string())
+    })
 }
 
 fn rel(path: &str, what: &str) -> Result<RelPath, ReplyError> {
@@ -238,7 +247,10 @@ fn search_replace(lines: &[&str]) -> Result<Vec<Block>, ReplyError> {
                 if marker(l, '<', "search") || marker(l, '>', "replace") {
                     return Err(ReplyError::new(
                         "malformed_block",
-                        format!("{what}: expected `=======` between SEARCH and REPLACE, found `{}`", l.trim()),
+                        format!(
+                            "{what}: expected `=======` between SEARCH and REPLACE, found `{}`",
+                            l.trim()
+                        ),
                     ));
                 }
                 if divider(l) {
@@ -293,7 +305,9 @@ fn divider(l: &str) -> bool {
 fn cut_off(what: &str, missing: &str) -> ReplyError {
     ReplyError::new(
         "truncated_reply",
-        format!("{what} is cut off: the reply ends before its {missing} (was the reply truncated? answer again, shorter)"),
+        format!(
+            "{what} is cut off: the reply ends before its {missing} (was the reply truncated? answer again, shorter)"
+        ),
     )
 }
 
@@ -398,7 +412,9 @@ fn diff(lines: &[&str]) -> Result<Vec<Block>, ReplyError> {
         hunks.extend(current.take());
         // Blank lines that merely separate the diff from what follows.
         for h in &mut hunks {
-            while h.before.last().is_some_and(|l| l.is_empty()) && h.after.last().is_some_and(|l| l.is_empty()) {
+            while h.before.last().is_some_and(|l| l.is_empty())
+                && h.after.last().is_some_and(|l| l.is_empty())
+            {
                 h.before.pop();
                 h.after.pop();
             }
@@ -413,7 +429,9 @@ fn diff(lines: &[&str]) -> Result<Vec<Block>, ReplyError> {
         if fence.is_some() && i >= lines.len() {
             return Err(ReplyError::new(
                 "truncated_reply",
-                format!("{what} is cut off: its fence is never closed (was the reply truncated? answer again, shorter)"),
+                format!(
+                    "{what} is cut off: its fence is never closed (was the reply truncated? answer again, shorter)"
+                ),
             ));
         }
         blocks.push(Block::Diff { path, hunks, kind });
@@ -456,7 +474,9 @@ fn whole(lines: &[&str]) -> Result<Vec<Block>, ReplyError> {
             };
             return Err(ReplyError::new(
                 "truncated_reply",
-                format!("{what} is cut off: its fence is never closed (was the reply truncated? answer again, shorter)"),
+                format!(
+                    "{what} is cut off: its fence is never closed (was the reply truncated? answer again, shorter)"
+                ),
             ));
         }
         // A fence with no path is an illustration (a command to run, an
@@ -511,7 +531,10 @@ mod tests {
         assert_eq!(code("I think the code looks fine."), "no_edits");
         assert_eq!(code("app.py\n<<<<<<< SEARCH\na\n=======\nb\n"), "truncated_reply");
         assert_eq!(code("app.py\n<<<<<<< SEARCH\na\n"), "truncated_reply");
-        assert_eq!(code("<<<<<<< SEARCH\na\n=======\nb\n>>>>>>> REPLACE\n"), "no_path");
+        assert_eq!(
+            code("<<<<<<< SEARCH\na\n=======\nb\n>>>>>>> REPLACE\n"),
+            "no_path"
+        );
         assert_eq!(
             code("../etc/passwd\n<<<<<<< SEARCH\na\n=======\nb\n>>>>>>> REPLACE\n"),
             "path_traversal"
@@ -547,8 +570,16 @@ mod tests {
     fn diff_new_and_deleted_files() {
         let reply = "--- /dev/null\n+++ b/version.py\n@@ -0,0 +1,2 @@\n+VERSION = \"1\"\n+\n--- a/old.py\n+++ /dev/null\n@@ -1 +0,0 @@\n-x = 1\n";
         let blocks = parse_reply(reply).unwrap();
-        assert!(matches!(&blocks[0], Block::Diff { kind: DiffKind::Create, hunks, .. } if hunks[0].after == ["VERSION = \"1\"", ""]));
-        assert!(matches!(&blocks[1], Block::Diff { kind: DiffKind::Delete, .. }));
+        assert!(
+            matches!(&blocks[0], Block::Diff { kind: DiffKind::Create, hunks, .. } if hunks[0].after == ["VERSION = \"1\"", ""])
+        );
+        assert!(matches!(
+            &blocks[1],
+            Block::Diff {
+                kind: DiffKind::Delete,
+                ..
+            }
+        ));
     }
 
     #[test]
