@@ -14,6 +14,16 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install --locked cargo-nextest
 fi
 
+# ruff, for the autofix provider's tests: a venv under target/, made once.
+RUFF_VERSION=0.14.14
+tools="$PWD/target/tools"
+if ! "$tools/venv/bin/ruff" --version 2>/dev/null | grep -q "$RUFF_VERSION"; then
+    echo "test.sh: installing ruff $RUFF_VERSION into $tools/venv" >&2
+    python3 -m venv "$tools/venv"
+    "$tools/venv/bin/pip" install --quiet --disable-pip-version-check "ruff==$RUFF_VERSION"
+fi
+export GRAFT_TEST_RUFF="$tools/venv/bin/ruff"
+
 profile=default
 [ -n "${CI:-}" ] && profile=ci
 exec cargo nextest run --workspace --profile "$profile" "$@"

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod autofix;
 mod cli;
 mod crash;
 mod hostile;

@@ -9,13 +9,92 @@
 //! error refuses the whole reply, so a reply never half-applies.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
-use graft_change::RelPath;
+use graft_change::{Change, Edit, RelPath};
 
-use crate::reply::{Block, DiffKind, ReplyError};
+use crate::reply::{self, Block, DiffKind, ReplyError};
 
 /// What the files a reply touches become: `None` for a deletion.
 pub type NewContents = BTreeMap<RelPath, Option<String>>;
+
+/// A reply as a change relative to the tree at `root`, on top of `prior`
+/// (what earlier rounds' edits made of some files). Returns the change,
+/// the number of blocks, and every file's new content (prior included).
+pub fn change_from_reply(
+    text: &str,
+    root: &Path,
+    prior: &NewContents,
+) -> Result<(Change, usize, NewContents), ReplyError> {
+    let blocks = reply::parse_reply(text)?;
+    let read = |p: &RelPath| -> Result<Option<String>, ReplyError> {
+        match prior.get(p) {
+            Some(c) => Ok(c.clone()),
+            None => read_base(root, p),
+        }
+    };
+    let new = apply_blocks(&blocks, &read)?;
+    let mut all = prior.clone();
+    all.extend(new);
+    let mut edits = Vec::new();
+    for (path, after) in &all {
+        match (read_base(root, path)?, after) {
+            (None, Some(c)) => edits.push(Edit::Create {
+                path: path.clone(),
+                content: c.clone().into_bytes(),
+                executable: false,
+            }),
+            (Some(b), Some(c)) if b != *c => edits.push(Edit::Replace {
+                path: path.clone(),
+                content: c.clone().into_bytes(),
+            }),
+            (Some(_), None) => edits.push(Edit::Delete {
+                path: path.clone(),
+                expect: None,
+            }),
+            _ => {}
+        }
+    }
+    if edits.is_empty() {
+        return Err(ReplyError::new(
+            "empty_change",
+            "the reply's edits change nothing (each replacement equals what it replaces)",
+        ));
+    }
+    Ok((Change { edits }, blocks.len(), all))
+}
+
+/// A file of the tree at `root`, never read through a symlink.
+pub fn read_base(root: &Path, path: &RelPath) -> Result<Option<String>, ReplyError> {
+    let mut here = root.to_path_buf();
+    for part in path.components() {
+        here.push(part);
+        match std::fs::symlink_metadata(&here) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(ReplyError::new(
+                    "symlink_escape",
+                    format!("`{path}` goes through a symbolic link; Graft never edits through symlinks"),
+                ));
+            }
+            Ok(_) => {}
+            Err(_) => return Ok(None),
+        }
+    }
+    if here.is_dir() {
+        return Err(ReplyError::new(
+            "is_a_directory",
+            format!("`{path}` is a directory, not a file"),
+        ));
+    }
+    let bytes =
+        std::fs::read(&here).map_err(|e| ReplyError::new("io", format!("cannot read `{path}`: {e}")))?;
+    String::from_utf8(bytes).map(Some).map_err(|_| {
+        ReplyError::new(
+            "binary",
+            format!("`{path}` is not UTF-8 text; it cannot be edited by a reply"),
+        )
+    })
+}
 
 /// Apply `blocks` in order over the files `read` gives (`Ok(None)`: no
 /// such file).

@@ -20,6 +20,7 @@
 pub mod api;
 pub mod autofix;
 pub mod command;
+pub mod corpus;
 pub mod edits;
 pub mod http;
 pub mod llm;

@@ -10,21 +10,19 @@
 //! call, the tokens and (priced) dollars spent so far are checked against
 //! `[provider.budget]`.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
-use graft_change::{Change, Edit, RelPath};
+use graft_change::{Change, RelPath};
 use graft_config::{EditFormat, LlmConfig, Price};
 use graft_pipeline::{
     Failure, FailureClass, GateFeedback, GenerateContext, Generated, Generator, Output, Usage,
 };
 use serde_json::json;
+use std::collections::BTreeMap;
 
 use crate::api::{self, ApiError, Message, Role};
-use crate::edits::apply_blocks;
+use crate::edits::change_from_reply;
 use crate::http::{Http, HttpError};
 use crate::prompt::{self, PromptInput};
-use crate::reply::{self, ReplyError};
+use crate::reply::ReplyError;
 use crate::{Settings, pricing};
 
 /// Most bytes of an HTTP reply read (the reply text is limited further by
@@ -160,79 +158,10 @@ impl LlmGenerator {
 
     /// The reply as a change relative to the base, or why it cannot be.
     fn change_from(&mut self, ctx: &GenerateContext<'_>, text: &str) -> Result<(Change, usize), ReplyError> {
-        let blocks = reply::parse_reply(text)?;
-        let accepted = &self.accepted;
-        let root = ctx.staging;
-        let read = |p: &RelPath| -> Result<Option<String>, ReplyError> {
-            match accepted.get(p) {
-                Some(c) => Ok(c.clone()),
-                None => read_base(root, p),
-            }
-        };
-        let new = apply_blocks(&blocks, &read)?;
-        let mut all = self.accepted.clone();
-        all.extend(new);
-        let mut edits = Vec::new();
-        for (path, after) in &all {
-            let before = read_base(root, path)?;
-            match (before, after) {
-                (None, Some(c)) => edits.push(Edit::Create {
-                    path: path.clone(),
-                    content: c.clone().into_bytes(),
-                    executable: false,
-                }),
-                (Some(b), Some(c)) if b != *c => edits.push(Edit::Replace {
-                    path: path.clone(),
-                    content: c.clone().into_bytes(),
-                }),
-                (Some(_), None) => edits.push(Edit::Delete {
-                    path: path.clone(),
-                    expect: None,
-                }),
-                _ => {}
-            }
-        }
+        let (change, blocks, all) = change_from_reply(text, ctx.staging, &self.accepted)?;
         self.proposed = all;
-        if edits.is_empty() {
-            return Err(ReplyError::new(
-                "empty_change",
-                "the reply's edits change nothing (each replacement equals what it replaces)",
-            ));
-        }
-        Ok((Change { edits }, blocks.len()))
+        Ok((change, blocks))
     }
-}
-
-/// A file at the base commit, never through a symlink.
-fn read_base(root: &Path, path: &RelPath) -> Result<Option<String>, ReplyError> {
-    let mut here = root.to_path_buf();
-    for part in path.components() {
-        here.push(part);
-        match std::fs::symlink_metadata(&here) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(ReplyError::new(
-                    "symlink_escape",
-                    format!("`{path}` goes through a symbolic link; Graft never edits through symlinks"),
-                ));
-            }
-            Ok(_) => {}
-            Err(_) => return Ok(None),
-        }
-    }
-    if here.is_dir() {
-        return Err(ReplyError::new(
-            "is_a_directory",
-            format!("`{path}` is a directory, not a file"),
-        ));
-    }
-    let bytes =
-        std::fs::read(&here).map_err(|e| ReplyError::new("io", format!("cannot read `{path}`: {e}")))?;
-    String::from_utf8(bytes).map(Some).map_err(|_| {
-        ReplyError::new(
-            "binary",
-            format!("`{path}` is not UTF-8 text; it cannot be edited by a reply"),
-        )
-    })
 }
 
 impl Generator for LlmGenerator {
