@@ -71,7 +71,7 @@ pub fn parse_case(name: &str, text: &str) -> Result<Case, String> {
     let mut junk = None;
     let mut section: Option<(String, String)> = None;
     let mut body = String::new();
-    let mut close = |case: &mut Case, section: &Option<(String, String)>, body: &mut String| {
+    let close = |case: &mut Case, section: &Option<(String, String)>, body: &mut String| {
         if let Some((kind, path)) = section {
             let text = std::mem::take(body);
             match kind.as_str() {

@@ -258,7 +258,7 @@ fn rank(input: &PromptInput<'_>) -> Vec<Ranked> {
         });
     }
     // Stable: equal scores keep the repository's order.
-    out.sort_by(|a, b| b.score.cmp(&a.score));
+    out.sort_by_key(|r| std::cmp::Reverse(r.score));
     out
 }
 
