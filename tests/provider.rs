@@ -338,6 +338,33 @@ fn timeout_fails_cleanly() {
 }
 
 #[test]
+fn the_token_budget_stops_a_costly_repair() {
+    let server = LlmServer::start(Api::Anthropic);
+    let t = target(&server, "[provider.budget]\nmax_tokens = 2000", "");
+    let before = t.snapshot();
+    server.reply(&sr(ADD_OK, ADD_BROKEN));
+    server.reply(&sr(ADD_BROKEN, ADD_OK));
+    let run = upgrade(&t, "Make add subtract", &["--json"]);
+    run.code(9);
+    let failure = &run.json()["failure"];
+    assert_eq!(failure["reason"], "budget_exceeded");
+    let message = failure["message"].as_str().unwrap();
+    let used = 1200 + (sr(ADD_OK, ADD_BROKEN).len() as u64).div_ceil(4);
+    assert!(
+        message.starts_with(&format!(
+            "the token budget of this upgrade is spent: {used} tokens used, the next prompt needs about "
+        )),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("the limit is 2000 (`[provider.budget] max_tokens`)"),
+        "{message}"
+    );
+    assert_eq!(server.requests().len(), 1, "no call over the budget");
+    t.snapshot().assert_same(&before, "over budget");
+}
+
+#[test]
 fn missing_api_key_names_the_variable() {
     let server = LlmServer::start(Api::Anthropic);
     let t = target(&server, "", "");
