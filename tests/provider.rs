@@ -516,3 +516,62 @@ fn kill_during_a_repair_round_recovers() {
         t.upgrade_patch(&good_patch(), &[]).success();
     }
 }
+
+/// Ollama and friends: a local OpenAI-compatible endpoint with no key and
+/// a model without a known price.
+#[test]
+fn local_endpoint_without_key_or_price() {
+    let server = LlmServer::start(Api::Openai);
+    let t = Target::python_with_config(&format!(
+        "{CONFIG}\n[provider.llm.local]\napi = \"openai\"\nbase_url = \"{}\"\nmodel = \"qwen2.5-coder:7b\"\n",
+        server.base_url()
+    ));
+    // A protected file: listed in the map at most, its content never sent.
+    t.write(".env", "API_TOKEN=hunter2\n");
+    t.commit("env");
+    server.reply(&sr(GREET, WELCOME));
+    let run = t.graft(&["upgrade", "Greet with Welcome; the token in .env stays", "--json"]);
+    run.success();
+    let id = run.json()["id"].as_str().unwrap().to_string();
+    let r = &server.requests()[0];
+    assert_eq!(r.header("authorization"), None, "no key, no Authorization header");
+    assert_eq!(r.body["model"], "qwen2.5-coder:7b");
+    assert_eq!(r.body["max_tokens"], 8192);
+    assert!(
+        !r.body.to_string().contains("hunter2"),
+        "a protected file's content was sent"
+    );
+    let (cost, known): (f64, bool) = t
+        .ledger()
+        .query_row(
+            "SELECT cost_usd, cost_known FROM upgrades WHERE id = ?1",
+            [&id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((cost, known), (0.0, false));
+    t.graft(&["ledger"])
+        .success()
+        .stdout_has("1 upgrade(s) used a model without a known price, counted as $0")
+        .stdout_has("unpriced");
+}
+
+#[test]
+fn a_rejected_key_fails_at_once_with_the_apis_words() {
+    let server = LlmServer::start(Api::Anthropic);
+    let t = target(&server, "", "");
+    let before = t.snapshot();
+    server.push(crate::support::llm::Scripted {
+        status: 401,
+        headers: vec![],
+        body: r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#
+            .into(),
+        delay: Duration::ZERO,
+    });
+    upgrade(&t, "Greet with Welcome", &[]).code(9).stdout_has(&format!(
+        "provider `test` (anthropic API, model claude-sonnet-4-5): {}/v1/messages answered HTTP 401: authentication_error: invalid x-api-key (1 attempt); check the key in $GRAFT_TEST_KEY",
+        server.base_url()
+    ));
+    assert_eq!(server.requests().len(), 1, "a 401 is not retried");
+    t.snapshot().assert_same(&before, "rejected key");
+}

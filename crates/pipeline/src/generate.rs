@@ -244,9 +244,15 @@ impl Pipeline<'_> {
                 &mut tracked,
                 &mut generated,
             );
-            let Some(provider) = &provider else {
+            let Some(first_name) = &provider else {
                 return result;
             };
+            // A fallback may have handed the round to another provider.
+            let provider = match &req.source {
+                ChangeSource::Generator(g) => g.name().to_string(),
+                _ => first_name.clone(),
+            };
+            let provider = &provider;
             let (usage, edits, log) = generated.unwrap_or_default();
             let id = run.journal.id;
             let outcome = match &result {

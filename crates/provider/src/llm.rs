@@ -113,7 +113,7 @@ impl LlmGenerator {
     }
 
     /// The message that asks for a repair.
-    fn repair_message(&mut self, ctx: &GenerateContext<'_>, fb: &GateFeedback) -> String {
+    fn repair_message(&mut self, fb: &GateFeedback) -> String {
         let mut m = String::new();
         match &fb.gate {
             Some(gate) => {
@@ -144,7 +144,6 @@ impl LlmGenerator {
                 }
             }
         }
-        let _ = ctx;
         m.push_str(&format!(
             "Reply with the edits that fix this, in the same format, against the files as they are now ({}).",
             match self.settings.format {
@@ -206,6 +205,7 @@ impl Generator for LlmGenerator {
                     explicit: &self.explicit,
                     budget_tokens: self.settings.context_tokens,
                     format: self.settings.format,
+                    withheld: &|p| RelPath::new(p).map_or(true, |p| ctx.policy.is_protected(&p).is_some()),
                 });
                 (ctx.message)(&format!(
                     "prompt for {} ({}): {} chars, ~{} tokens; {} file(s) in full, {} in the repo map",
@@ -223,7 +223,7 @@ impl Generator for LlmGenerator {
                 }];
             }
             Some(fb) => {
-                let text = self.repair_message(ctx, fb);
+                let text = self.repair_message(fb);
                 self.conversation.push(Message {
                     role: Role::User,
                     text,

@@ -33,6 +33,9 @@ pub struct PromptInput<'a> {
     pub explicit: &'a [String],
     pub budget_tokens: u64,
     pub format: EditFormat,
+    /// Files whose content must not leave the machine (protected paths:
+    /// `.env`, keys, Graft's config): listed in the map, never shown.
+    pub withheld: &'a dyn Fn(&str) -> bool,
 }
 
 pub struct Prompt {
@@ -59,7 +62,7 @@ pub fn build(input: &PromptInput<'_>) -> Prompt {
     user.push_str("\n\n");
 
     // Conventions: up to 15 % of the budget.
-    let conventions = conventions(input.root, input.tracked, budget * 15 / 100);
+    let conventions = conventions(input.root, input.tracked, input.withheld, budget * 15 / 100);
     if !conventions.is_empty() {
         user.push_str("# Project conventions\n\n");
         user.push_str(&conventions);
@@ -70,12 +73,13 @@ pub fn build(input: &PromptInput<'_>) -> Prompt {
     let files_budget = budget * 55 / 100;
     let mut files = Vec::new();
     let mut files_text = String::new();
-    let mut order: Vec<&Ranked> = ranked.iter().filter(|r| r.explicit).collect();
-    order.extend(ranked.iter().filter(|r| !r.explicit && r.score > 0));
+    let shown: Vec<&Ranked> = ranked.iter().filter(|r| !(input.withheld)(&r.path)).collect();
+    let mut order: Vec<&Ranked> = shown.iter().copied().filter(|r| r.explicit).collect();
+    order.extend(shown.iter().copied().filter(|r| !r.explicit && r.score > 0));
     // Nothing matched the instruction: offer the source files, small ones
     // first, while they fit (a small repo goes in whole).
     if order.is_empty() {
-        let mut rest: Vec<&Ranked> = ranked.iter().filter(|r| r.lang.is_some()).collect();
+        let mut rest: Vec<&Ranked> = shown.iter().copied().filter(|r| r.lang.is_some()).collect();
         rest.sort_by_key(|r| r.size);
         order = rest;
     }
@@ -224,6 +228,7 @@ fn rank(input: &PromptInput<'_>) -> Vec<Ranked> {
         score += 4 * path_words.intersection(&wanted).count() as u32;
         let mut symbols = None;
         if let Some(lang) = lang
+            && !(input.withheld)(path)
             && i < MAX_OUTLINED
             && size <= MAX_FILE_BYTES
             && let Some(text) = read_text(input.root, path)
@@ -286,11 +291,11 @@ pub fn read_text(root: &Path, path: &str) -> Option<String> {
 
 /// README, ARCHITECTURE and CONTRIBUTING at the root, each cut to its
 /// share of `budget`.
-fn conventions(root: &Path, tracked: &[String], budget: u64) -> String {
+fn conventions(root: &Path, tracked: &[String], withheld: &dyn Fn(&str) -> bool, budget: u64) -> String {
     let mut found: Vec<&String> = Vec::new();
     for stem in ["readme", "architecture", "contributing"] {
         if let Some(p) = tracked.iter().find(|p| {
-            !p.contains('/') && {
+            !p.contains('/') && !withheld(p) && {
                 let l = p.to_lowercase();
                 l == stem || l.starts_with(&format!("{stem}."))
             }
@@ -416,6 +421,7 @@ mod tests {
             explicit: &[],
             budget_tokens: 2000,
             format: EditFormat::SearchReplace,
+            withheld: &|_| false,
         });
         assert_eq!(p.files, ["billing/invoice.py"], "only the relevant file in full");
         assert!(p.user.contains("Use black formatting."), "conventions");
@@ -445,11 +451,32 @@ mod tests {
                 explicit,
                 budget_tokens: 4000,
                 format: EditFormat::Diff,
+                withheld: &|_| false,
             })
         };
         assert_eq!(mk(&[]).files, ["a.py", "b.py"]);
         assert_eq!(mk(&["b.py".to_string()]).files[0], "b.py");
         assert!(mk(&[]).system.contains("--- a/src/app.py"));
+    }
+
+    #[test]
+    fn protected_files_never_leave_the_machine() {
+        let (dir, tracked) = repo(&[
+            ("settings.py", "TOKEN = \"s3cret\"\n"),
+            ("app.py", "import settings\n"),
+        ]);
+        let p = build(&PromptInput {
+            instruction: "Read the token from settings.py",
+            root: dir.path(),
+            tracked: &tracked,
+            explicit: &["settings.py".to_string()],
+            budget_tokens: 4000,
+            format: EditFormat::SearchReplace,
+            withheld: &|p| p == "settings.py",
+        });
+        assert!(!p.user.contains("s3cret"), "{}", p.user);
+        assert!(p.user.contains("settings.py\n"), "still in the map");
+        assert_eq!(p.files, ["app.py"]);
     }
 
     #[test]
