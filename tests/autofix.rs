@@ -226,3 +226,37 @@ fn unreachable_llm_falls_back_to_autofix_when_allowed() {
         .stderr_has("running the autofixers instead");
     assert_eq!(t.read("app.py"), APP_PY);
 }
+
+#[test]
+fn a_fallback_that_fails_a_gate_is_not_repaired() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let t = Target::python_with_config(&format!(
+        "[target]\nbranch = \"main\"\n\n[[gates]]\nname = \"strict\"\nkind = \"lint\"\ncommand = \"echo never good enough; exit 1\"\n\n[provider]\nautofix_when_unreachable = true\n\n[provider.llm.local]\napi = \"openai\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\nmodel = \"m\"\nretries = 0\n"
+    ));
+    t.write("app.py", MESSY_PY);
+    t.commit("messy");
+    let before = t.snapshot();
+    let run = t.graft_env(
+        &["upgrade", "Tidy the code", "--json"],
+        &[("PATH", &path_with_ruff())],
+    );
+    run.code(4);
+    assert_eq!(run.json()["failure"]["reason"], "gate_failed:strict");
+    let id = t.last_upgrade();
+    let rounds: Vec<(String, String)> = {
+        let conn = t.ledger();
+        let mut stmt = conn
+            .prepare("SELECT provider, outcome FROM generation_rounds WHERE upgrade_id = ?1 ORDER BY round")
+            .unwrap();
+        stmt.query_map([&id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    };
+    assert_eq!(rounds, [("autofix".to_string(), "gate_failed".to_string())]);
+    t.snapshot().assert_same(&before, "fallback failed a gate");
+}

@@ -219,14 +219,20 @@ impl Pipeline<'_> {
         base: &str,
     ) -> Result<String, Failure> {
         let policy = policy_for(self.ws, req.approve_protected)?;
-        let (max, provider) = match &req.source {
-            ChangeSource::Generator(g) => (g.max_rounds().max(1), Some(g.name().to_string())),
-            _ => (1, None),
+        let max_rounds = |req: &UpgradeRequest| match &req.source {
+            ChangeSource::Generator(g) => g.max_rounds().max(1),
+            _ => 1,
+        };
+        let provider = match &req.source {
+            ChangeSource::Generator(g) => Some(g.name().to_string()),
+            _ => None,
         };
         let mut feedback: Option<GateFeedback> = None;
         let mut last_signature: Option<String> = None;
         let mut tracked: Option<Vec<String>> = None;
-        for round in 1..=max {
+        let mut round = 0;
+        loop {
+            round += 1;
             if round > 1 {
                 self.check_cancel(run)?;
             }
@@ -296,7 +302,10 @@ impl Pipeline<'_> {
             };
             let repairable = matches!(failure.class, FailureClass::Gate | FailureClass::Refused)
                 && !failure.reason.starts_with("gate_modified_tree");
-            if !repairable || round == max {
+            // Asked each round: a provider may have handed over to one
+            // that cannot repair (an LLM falling back to the autofixers).
+            let max = max_rounds(req);
+            if !repairable || round >= max {
                 return Err(failure);
             }
             let fb = self.feedback(run, round, &failure, gates_before);
@@ -328,7 +337,6 @@ impl Pipeline<'_> {
             last_signature = Some(signature);
             feedback = Some(fb);
         }
-        unreachable!("the last round returns")
     }
 
     fn feedback(&self, run: &Run<'_>, round: u32, failure: &Failure, gates_before: usize) -> GateFeedback {

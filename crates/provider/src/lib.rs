@@ -184,7 +184,13 @@ impl Generator for Fallback {
         v
     }
     fn max_rounds(&self) -> u32 {
-        self.primary.max_rounds()
+        // The fixers do what they can in one round; a failing gate is
+        // beyond them.
+        if self.switched {
+            1
+        } else {
+            self.primary.max_rounds()
+        }
     }
     fn generate(
         &mut self,
@@ -192,19 +198,10 @@ impl Generator for Fallback {
         feedback: Option<&GateFeedback>,
     ) -> Result<Generated, Failure> {
         if self.switched {
-            // The fixers did what they can; a failing gate is beyond them.
-            let fb = feedback.expect("a later round has feedback");
             return Err(Failure::new(
-                if fb.gate.is_some() {
-                    FailureClass::Gate
-                } else {
-                    FailureClass::Refused
-                },
-                fb.reason.clone(),
-                format!(
-                    "{}\n(the autofixers ran because the LLM was unreachable; they cannot repair this)",
-                    fb.message
-                ),
+                FailureClass::Provider,
+                "no_repair",
+                "the autofixers ran because the LLM was unreachable; they cannot repair a failing gate",
             ));
         }
         match self.primary.generate(ctx, feedback) {
