@@ -10,13 +10,14 @@
 //! call, the tokens and (priced) dollars spent so far are checked against
 //! `[provider.budget]`.
 
+use std::collections::BTreeMap;
+
 use graft_change::{Change, RelPath};
 use graft_config::{EditFormat, LlmConfig, Price};
 use graft_pipeline::{
     Failure, FailureClass, GateFeedback, GenerateContext, Generated, Generator, Output, Usage,
 };
 use serde_json::json;
-use std::collections::BTreeMap;
 
 use crate::api::{self, ApiError, Message, Role};
 use crate::edits::change_from_reply;
@@ -26,7 +27,7 @@ use crate::reply::ReplyError;
 use crate::{Settings, pricing};
 
 /// Most bytes of an HTTP reply read (the reply text is limited further by
-/// [`reply::MAX_REPLY_BYTES`]).
+/// [`crate::reply::MAX_REPLY_BYTES`]).
 pub const MAX_HTTP_REPLY_BYTES: u64 = 4 * 1024 * 1024;
 
 pub struct LlmGenerator {
@@ -239,13 +240,14 @@ impl Generator for LlmGenerator {
                 .map(|m| prompt::tokens(&m.text))
                 .sum::<u64>();
         self.check_budget(prompt_tokens)?;
-        let max_out = self.config.max_output_tokens.min(
-            self.settings
-                .budget
-                .max_tokens
-                .saturating_sub(self.spent_tokens + prompt_tokens)
-                .max(1) as u32,
-        );
+        // What the budget leaves for the reply (at least 1 token).
+        let room = self
+            .settings
+            .budget
+            .max_tokens
+            .saturating_sub(self.spent_tokens + prompt_tokens)
+            .clamp(1, u64::from(u32::MAX));
+        let max_out = self.config.max_output_tokens.min(room as u32);
         let completion = api::complete(
             &self.http,
             &self.config,
