@@ -13,6 +13,7 @@ fn ruff_dir() -> PathBuf {
     let candidates = [
         std::env::var_os("GRAFT_TEST_RUFF").map(PathBuf::from),
         Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/tools/venv/bin/ruff")),
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/tools/pip/bin/ruff")),
     ];
     for c in candidates.into_iter().flatten() {
         if c.is_file() {
