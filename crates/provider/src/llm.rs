@@ -213,7 +213,7 @@ impl Generator for LlmGenerator {
                     self.name,
                     self.config.model,
                     p.system.len() + p.user.len(),
-                    prompt::tokens(&p.system) + prompt::tokens(&p.user),
+                    (p.system.len() + p.user.len()).div_ceil(4),
                     p.files.len(),
                     p.mapped
                 ));
