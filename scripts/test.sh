@@ -14,6 +14,26 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install --locked cargo-nextest
 fi
 
+# ruff, for the autofix provider's tests: a venv under target/, made once.
+RUFF_VERSION=0.14.14
+tools="$PWD/target/tools"
+ruff=""
+for c in "$tools/venv/bin/ruff" "$tools/pip/bin/ruff"; do
+    if "$c" --version 2>/dev/null | grep -q "$RUFF_VERSION"; then ruff="$c"; break; fi
+done
+if [ -z "$ruff" ]; then
+    echo "test.sh: installing ruff $RUFF_VERSION into $tools" >&2
+    if python3 -m venv "$tools/venv" 2>/dev/null; then
+        ruff="$tools/venv/bin/ruff"
+        "$tools/venv/bin/pip" install --quiet --disable-pip-version-check "ruff==$RUFF_VERSION"
+    else
+        # A Python without the venv module: a plain target directory.
+        ruff="$tools/pip/bin/ruff"
+        python3 -m pip install --quiet --disable-pip-version-check --target "$tools/pip" "ruff==$RUFF_VERSION"
+    fi
+fi
+export GRAFT_TEST_RUFF="$ruff"
+
 profile=default
 [ -n "${CI:-}" ] && profile=ci
 exec cargo nextest run --workspace --profile "$profile" "$@"

@@ -33,7 +33,8 @@ Exit codes:
   5  the repo was not ready (dirty tree, no graft.toml, branch moved)
   6  no such upgrade
   7  deployed, then rolled back
-  8  cancelled";
+  8  cancelled
+  9  the provider failed or is not set up (missing API key, unreachable, over budget)";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -80,6 +81,26 @@ pub struct InitArgs {
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("source").required(true))]
 pub struct UpgradeArgs {
+    /// What to change, in plain language, for the configured LLM or
+    /// command provider.
+    #[arg(value_name = "INSTRUCTION", group = "source")]
+    pub instruction: Option<String>,
+
+    /// Run the ecosystem's fixers (cargo clippy --fix and fmt, ruff,
+    /// eslint/prettier, gofmt) and gate what they change.
+    #[arg(long, group = "source")]
+    pub autofix: bool,
+
+    /// Turn an analyzer suggestion (an id from `graft scan`) into an
+    /// instruction for the provider.
+    #[arg(long, value_name = "ID", group = "source")]
+    pub suggestion: Option<String>,
+
+    /// The provider to use (a name under [provider.llm] or
+    /// [provider.command] in graft.toml; default: `[provider] default`).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["patch", "edits", "autofix"])]
+    pub provider: Option<String>,
+
     /// A unified diff (git style); `-` reads standard input.
     #[arg(long, value_name = "FILE", group = "source")]
     pub patch: Option<String>,

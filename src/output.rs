@@ -18,6 +18,7 @@ pub const EXIT_PRECONDITION: i32 = 5;
 pub const EXIT_NOT_FOUND: i32 = 6;
 pub const EXIT_ROLLED_BACK: i32 = 7;
 pub const EXIT_CANCELLED: i32 = 8;
+pub const EXIT_PROVIDER: i32 = 9;
 
 pub fn exit_code(class: FailureClass) -> i32 {
     match class {
@@ -26,6 +27,7 @@ pub fn exit_code(class: FailureClass) -> i32 {
         FailureClass::Gate => EXIT_GATE,
         FailureClass::RolledBack => EXIT_ROLLED_BACK,
         FailureClass::Cancelled => EXIT_CANCELLED,
+        FailureClass::Provider => EXIT_PROVIDER,
         FailureClass::Internal => EXIT_INTERNAL,
     }
 }
@@ -182,6 +184,11 @@ fn step_label(step: &str) -> &str {
 }
 
 fn step_detail(step: &str, detail: &serde_json::Value) -> String {
+    // A repair round's steps carry `:<round>`.
+    let step = match step.rsplit_once(':') {
+        Some((base, n)) if n.parse::<u32>().is_ok() => base,
+        _ => step,
+    };
     let s = |k: &str| detail.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
     let n = |k: &str| detail.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
     match step {

@@ -3,10 +3,12 @@
 
 mod support;
 
+mod autofix;
 mod cli;
 mod crash;
 mod hostile;
 mod perf;
+mod provider;
 mod rollback;
 mod supervisor;
 mod upgrade;

@@ -19,6 +19,7 @@ pub fn run(ctx: &Ctx, recent: usize) -> Result<i32, CliError> {
     if ctx.json {
         let mut v = serde_json::to_value(&stats).unwrap_or_default();
         v["failures_by_cause"] = json!(causes);
+        v["generation"] = serde_json::to_value(ws.ledger.usage_totals(recent)?).unwrap_or_default();
         print_json(&v);
         return Ok(EXIT_OK);
     }
@@ -43,6 +44,7 @@ pub fn run(ctx: &Ctx, recent: usize) -> Result<i32, CliError> {
             k.kind, k.total, k.promoted, k.failed, k.rolled_back
         );
     }
+    super::provider::print_generation(&ws, recent)?;
     println!("{}", style("files changed").bold());
     println!("  {} distinct file(s) in landed upgrades", stats.files_changed);
     for (path, n) in &stats.top_files {

@@ -6,6 +6,7 @@ pub mod diff;
 pub mod init;
 pub mod ledger;
 pub mod logs;
+pub mod provider;
 pub mod rollback;
 pub mod run;
 pub mod status;

@@ -7,28 +7,35 @@ use graft_ledger::{GateStatus, RequestKind, UpgradeState};
 use graft_pipeline::{ChangeSource, Observer as _, Pipeline, UpgradeReport, UpgradeRequest};
 use graft_supervisor::wire::Line;
 
-use super::Ctx;
+use super::{Ctx, provider};
 use crate::cli::UpgradeArgs;
 use crate::output::{self, CliError, EXIT_OK, Progress, print_json, seconds, short};
 
 pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> Result<i32, CliError> {
-    let (kind, (name, bytes)) = match (&args.patch, &args.edits) {
-        (Some(p), _) => (RequestKind::Patch, read_input(p)?),
-        (_, Some(e)) => (RequestKind::Edits, read_input(e)?),
-        _ => {
-            return Err(CliError::usage(
-                "give the change with --patch FILE or --edits FILE",
-            ));
-        }
+    let (kind, input) = match (&args.patch, &args.edits) {
+        (Some(p), _) => (RequestKind::Patch, Some(read_input(p)?)),
+        (_, Some(e)) => (RequestKind::Edits, Some(read_input(e)?)),
+        _ if args.autofix => (RequestKind::Autofix, None),
+        _ if args.suggestion.is_some() => (RequestKind::Suggestion, None),
+        _ => match &args.instruction {
+            Some(i) if !i.trim().is_empty() => (RequestKind::Instruction, None),
+            Some(_) => return Err(CliError::usage("the instruction is empty; say what to change")),
+            None => {
+                return Err(CliError::usage(
+                    "give an instruction, or the change with --patch FILE, --edits FILE, --autofix or --suggestion ID",
+                ));
+            }
+        },
     };
     if let Some(daemon) = ctx.daemon() {
-        return remote(ctx, &daemon, args, kind, name, bytes);
+        return remote(ctx, &daemon, args, kind, input);
     }
-    let source = match kind {
-        RequestKind::Patch => ChangeSource::Patch { name, bytes },
-        _ => ChangeSource::Edits { name, bytes },
-    };
     let ws = ctx.workspace()?;
+    let source = match (kind, input) {
+        (RequestKind::Patch, Some((name, bytes))) => ChangeSource::Patch { name, bytes },
+        (RequestKind::Edits, Some((name, bytes))) => ChangeSource::Edits { name, bytes },
+        _ => ChangeSource::Generator(provider::generator(&ws, &provider::Spec::from_args(args))?),
+    };
     let deploy = super::local_deploy(&ws);
     let progress = Progress::new(ctx.json);
     let pipeline = Pipeline {
@@ -36,15 +43,22 @@ pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> Result<i32, CliError> {
         observer: &progress,
         deploy,
     };
+    let title = args
+        .title
+        .clone()
+        .or_else(|| provider::suggestion_title(&ws, args.suggestion.as_deref()));
     let report = pipeline.run(UpgradeRequest {
         kind,
-        title: args.title.clone(),
+        title,
         source,
         requested_by: requested_by(),
         priority: args.priority,
         dry_run: args.dry_run,
         approve_protected: args.approve_protected,
     })?;
+    if let Some(id) = &args.suggestion {
+        ws.ledger.link_suggestion(id, &report.id)?;
+    }
     progress.finish();
     if ctx.json {
         print_json(&report);
@@ -70,9 +84,17 @@ fn remote(
     daemon: &graft_supervisor::client::Client,
     args: &UpgradeArgs,
     kind: RequestKind,
-    name: String,
-    bytes: Vec<u8>,
+    input: Option<(String, Vec<u8>)>,
 ) -> Result<i32, CliError> {
+    // A patch or edits travel as the body; an instruction too (the daemon
+    // builds the provider, with its own environment's API keys).
+    let (name, bytes) = match input {
+        Some(i) => i,
+        None => (
+            "request".to_string(),
+            args.instruction.clone().unwrap_or_default().into_bytes(),
+        ),
+    };
     let query = graft_supervisor::wire::UpgradeQuery {
         kind: kind.to_string(),
         name,
@@ -81,6 +103,8 @@ fn remote(
         approve_protected: args.approve_protected,
         priority: args.priority,
         requested_by: requested_by(),
+        suggestion: args.suggestion.clone(),
+        provider: args.provider.clone(),
     };
     let path = format!(
         "/v1/upgrades?{}",
@@ -145,6 +169,7 @@ fn read_input(arg: &str) -> Result<(String, Vec<u8>), CliError> {
 }
 
 pub fn print_report(r: &UpgradeReport) {
+    provider::print_rounds(r);
     if r.dry_run {
         print_files(r);
         if !r.diff.is_empty() {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod llm;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -271,7 +271,18 @@ allow_binary = false
 # command = "./bench.sh"
 # pattern = '([0-9.]+) requests/s'
 # better = "higher"
-# tolerance = 0.10"#
+# tolerance = 0.10
+
+# Providers turn `graft upgrade "instruction"` into a change. API keys are
+# read from the environment variable named here, never written in this file.
+# [provider.llm.claude]
+# api = "anthropic"                 # or "openai": any Chat Completions endpoint
+# model = "claude-sonnet-4-5"
+# api_key_env = "ANTHROPIC_API_KEY"
+# [provider.llm.local]
+# api = "openai"
+# base_url = "http://127.0.0.1:11434/v1"   # Ollama, llama.cpp, vLLM, LM Studio
+# model = "qwen2.5-coder:7b""#
     );
     out
 }

@@ -13,6 +13,7 @@
 mod error;
 mod gate;
 mod init;
+mod provider;
 mod run;
 mod values;
 
@@ -23,6 +24,10 @@ use serde::Deserialize;
 pub use error::ConfigError;
 pub use gate::{Better, GateConfig, GateKind};
 pub use init::{Ecosystem, detect_ecosystems, render_template};
+pub use provider::{
+    Api, AutofixConfig, BudgetConfig, CommandConfig, EditFormat, LlmConfig, NamedProvider, Price,
+    ProviderConfig,
+};
 pub use run::{HealthConfig, ListenAddress, ListenConfig, ReadyCheck, RunConfig, Signal, WatchConfig};
 pub use values::{DurationValue, Fraction, GlobList, Name};
 
@@ -48,6 +53,9 @@ pub struct Config {
     pub health: HealthConfig,
     #[serde(default)]
     pub watch: WatchConfig,
+    /// What turns an instruction into a change.
+    #[serde(default)]
+    pub provider: ProviderConfig,
 }
 
 /// `[target]`: the program Graft manages.
@@ -195,6 +203,7 @@ impl Config {
                 "`ready = \"command\"` needs `command = \"...\"` in [health]",
             ));
         }
+        self.provider.check(file, text)?;
         Ok(())
     }
 

@@ -307,3 +307,100 @@ fn bad_run_values_are_located() {
     let e = err(&RUN.replace("ready = \"http\"", "ready = \"command\""));
     assert!(e.contains("needs `command = \"...\"` in [health]"), "{e}");
 }
+
+#[test]
+fn provider_section_parses_with_defaults() {
+    let c = parse(
+        r#"
+[provider]
+default = "claude"
+
+[provider.llm.claude]
+api = "anthropic"
+model = "claude-sonnet-4-5"
+
+[provider.llm.local]
+api = "openai"
+base_url = "http://127.0.0.1:11434/v1/"
+model = "qwen2.5-coder"
+
+[provider.command.aider]
+command = "aider --yes --message {instruction}"
+"#,
+    )
+    .unwrap();
+    let p = &c.provider;
+    assert_eq!(p.max_retries, 3);
+    assert_eq!(p.default_name(), Some("claude"));
+    let claude = &p.llm["claude"];
+    assert_eq!(claude.base_url(), "https://api.anthropic.com");
+    assert_eq!(claude.key_env(), Some("ANTHROPIC_API_KEY"));
+    assert_eq!(claude.timeout.0.as_secs(), 180);
+    let local = &p.llm["local"];
+    assert_eq!(local.base_url(), "http://127.0.0.1:11434/v1");
+    assert_eq!(local.key_env(), None, "a local server needs no key");
+    assert!(matches!(p.get("aider"), Some(NamedProvider::Command(_))));
+    assert_eq!(p.names(), ["claude", "local", "aider"]);
+}
+
+#[test]
+fn only_provider_is_the_default() {
+    let c = parse("[provider.llm.x]\napi = \"openai\"\nmodel = \"m\"\n").unwrap();
+    assert_eq!(c.provider.default_name(), Some("x"));
+    assert_eq!(parse("").unwrap().provider.default_name(), None);
+}
+
+#[test]
+fn provider_errors_name_line_and_key() {
+    assert_eq!(
+        err("[provider]\ndefault = \"gpt\"\n[provider.llm.claude]\napi = \"anthropic\"\nmodel = \"m\"\n"),
+        "graft.toml:2:11: key `provider.default`: no provider named `gpt` (configured: claude)"
+    );
+    let e = err("[provider.llm.claude]\napi = \"anthropc\"\nmodel = \"m\"\n");
+    assert!(
+        e.starts_with("graft.toml:2:7: key `provider.llm.claude.api`: unknown variant `anthropc`"),
+        "{e}"
+    );
+    let e = err("[provider.llm.claude]\napi = \"anthropic\"\nmodel = \"m\"\napi_key = \"x\"\n");
+    assert!(
+        e.starts_with("graft.toml:4:1: unknown key `provider.llm.claude.api_key`"),
+        "{e}"
+    );
+    assert_eq!(
+        err("[provider]\nmax_retries = 0\n"),
+        "graft.toml:2:1: key `provider.max_retries`: max_retries must be from 1 to 20 (rounds of generate → gates, the first included), got 0"
+    );
+    assert_eq!(
+        err("[provider.command.agent]\ncommand = \"  \"\n"),
+        "graft.toml:1:2: key `provider.command.agent.command`: command provider `agent` has an empty command"
+    );
+}
+
+#[test]
+fn api_keys_are_refused_in_the_file() {
+    let e = err(
+        "[provider.llm.claude]\napi = \"anthropic\"\nmodel = \"m\"\napi_key_env = \"sk-ant-api03-abcdef\"\n",
+    );
+    assert!(
+        e.starts_with("graft.toml:1:2: key `provider.llm.claude.api_key_env`: api_key_env names the environment variable that holds the key"),
+        "{e}"
+    );
+    let e = err("[provider.llm.c]\napi = \"openai\"\nmodel = \"m\"\napi_key_env = \"MY KEY\"\n");
+    assert!(e.contains("`MY KEY` is not an environment variable name"), "{e}");
+}
+
+#[test]
+fn provider_names_are_checked() {
+    let e = err("[provider.llm.Claude]\napi = \"anthropic\"\nmodel = \"m\"\n");
+    assert!(
+        e.contains("key `provider.llm.Claude`: provider name `Claude` may only hold lowercase letters"),
+        "{e}"
+    );
+    let e = err("[provider.llm.a]\napi = \"openai\"\nmodel = \"m\"\n[provider.command.a]\ncommand = \"x\"\n");
+    assert!(e.contains("`a` is both an llm and a command provider"), "{e}");
+    let e = err("[provider.llm.a]\napi = \"openai\"\nmodel = \"m\"\nbase_url = \"localhost:8080\"\n");
+    assert!(
+        e.contains("base_url `localhost:8080` must start with http://"),
+        "{e}"
+    );
+}

@@ -31,7 +31,7 @@ impl Name {
     }
 }
 
-fn check_name(value: &str) -> Result<(), String> {
+pub(crate) fn check_name(value: &str) -> Result<(), String> {
     if value.is_empty() {
         return Err("a name may not be empty".into());
     }

@@ -8,8 +8,10 @@
 //!
 //! This crate knows nothing about changes, git or the ledger.
 
+mod outline;
 mod syntax;
 
+pub use outline::{Symbol, SymbolKind, outline};
 pub use syntax::{SyntaxError, check_syntax};
 
 use std::path::Path;

@@ -12,6 +12,7 @@
 //! survives the process being killed at any instant (the case Graft's crash
 //! tests prove); only a power loss can drop the most recent commits.
 
+mod generation;
 mod model;
 mod schema;
 mod stats;
@@ -22,6 +23,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+pub use generation::{GenerationRound, UpgradeUsage, UsageTotals};
 pub use model::*;
 pub use stats::{CauseCount, KindStats, LedgerStats};
 pub use supervisor::{AgentTask, HistoryEntry, InstanceRow, LiveRow, ReleaseRow};

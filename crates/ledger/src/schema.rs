@@ -159,8 +159,41 @@ CREATE TABLE learning (
 );
 CREATE INDEX learning_key ON learning(dimension, key);
 "#,
-    // 2: providers (reserved).
-    "SELECT 1;",
+    // 2: providers: one row per round of generate → stage → gates, and
+    // each upgrade's token and cost totals.
+    r#"
+ALTER TABLE upgrades ADD COLUMN provider TEXT;
+ALTER TABLE upgrades ADD COLUMN model TEXT;
+ALTER TABLE upgrades ADD COLUMN rounds INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE upgrades ADD COLUMN input_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE upgrades ADD COLUMN output_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE upgrades ADD COLUMN cost_usd REAL NOT NULL DEFAULT 0;
+-- 0 when some round used a model without a known price (its cost counts as 0).
+ALTER TABLE upgrades ADD COLUMN cost_known INTEGER NOT NULL DEFAULT 1;
+
+CREATE TABLE generation_rounds (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    upgrade_id     TEXT NOT NULL REFERENCES upgrades(id),
+    round          INTEGER NOT NULL,
+    provider       TEXT NOT NULL,
+    model          TEXT,
+    prompt_chars   INTEGER NOT NULL DEFAULT 0,
+    reply_chars    INTEGER NOT NULL DEFAULT 0,
+    input_tokens   INTEGER NOT NULL DEFAULT 0,
+    output_tokens  INTEGER NOT NULL DEFAULT 0,
+    cost_usd       REAL NOT NULL DEFAULT 0,
+    cost_known     INTEGER NOT NULL DEFAULT 1,
+    edits          INTEGER NOT NULL DEFAULT 0,
+    outcome        TEXT NOT NULL,           -- passed | gate_failed | refused | error | stuck
+    reason         TEXT,                    -- the failure's machine cause
+    feedback       TEXT,                    -- what was sent back for the next round
+    gates          TEXT NOT NULL DEFAULT '[]',  -- [{"name", "status"}]
+    output_tail    TEXT NOT NULL DEFAULT '',    -- a command provider's output
+    started_at     TEXT NOT NULL,
+    duration_ms    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX generation_rounds_upgrade ON generation_rounds(upgrade_id, round);
+"#,
     // 3: analyzer (reserved).
     "SELECT 1;",
     // 4: supervisor.

@@ -61,6 +61,9 @@ pub enum FailureClass {
     /// Deployed, then rolled back (readiness or watch window).
     RolledBack,
     Cancelled,
+    /// The provider could not make a change: unreachable, refused the
+    /// request, over its budget, or its command failed.
+    Provider,
     /// Graft itself failed (git error, disk full); see the message.
     Internal,
 }

@@ -7,7 +7,8 @@
 //!                                             any failure ─▶ failed / rolled back
 //! ```
 //!
-//! Module map: [`upgrade`] runs the steps; [`journal`] records each one
+//! Module map: [`upgrade`] runs the steps; [`generate`] turns a request
+//! into a staged, gated change, in rounds for a provider; [`journal`] records each one
 //! before and after; [`staging`] owns the worktree; [`gates`] and
 //! [`process`] run the checks; [`land`] moves the branch; [`rollback`],
 //! [`cancel`] and [`recover`] undo; [`deploy`] is the interface to
@@ -27,6 +28,7 @@ pub mod error;
 pub mod events;
 pub mod fault;
 pub mod gates;
+pub mod generate;
 pub mod git;
 pub mod journal;
 pub mod land;
@@ -40,5 +42,6 @@ pub mod workspace;
 pub use deploy::{Deploy, DeployContext, DeployResult, LandOnly, RecordOnly};
 pub use error::{Failure, FailureClass, PipelineError};
 pub use events::{Event, NullObserver, Observer};
+pub use generate::{GateFeedback, GenerateContext, Generated, Generator, Output, Usage};
 pub use upgrade::{ChangeSource, Pipeline, UpgradeReport, UpgradeRequest};
 pub use workspace::Workspace;

@@ -14,7 +14,8 @@ use std::time::Instant;
 
 use graft_change::{Change, Policy, Resolved};
 use graft_ledger::{
-    FileChange, GateRun, GateStatus, NewUpgrade, RequestKind, UpgradeId, UpgradeState, UpgradeUpdate,
+    FileChange, GateRun, GateStatus, GenerationRound, NewUpgrade, RequestKind, UpgradeId, UpgradeState,
+    UpgradeUpdate,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -23,6 +24,7 @@ use crate::deploy::{Deploy, DeployContext};
 use crate::error::{Failure, FailureClass, PipelineError};
 use crate::events::{Event, Observer};
 use crate::gates::{self, GateEnv};
+use crate::generate::Generator;
 use crate::git::Git;
 use crate::journal::Journal;
 use crate::land::{self, Target};
@@ -35,8 +37,11 @@ pub enum ChangeSource {
     Patch { name: String, bytes: Vec<u8> },
     /// A JSON list of edits.
     Edits { name: String, bytes: Vec<u8> },
-    /// A change already built (by a provider).
+    /// A change already built.
     Change(Change),
+    /// A provider, asked in rounds until the gates pass (see
+    /// [`crate::generate`]).
+    Generator(Box<dyn Generator>),
 }
 
 /// What to do.
@@ -68,6 +73,8 @@ pub struct UpgradeReport {
     pub branch: Option<String>,
     pub files: Vec<FileChange>,
     pub gates: Vec<GateRun>,
+    /// The rounds of a provider (empty for a patch or edits).
+    pub rounds: Vec<GenerationRound>,
     pub diff: String,
     pub duration_ms: u64,
     /// Time spent inside gate commands (the rest is Graft's own overhead).
@@ -82,18 +89,18 @@ pub struct Pipeline<'a> {
 }
 
 /// State shared by the steps of one run.
-struct Run<'a> {
-    journal: Journal<'a>,
-    report: UpgradeReport,
-    target: Option<Target>,
-    staging: Option<Git>,
-    resolved: Option<Resolved>,
+pub(crate) struct Run<'a> {
+    pub(crate) journal: Journal<'a>,
+    pub(crate) report: UpgradeReport,
+    pub(crate) target: Option<Target>,
+    pub(crate) staging: Option<Git>,
+    pub(crate) resolved: Option<Resolved>,
 }
 
 impl Pipeline<'_> {
     /// Run one upgrade to its end. `Err` only when Graft cannot even record
     /// it (ledger unwritable); every other failure is in the report.
-    pub fn run(&self, req: UpgradeRequest) -> Result<UpgradeReport, PipelineError> {
+    pub fn run(&self, mut req: UpgradeRequest) -> Result<UpgradeReport, PipelineError> {
         let started = Instant::now();
         let lock = match recover::exclusive(self.ws, self.deploy, false)? {
             Some(lock) => lock,
@@ -120,6 +127,9 @@ impl Pipeline<'_> {
             dry_run: req.dry_run,
             state: UpgradeState::Staging,
         })?;
+        if let ChangeSource::Generator(g) = &req.source {
+            self.ws.ledger.set_provider(&id, g.name(), g.model())?;
+        }
         self.observer.on_event(&Event::UpgradeCreated {
             id: id.to_string(),
             kind: req.kind.to_string(),
@@ -144,6 +154,7 @@ impl Pipeline<'_> {
                 branch: None,
                 files: Vec::new(),
                 gates: Vec::new(),
+                rounds: Vec::new(),
                 diff: String::new(),
                 duration_ms: 0,
                 gate_command_ms: 0,
@@ -152,7 +163,7 @@ impl Pipeline<'_> {
             staging: None,
             resolved: None,
         };
-        let outcome = self.steps(&mut run, &req);
+        let outcome = self.steps(&mut run, &mut req);
         let final_state = match outcome {
             Ok(_) if req.dry_run => {
                 finish_dry_run(self.ws, &mut run.report)?;
@@ -173,7 +184,7 @@ impl Pipeline<'_> {
         Ok(run.report)
     }
 
-    fn steps(&self, run: &mut Run<'_>, req: &UpgradeRequest) -> Result<UpgradeState, Failure> {
+    fn steps(&self, run: &mut Run<'_>, req: &mut UpgradeRequest) -> Result<UpgradeState, Failure> {
         let ws = self.ws;
         let j = &run.journal;
 
@@ -202,68 +213,8 @@ impl Pipeline<'_> {
         run.report.base_commit = Some(base.clone());
         run.target = Some(target);
 
-        // generate: turn the request into a change.
-        let change = j.step("generate", json!({ "kind": req.kind.as_str() }), || {
-            let change = match &req.source {
-                ChangeSource::Patch { name, bytes } => graft_change::parse_unified_diff(name, bytes),
-                ChangeSource::Edits { name, bytes } => graft_change::parse_edits_json(name, bytes),
-                ChangeSource::Change(c) => Ok(c.clone()),
-            }
-            .map_err(|e| Failure::refused(&e))?;
-            let n = change.edits.len();
-            Ok((change, json!({ "edits": n })))
-        })?;
-
-        // stage: apply in the staging worktree and commit on graft/<id>.
-        j.state(UpgradeState::Staging)?;
-        let policy = policy_for(ws, req.approve_protected)?;
-        let (staging, resolved, staged) = j.step("stage", json!({ "base": base }), || {
-            let staging = staging::prepare(ws, &base)?;
-            let resolved =
-                graft_change::resolve(&change, staging.dir(), &policy).map_err(|e| Failure::refused(&e))?;
-            if resolved.is_empty() {
-                return Err(Failure::new(
-                    FailureClass::Refused,
-                    "empty_change",
-                    "the change makes no difference to the files it names; nothing to upgrade",
-                ));
-            }
-            let message = commit_message(&run.report.title, j.id, &req.requested_by);
-            let staged = staging::commit(&staging, &resolved, &message)?;
-            staging
-                .run(&["branch", "--force", &j.id.branch(), &staged])
-                .map_err(Failure::from)?;
-            let detail = json!({ "commit": staged, "branch": j.id.branch(), "files": resolved.files.len() });
-            Ok(((staging, resolved, staged), detail))
-        })?;
-        run.report.staged_commit = Some(staged.clone());
-        run.report.branch = Some(j.id.branch());
-        ws.ledger
-            .update_upgrade(
-                j.id,
-                &UpgradeUpdate {
-                    staged_commit: Some(staged.clone()),
-                    branch: Some(Some(j.id.branch())),
-                    ..Default::default()
-                },
-            )
-            .map_err(|e| Failure::internal(&e.into()))?;
-        let files = file_changes(&staging, &base, &staged)?;
-        let diff = staging
-            .run(&["diff", "--no-color", "--no-ext-diff", "-M", &base, &staged])
-            .map_err(Failure::from)?;
-        ws.ledger
-            .record_file_changes(j.id, &files)
-            .and_then(|_| ws.ledger.set_diff(j.id, &diff))
-            .map_err(|e| Failure::internal(&e.into()))?;
-        run.report.files = files;
-        run.report.diff = diff;
-        run.staging = Some(staging);
-        run.resolved = Some(resolved);
-
-        // gates.
-        j.state(UpgradeState::Validating)?;
-        self.gates(run, &base)?;
+        // generate, stage, gates: in rounds when a provider makes the change.
+        let staged = self.produce(run, req, &base)?;
 
         if req.dry_run {
             return Ok(UpgradeState::Cancelled);
@@ -418,12 +369,13 @@ impl Pipeline<'_> {
         }
     }
 
-    fn gates(&self, run: &mut Run<'_>, base: &str) -> Result<(), Failure> {
+    pub(crate) fn gates(&self, run: &mut Run<'_>, base: &str, round: u32) -> Result<(), Failure> {
         let ws = self.ws;
         let j = &run.journal;
         let resolved = run.resolved.as_ref().expect("staged");
-        let parse = j.step("gate:parse", json!({}), || {
-            let r = gates::parse_gate(j.id.as_str(), 1, &resolved.files);
+        let name = |s: String| if round == 1 { s } else { format!("{s}:{round}") };
+        let parse = j.step(&name("gate:parse".into()), json!({}), || {
+            let r = gates::parse_gate(j.id.as_str(), round.into(), &resolved.files);
             let detail = json!({ "status": r.status.as_str() });
             Ok((r, detail))
         })?;
@@ -435,11 +387,11 @@ impl Pipeline<'_> {
             let env = GateEnv {
                 staging: &staging,
                 journal: j,
-                round: 1,
+                round: round.into(),
                 live_commit: base,
                 ledger: &ws.ledger,
             };
-            let result = j.step(&format!("gate:{}", gate.name), json!({ "command": gate.command }), || {
+            let result = j.step(&name(format!("gate:{}", gate.name)), json!({ "command": gate.command }), || {
                 let r = gates::run_command_gate(gate, &env);
                 let detail = json!({ "status": r.status.as_str(), "exit_code": r.exit_code, "duration_ms": r.duration_ms });
                 Ok((r, detail))
@@ -491,7 +443,7 @@ impl Pipeline<'_> {
         Ok(())
     }
 
-    fn check_cancel(&self, run: &Run<'_>) -> Result<(), Failure> {
+    pub(crate) fn check_cancel(&self, run: &Run<'_>) -> Result<(), Failure> {
         if self.ws.ledger.cancel_requested(run.journal.id).unwrap_or(false) {
             Err(cancelled_failure())
         } else {
@@ -564,7 +516,7 @@ fn cancelled_failure() -> Failure {
     )
 }
 
-fn policy_for(ws: &Workspace, approve_protected: bool) -> Result<Policy, Failure> {
+pub(crate) fn policy_for(ws: &Workspace, approve_protected: bool) -> Result<Policy, Failure> {
     let l = &ws.config.limits;
     Policy::new(
         &ws.config.target.protected.0,
@@ -578,13 +530,13 @@ fn policy_for(ws: &Workspace, approve_protected: bool) -> Result<Policy, Failure
     .map_err(|e| Failure::refused(&e))
 }
 
-fn commit_message(title: &str, id: &UpgradeId, by: &str) -> String {
+pub(crate) fn commit_message(title: &str, id: &UpgradeId, by: &str) -> String {
     format!("{title}\n\nGraft-Upgrade: {id}\nRequested-By: {by}\n")
 }
 
 /// The files changed between two commits, with line counts and blob ids,
 /// in two git calls whatever the number of files.
-fn file_changes(git: &Git, base: &str, staged: &str) -> Result<Vec<FileChange>, Failure> {
+pub(crate) fn file_changes(git: &Git, base: &str, staged: &str) -> Result<Vec<FileChange>, Failure> {
     let raw = git
         .run(&["diff", "--raw", "-z", "--no-abbrev", "-M", base, staged])
         .map_err(Failure::from)?;
@@ -659,6 +611,7 @@ fn default_title(req: &UpgradeRequest) -> String {
         }
         ChangeSource::Edits { name, .. } => format!("Apply edits {name}"),
         ChangeSource::Change(c) => format!("Apply {} edit(s)", c.edits.len()),
+        ChangeSource::Generator(g) => g.title(),
     }
 }
 
@@ -674,6 +627,7 @@ fn request_json(req: &UpgradeRequest) -> serde_json::Value {
         ChangeSource::Patch { name, bytes } => body("patch", name, bytes),
         ChangeSource::Edits { name, bytes } => body("edits", name, bytes),
         ChangeSource::Change(c) => json!({ "edits": c.edits.len() }),
+        ChangeSource::Generator(g) => g.describe(),
     };
     v["dry_run"] = json!(req.dry_run);
     v["approve_protected"] = json!(req.approve_protected);

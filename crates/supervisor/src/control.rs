@@ -17,7 +17,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use graft_ledger::{RequestKind, UpgradeId};
 use graft_pipeline::{
-    ChangeSource, Event, Observer, Pipeline, UpgradeRequest, Workspace, cancel, recover, rollback,
+    ChangeSource, Event, Observer, Pipeline, PipelineError, UpgradeRequest, Workspace, cancel, recover,
+    rollback,
 };
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -25,7 +26,7 @@ use tokio::sync::mpsc;
 use crate::agent_api::error;
 use crate::deploy::SupervisorDeploy;
 use crate::supervisor::Supervisor;
-use crate::wire::{ErrorLine, Line, UpgradeQuery};
+use crate::wire::{ErrorLine, GeneratorFactory, Line, UpgradeQuery};
 
 /// Shared by the control routes and the daemon's own operations.
 pub struct Ops {
@@ -36,6 +37,8 @@ pub struct Ops {
     pub queue: tokio::sync::Mutex<()>,
     /// Every pipeline event, for whoever listens (SSE, webhooks).
     pub events: tokio::sync::broadcast::Sender<Event>,
+    /// Builds generators for instructions, suggestions and autofixes.
+    pub generators: GeneratorFactory,
 }
 
 pub fn router(ops: Arc<Ops>, body_limit: usize) -> axum::Router {
@@ -87,37 +90,18 @@ async fn status(State(ops): State<Arc<Ops>>) -> Response {
 }
 
 async fn upgrade(State(ops): State<Arc<Ops>>, Query(q): Query<UpgradeQuery>, body: Bytes) -> Response {
-    let (kind, source) = match q.kind.as_str() {
-        "patch" => (
-            RequestKind::Patch,
-            ChangeSource::Patch {
-                name: q.name.clone(),
-                bytes: body.to_vec(),
-            },
-        ),
-        "edits" => (
-            RequestKind::Edits,
-            ChangeSource::Edits {
-                name: q.name.clone(),
-                bytes: body.to_vec(),
-            },
-        ),
-        other => {
+    let kind: RequestKind = match q.kind.parse() {
+        Ok(k) => k,
+        Err(_) => {
             return error(
                 StatusCode::BAD_REQUEST,
                 "bad_kind",
-                format!("kind `{other}` is not one of patch, edits"),
+                format!(
+                    "kind `{}` is not one of patch, edits, instruction, suggestion, autofix",
+                    q.kind
+                ),
             );
         }
-    };
-    let req = UpgradeRequest {
-        kind,
-        title: q.title.clone(),
-        source,
-        requested_by: q.requested_by.clone(),
-        priority: q.priority.clamp(1, 10),
-        dry_run: q.dry_run,
-        approve_protected: q.approve_protected,
     };
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -126,19 +110,50 @@ async fn upgrade(State(ops): State<Arc<Ops>>, Query(q): Query<UpgradeQuery>, bod
             tx: tx.clone(),
             events: ops.events.clone(),
         };
-        let (root, deploy) = (ops.root.clone(), ops.deploy.clone());
-        let done = tokio::task::spawn_blocking(move || {
+        let (root, deploy, generators) = (ops.root.clone(), ops.deploy.clone(), ops.generators.clone());
+        let done = tokio::task::spawn_blocking(move || -> Result<Result<_, ErrorLine>, PipelineError> {
             let ws = Workspace::open(&root)?;
-            Pipeline {
+            let source = match kind {
+                RequestKind::Patch => ChangeSource::Patch {
+                    name: q.name.clone(),
+                    bytes: body.to_vec(),
+                },
+                RequestKind::Edits => ChangeSource::Edits {
+                    name: q.name.clone(),
+                    bytes: body.to_vec(),
+                },
+                _ => match generators(&ws, &q, &body) {
+                    Ok(g) => ChangeSource::Generator(g),
+                    Err(e) => return Ok(Err(e)),
+                },
+            };
+            let title = q.title.clone().or_else(|| {
+                let id = q.suggestion.as_deref()?;
+                Some(ws.ledger.suggestion(id).ok()??.title)
+            });
+            let report = Pipeline {
                 ws: &ws,
                 observer: &relay,
                 deploy: &*deploy,
             }
-            .run(req)
+            .run(UpgradeRequest {
+                kind,
+                title,
+                source,
+                requested_by: q.requested_by.clone(),
+                priority: q.priority.clamp(1, 10),
+                dry_run: q.dry_run,
+                approve_protected: q.approve_protected,
+            })?;
+            if let Some(id) = &q.suggestion {
+                ws.ledger.link_suggestion(id, &report.id)?;
+            }
+            Ok(Ok(report))
         })
         .await;
         let line = match done {
-            Ok(Ok(report)) => Line::Report(serde_json::to_value(&report).unwrap_or_default()),
+            Ok(Ok(Ok(report))) => Line::Report(serde_json::to_value(&report).unwrap_or_default()),
+            Ok(Ok(Err(e))) => Line::Error(e),
             Ok(Err(e)) => error_line("pipeline", None, e.to_string()),
             Err(e) => error_line("internal", None, e.to_string()),
         };

@@ -51,8 +51,13 @@ pub struct Started {
     pub recovered: Vec<graft_pipeline::recover::Recovered>,
 }
 
-/// Run until SIGTERM or SIGINT. `on_started` is called once serving.
-pub fn run(root: &Path, on_started: impl FnOnce(&Started)) -> Result<(), SupervisorError> {
+/// Run until SIGTERM or SIGINT. `on_started` is called once serving;
+/// `generators` builds the providers of requests that are not patches.
+pub fn run(
+    root: &Path,
+    generators: crate::wire::GeneratorFactory,
+    on_started: impl FnOnce(&Started),
+) -> Result<(), SupervisorError> {
     let ws = Workspace::open(root)?;
     let root = ws.root.clone();
     let config = ws.config.clone();
@@ -153,6 +158,7 @@ pub fn run(root: &Path, on_started: impl FnOnce(&Started)) -> Result<(), Supervi
             deploy: deploy.clone(),
             queue: tokio::sync::Mutex::new(()),
             events,
+            generators,
         });
         let body_limit = (config.limits.max_change_bytes as usize).saturating_mul(2).max(64 * 1024);
         let control_router = control::router(ops.clone(), body_limit);

@@ -8,10 +8,11 @@
 
 use serde::{Deserialize, Serialize};
 
-/// `POST /v1/upgrades` query parameters.
+/// `POST /v1/upgrades` query parameters. The body is the patch or edits,
+/// or the instruction's text; `autofix` and `suggestion` need none.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UpgradeQuery {
-    /// `patch` or `edits`.
+    /// `patch`, `edits`, `instruction`, `suggestion` or `autofix`.
     pub kind: String,
     /// The input's name, for error messages.
     pub name: String,
@@ -23,6 +24,10 @@ pub struct UpgradeQuery {
     #[serde(default = "five")]
     pub priority: i64,
     pub requested_by: String,
+    /// For `kind = suggestion`: its id.
+    pub suggestion: Option<String>,
+    /// A configured provider by name (default: `[provider] default`).
+    pub provider: Option<String>,
 }
 
 fn five() -> i64 {
@@ -48,3 +53,16 @@ pub struct ErrorLine {
     pub class: Option<graft_pipeline::FailureClass>,
     pub message: String,
 }
+
+/// Builds the generator for a request that is not a patch or edits (an
+/// instruction, a suggestion, an autofix). Supplied by the binary, so that
+/// this crate knows nothing of LLMs.
+pub type GeneratorFactory = std::sync::Arc<
+    dyn Fn(
+            &graft_pipeline::Workspace,
+            &UpgradeQuery,
+            &[u8],
+        ) -> Result<Box<dyn graft_pipeline::Generator>, ErrorLine>
+        + Send
+        + Sync,
+>;
