@@ -4,9 +4,10 @@
 //! is never edited once released: a change to the schema is a new entry at
 //! the end of [`MIGRATIONS`].
 
-/// Each entry brings the schema from version `i` to `i + 1`. Entries 2 to 4
-/// are reserved for the parts of Graft that own them (providers, analyzer,
-/// supervisor), so that their schema changes land in a fixed order.
+/// Each entry brings the schema from version `i` to `i + 1`. Entries 2 to 6
+/// belong to the parts of Graft that own them (providers, analyzer,
+/// supervisor, control plane, orchestration), so that their schema changes
+/// land in a fixed order; a reserved one is a no-op until filled.
 pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: the core pipeline.
     r#"
@@ -248,4 +249,8 @@ CREATE TABLE agent_history (
     meta         TEXT NOT NULL DEFAULT '{}'
 );
 "#,
+    // 5: control plane (reserved).
+    "SELECT 1;",
+    // 6: orchestration (reserved).
+    "SELECT 1;",
 ];
