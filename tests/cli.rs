@@ -191,13 +191,30 @@ fn demo_runs_end_to_end() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["code_restored"], true);
-    assert_eq!(v["data_restored"], true);
+    assert!(v["requests"].as_u64().unwrap() > 100, "{v}");
+    assert_eq!(v["failed"], 0, "no request may fail: {v}");
     let states: Vec<&str> = v["upgrades"]
         .as_array()
         .unwrap()
         .iter()
         .map(|u| u["state"].as_str().unwrap())
         .collect();
-    assert_eq!(states, ["promoted", "failed", "failed", "failed"]);
+    assert_eq!(states, ["promoted", "rolled_back", "rolled_back"]);
+    let reasons: Vec<&str> = v["upgrades"].as_array().unwrap()[1..]
+        .iter()
+        .map(|u| u["failure"]["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["deploy_failed:not_ready", "watch_failed:unhealthy"]);
+    let versions: Vec<&str> = v["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[0].as_str().unwrap())
+        .collect();
+    assert_eq!(&versions[..2], ["v1", "v2"], "{versions:?}");
+    assert!(
+        !versions.contains(&"v3"),
+        "the never-ready release served nothing: {versions:?}"
+    );
+    assert_eq!(v["ledger"]["rollbacks"], 2);
 }

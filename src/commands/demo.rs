@@ -1,252 +1,220 @@
-//! `graft demo`: Graft's main job on a built-in target, start to finish.
+//! `graft demo`: Graft's main job, start to finish, on a built-in target.
 //!
-//! A small Python service with a unittest suite and a data file is written
-//! to a temporary git repo; then a good change lands, a change that breaks
-//! the tests is stopped by the test gate, a syntax error is stopped by the
-//! parse gate before any test runs, a hostile path is refused, and the good
-//! change is rolled back with its data file restored. Only git and
-//! python3 are needed.
+//! The example agent (`examples/agent`) is written to a temporary git
+//! repo and supervised by a real `graft run` on a loopback port, under
+//! steady HTTP load. Then:
+//! 1. a good upgrade: responses change from v1 to v2;
+//! 2. a release that never becomes ready: killed, v2 keeps serving, the
+//!    commit is reverted;
+//! 3. a release that turns unhealthy inside its watch window: Graft
+//!    switches straight back to v2, reverts the commit;
+//!
+//! and it prints the requests served, the requests failed (0) and the
+//! ledger's summary. Needs cargo (the agent is built from source) and git.
 
+use std::io::BufRead as _;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use console::style;
-use graft_ledger::{RequestKind, UpgradeState};
-use graft_pipeline::{ChangeSource, Pipeline, RecordOnly, UpgradeRequest, Workspace, recover, rollback};
+use graft_ledger::{Ledger, UpgradeState};
+use graft_pipeline::{Observer as _, UpgradeReport};
+use graft_supervisor::client::Client;
+use graft_supervisor::wire::{Line, UpgradeQuery};
 use serde_json::json;
 
 use super::Ctx;
-use crate::output::{CliError, EXIT_INTERNAL, EXIT_OK, Progress, print_json};
+use crate::output::{CliError, EXIT_INTERNAL, EXIT_OK, EXIT_PRECONDITION, Progress, print_json};
 
-const APP: &str = r#""""A tiny greeting service."""
-import json
-import pathlib
+const AGENT_MAIN: &str = include_str!("../../examples/agent/src/main.rs");
+const AGENT_CARGO: &str = include_str!("../../examples/agent/Cargo.toml");
 
-STATE = pathlib.Path(__file__).parent / "data" / "state.json"
-
-
-def greet(name):
-    return "Hello, " + name
-
-
-def visits():
-    return json.loads(STATE.read_text())["visits"]
-"#;
-
-const TEST: &str = r#"import unittest
-
-import app
-
-
-class GreetTest(unittest.TestCase):
-    def test_greets_by_name(self):
-        self.assertTrue(app.greet("Ada").endswith("Ada"))
-
-    def test_greeting_is_polite(self):
-        self.assertIn(app.greet("Ada").split(",")[0], ("Hello", "Welcome back"))
-
-
-if __name__ == "__main__":
-    unittest.main()
-"#;
-
-const CONFIG: &str = r#"[target]
-name = "greeter"
+fn config(port: u16) -> String {
+    format!(
+        r#"# The demo target: the example agent, supervised on 127.0.0.1:{port}.
+[target]
+name = "demo-agent"
 branch = "main"
-data = ["data/state.json"]
 
 [[gates]]
-name = "test"
-kind = "test"
-command = "python3 -m unittest -q"
-timeout = "2m"
-"#;
+name = "build"
+kind = "build"
+command = "cargo build --quiet"
+timeout = "10m"
 
-/// A good change: a friendlier greeting, and a new version of the data.
-const GOOD: &str = r#"--- a/app.py
-+++ b/app.py
-@@ -7,7 +7,7 @@ STATE = pathlib.Path(__file__).parent / "data" / "state.json"
- 
- 
- def greet(name):
--    return "Hello, " + name
-+    return "Welcome back, " + name
- 
- 
- def visits():
-"#;
+[run]
+command = "target/debug/agent"
+build = "cargo build --quiet"
+artifacts = ["target/debug/agent"]
+prepare_signal = "SIGUSR1"
+drain_timeout = "5s"
 
-/// Breaks the tests (the greeting no longer ends with the name), though
-/// the module still parses.
-const BREAKS_TESTS: &str = r#"--- a/app.py
-+++ b/app.py
-@@ -7,7 +7,7 @@ STATE = pathlib.Path(__file__).parent / "data" / "state.json"
- 
- 
- def greet(name):
--    return "Welcome back, " + name
-+    return "Welcome back, " + name.upper() + "!"
- 
- 
- def visits():
-"#;
+[[run.listen]]
+name = "http"
+address = "127.0.0.1:{port}"
 
-/// Does not parse.
-const SYNTAX_ERROR: &str =
-    r#"[{"op": "modify", "path": "app.py", "search": "def greet(name):", "replace": "def greet(name:"}]"#;
+[health]
+ready = "http"
+interval = "100ms"
+failures = 2
+start_timeout = "4s"
 
-/// Tries to write outside the repo.
-const HOSTILE: &str = r#"--- a/../outside.txt
-+++ b/../outside.txt
-@@ -1 +1 @@
--x
-+y
-"#;
+[watch]
+window = "2s"
+"#
+    )
+}
+
+/// One step of the demo: what it sends, and what must come of it.
+struct Step {
+    say: &'static str,
+    version: &'static str,
+    behavior: &'static str,
+    expect: UpgradeState,
+}
+
+const STEPS: [Step; 3] = [
+    Step {
+        say: "1. a good upgrade: v1 → v2, with no request lost",
+        version: "v2",
+        behavior: "start_delay_ms=300",
+        expect: UpgradeState::Promoted,
+    },
+    Step {
+        say: "2. a release that never becomes ready: killed, v2 keeps serving",
+        version: "v3",
+        behavior: "start_delay_ms=300\nready=never",
+        expect: UpgradeState::RolledBack,
+    },
+    Step {
+        say: "3. a release that turns unhealthy in its watch window: Graft switches back to v2",
+        version: "v4",
+        behavior: "start_delay_ms=300\nunhealthy_after_ms=700",
+        expect: UpgradeState::RolledBack,
+    },
+];
 
 pub fn run(ctx: &Ctx, keep: bool) -> Result<i32, CliError> {
+    let fail = |what: String| CliError::new(EXIT_INTERNAL, "demo_failed", what);
+    if Command::new("cargo").arg("--version").output().is_err() {
+        return Err(CliError::new(
+            EXIT_PRECONDITION,
+            "no_cargo",
+            "the demo builds its example agent with cargo, which is not on PATH: install Rust from https://rustup.rs",
+        ));
+    }
     let dir = tempfile::Builder::new()
         .prefix("graft-demo-")
         .tempdir()
-        .map_err(|e| CliError::new(EXIT_INTERNAL, "io", format!("cannot create a temp dir: {e}")))?;
-    let root = dir.path().join("greeter");
-    say(ctx, &format!("building a demo target in {}", root.display()));
-    make_target(&root).map_err(|e| CliError::new(EXIT_INTERNAL, "demo_setup", e))?;
-    let ws = Workspace::open(&root)?;
-    let progress = Progress::new(ctx.json);
-    let pipeline = Pipeline {
-        ws: &ws,
-        observer: &progress,
-        deploy: &RecordOnly,
-    };
-    let upgrade = |title: &str, source: ChangeSource, kind| {
-        pipeline.run(UpgradeRequest {
-            kind,
-            title: Some(title.into()),
-            source,
-            requested_by: "demo".into(),
-            priority: 5,
-            dry_run: false,
-            approve_protected: false,
-        })
-    };
-    let patch = |name: &str, text: &str| ChangeSource::Patch {
-        name: name.into(),
-        bytes: text.as_bytes().to_vec(),
-    };
+        .map_err(|e| fail(format!("cannot create a temp dir: {e}")))?;
+    let root = dir.path().join("agent");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| fail(format!("no free port: {e}")))?
+        .port();
+    say(
+        ctx,
+        &format!("the example agent, as a git repo in {}", root.display()),
+    );
+    make_target(&root, port).map_err(fail)?;
 
     say(
         ctx,
-        "\n1. a good change: every gate passes, it lands on main with a tag",
+        "starting `graft run` (it builds the agent first: a few seconds)",
     );
-    let good = upgrade(
-        "Friendlier greeting",
-        patch("friendly.diff", GOOD),
-        RequestKind::Patch,
-    )?;
-    expect(
-        good.state == UpgradeState::Promoted,
-        "the good change should land",
-        &good,
-    )?;
-    // The service runs on and writes its data file.
-    std::fs::write(root.join("data/state.json"), "{\"visits\": 42}\n")
-        .map_err(|e| CliError::new(EXIT_INTERNAL, "io", e.to_string()))?;
-
+    let exe = std::env::current_exe().map_err(|e| fail(e.to_string()))?;
+    let mut daemon = Command::new(exe)
+        .args(["run", "--json"])
+        .current_dir(&root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| fail(format!("cannot start graft run: {e}")))?;
+    let mut first = String::new();
+    let read = std::io::BufReader::new(daemon.stdout.take().expect("piped")).read_line(&mut first);
+    let started: serde_json::Value = serde_json::from_str(&first).unwrap_or_default();
+    if read.is_err() || started.get("live_commit").is_none() {
+        let _ = daemon.kill();
+        return Err(fail(format!("graft run did not start: {first}")));
+    }
+    let guard = StopOnDrop(daemon);
     say(
         ctx,
-        "\n2. a change that breaks the tests: the test gate stops it, nothing lands",
+        &format!("serving v1 on 127.0.0.1:{port}; steady load from 4 connections"),
     );
-    let broken = upgrade(
-        "Shout the name",
-        patch("shout.diff", BREAKS_TESTS),
-        RequestKind::Patch,
-    )?;
-    expect(
-        broken.state == UpgradeState::Failed,
-        "the breaking change should fail its gate",
-        &broken,
-    )?;
 
-    say(
-        ctx,
-        "\n3. a syntax error: the parse gate stops it before any test runs",
-    );
-    let syntax = upgrade(
-        "Half-finished edit",
-        ChangeSource::Edits {
-            name: "edit.json".into(),
-            bytes: SYNTAX_ERROR.as_bytes().to_vec(),
-        },
-        RequestKind::Edits,
-    )?;
-    expect(
-        syntax.state == UpgradeState::Failed,
-        "the syntax error should be caught",
-        &syntax,
-    )?;
+    let load = graft_load::Load::start(graft_load::LoadConfig {
+        addr: ([127, 0, 0, 1], port).into(),
+        connections: 4,
+        keep_alive: true,
+        path: "/".into(),
+        timeout: Duration::from_secs(10),
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let client = Client::find(&root).ok_or_else(|| fail("graft run has no control socket".into()))?;
+    let mut reports = Vec::new();
+    for step in &STEPS {
+        say(ctx, &format!("\n{}", step.say));
+        let started = Instant::now();
+        let report = upgrade(ctx, &client, step).map_err(fail)?;
+        if report.state != step.expect {
+            return Err(fail(format!(
+                "{} ended {} ({}), not {}",
+                report.id,
+                report.state,
+                report.failure.as_ref().map(|f| f.message.as_str()).unwrap_or(""),
+                step.expect
+            )));
+        }
+        reports.push((step, report, started.elapsed()));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let result = load.stop();
+    drop(guard);
 
-    say(
-        ctx,
-        "\n4. a patch that reaches outside the repo: refused before anything is staged",
-    );
-    let hostile = upgrade(
-        "Escape attempt",
-        patch("escape.diff", HOSTILE),
-        RequestKind::Patch,
-    )?;
-    expect(
-        hostile.state == UpgradeState::Failed,
-        "the hostile patch should be refused",
-        &hostile,
-    )?;
-
-    say(
-        ctx,
-        "\n5. roll back the good change: a revert commit, and the data file as it was",
-    );
-    let held = recover::exclusive(&ws, &RecordOnly, true)?.expect("a blocking lock is always taken");
-    let rb = rollback::rollback(&ws, &RecordOnly, &held, &good.id, "demo", &progress)?;
-    drop(held);
-    progress.finish();
-    let greeting_back = std::fs::read_to_string(root.join("app.py")).unwrap_or_default() == APP;
-    let data_back =
-        std::fs::read_to_string(root.join("data/state.json")).unwrap_or_default() == "{\"visits\": 0}\n";
-
-    let stats = ws.ledger.stats(10)?;
+    let ledger = Ledger::open(&root.join(".graft/ledger.db")).map_err(|e| fail(e.to_string()))?;
+    let stats = ledger.stats(10).map_err(|e| fail(e.to_string()))?;
+    let all = result.all();
     if ctx.json {
         print_json(&json!({
             "repo": root,
-            "upgrades": [&good, &broken, &syntax, &hostile],
-            "rollback": rb,
-            "code_restored": greeting_back,
-            "data_restored": data_back,
+            "requests": all.requests,
+            "failed": all.failed,
+            "versions": result.versions(),
+            "longest_gap_ms": result.longest_gap().as_millis() as u64,
+            "upgrades": reports.iter().map(|(_, r, _)| r).collect::<Vec<_>>(),
             "ledger": stats,
         }));
     } else {
         println!("\n{}", style("what happened").bold());
-        for (what, r) in [
-            ("good change", &good),
-            ("breaks tests", &broken),
-            ("syntax error", &syntax),
-            ("hostile path", &hostile),
-        ] {
-            let why = r.failure.as_ref().map(|f| f.reason.clone()).unwrap_or_default();
-            println!("  {what:<14} {:<10} {why}", r.state);
+        for (step, r, took) in &reports {
+            let why = r.failure.as_ref().map(|f| f.reason.as_str()).unwrap_or("");
+            println!(
+                "  {:<3} {:<11} {:<28} {:.1} s",
+                step.version,
+                r.state.to_string(),
+                why,
+                took.as_secs_f64()
+            );
         }
+        let versions: Vec<String> = result
+            .versions()
+            .iter()
+            .map(|(v, n)| format!("{v} {n}"))
+            .collect();
         println!(
-            "  rollback       revert {}  code restored: {}  data restored: {}",
-            rb.revert_commit
-                .as_deref()
-                .map(crate::output::short)
-                .unwrap_or("-"),
-            yes(greeting_back),
-            yes(data_back)
+            "\n  requests served {}  ({})\n  requests failed {}  (longest wait for an answer: {} ms)",
+            all.requests,
+            versions.join(", "),
+            style(all.failed).bold(),
+            result.longest_gap().as_millis()
         );
         println!(
-            "\nledger: {} upgrades, {} promoted, {} failed, {} rolled back, {} rollback(s) recorded",
+            "\nledger: {} upgrades, {} promoted, {} rolled back; {} rollback(s) recorded with their cause",
             stats.total,
             stats.by_state.get("promoted").copied().unwrap_or(0),
-            stats.by_state.get("failed").copied().unwrap_or(0),
             stats.by_state.get("rolled_back").copied().unwrap_or(0),
             stats.rollbacks
         );
@@ -256,24 +224,91 @@ pub fn run(ctx: &Ctx, keep: bool) -> Result<i32, CliError> {
         say(
             ctx,
             &format!(
-                "\nthe demo repo is kept at {}: try `graft -C {} ledger`",
+                "\nthe demo repo is kept in {}: try `graft -C {} ledger`",
                 path.display(),
                 root.display()
             ),
         );
     }
-    if !(greeting_back && data_back) {
-        return Err(CliError::new(
-            EXIT_INTERNAL,
-            "demo_failed",
-            "the rollback did not restore the code and the data",
-        ));
+    if all.failed > 0 {
+        return Err(fail(format!("{} request(s) failed during the demo", all.failed)));
     }
     Ok(EXIT_OK)
 }
 
-fn yes(b: bool) -> &'static str {
-    if b { "yes" } else { "NO" }
+/// Send one upgrade to graft run, showing its progress.
+fn upgrade(ctx: &Ctx, client: &Client, step: &Step) -> Result<UpgradeReport, String> {
+    let edits = json!([
+        { "op": "replace", "path": "VERSION", "content": format!("{}\n", step.version) },
+        { "op": "replace", "path": "behavior", "content": format!("{}\n", step.behavior) },
+    ]);
+    let query = UpgradeQuery {
+        kind: "edits".into(),
+        name: format!("{}.json", step.version),
+        title: Some(format!("Release {}", step.version)),
+        dry_run: false,
+        approve_protected: false,
+        priority: 5,
+        requested_by: "demo".into(),
+        suggestion: None,
+        provider: None,
+    };
+    let path = format!(
+        "/v1/upgrades?{}",
+        serde_urlencoded::to_string(&query).map_err(|e| e.to_string())?
+    );
+    let progress = Progress::new(ctx.json);
+    let mut report = None;
+    let mut error = None;
+    client
+        .stream(
+            "POST",
+            &path,
+            edits.to_string().into_bytes(),
+            &mut |line| match line {
+                Line::Event(e) => progress.on_event(&e),
+                Line::Report(v) => report = serde_json::from_value::<UpgradeReport>(v).ok(),
+                Line::Error(e) => error = Some(e.message),
+                Line::Rollback(_) => {}
+            },
+        )
+        .map_err(|e| e.to_string())?;
+    progress.finish();
+    if let Some(e) = error {
+        return Err(e);
+    }
+    let report = report.ok_or("graft run gave no report")?;
+    if !ctx.json {
+        match &report.failure {
+            None => println!("  {} {}", style("promoted").green().bold(), report.id),
+            Some(f) => println!(
+                "  {} {}: {}",
+                style("rolled back").yellow().bold(),
+                report.id,
+                f.message.lines().next().unwrap_or("")
+            ),
+        }
+    }
+    Ok(report)
+}
+
+/// Stops `graft run` (SIGTERM: its releases drain) however the demo ends.
+struct StopOnDrop(std::process::Child);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn say(ctx: &Ctx, text: &str) {
@@ -282,34 +317,18 @@ fn say(ctx: &Ctx, text: &str) {
     }
 }
 
-fn expect(ok: bool, what: &str, r: &graft_pipeline::UpgradeReport) -> Result<(), CliError> {
-    if ok {
-        Ok(())
-    } else {
-        Err(CliError::new(
-            EXIT_INTERNAL,
-            "demo_failed",
-            format!(
-                "demo step went wrong: {what}, but {} ended {} ({})",
-                r.id,
-                r.state,
-                r.failure.as_ref().map(|f| f.message.as_str()).unwrap_or("")
-            ),
-        ))
-    }
-}
-
-fn make_target(root: &Path) -> Result<(), String> {
+fn make_target(root: &Path, port: u16) -> Result<(), String> {
     let write = |rel: &str, text: &str| {
         let p = root.join(rel);
         std::fs::create_dir_all(p.parent().expect("has a parent")).map_err(|e| e.to_string())?;
         std::fs::write(&p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))
     };
-    write("app.py", APP)?;
-    write("test_app.py", TEST)?;
-    write("data/state.json", "{\"visits\": 0}\n")?;
-    write("graft.toml", CONFIG)?;
-    write(".gitignore", "__pycache__/\ndata/\n")?;
+    write("Cargo.toml", AGENT_CARGO)?;
+    write("src/main.rs", AGENT_MAIN)?;
+    write("VERSION", "v1\n")?;
+    write("behavior", "start_delay_ms=300\n")?;
+    write(".gitignore", "/target\n")?;
+    write("graft.toml", &config(port))?;
     let git = |args: &[&str]| -> Result<(), String> {
         let out = Command::new("git")
             .arg("-C")
@@ -333,6 +352,6 @@ fn make_target(root: &Path) -> Result<(), String> {
     };
     git(&["init", "--quiet", "--initial-branch=main"])?;
     git(&["add", "."])?;
-    git(&["commit", "--quiet", "-m", "greeter v1"])?;
+    git(&["commit", "--quiet", "-m", "agent v1"])?;
     Ok(())
 }

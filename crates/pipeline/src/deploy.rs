@@ -29,11 +29,18 @@ pub struct DeployContext<'a> {
     pub staging: &'a Path,
 }
 
-/// How a deploy, watch or revert went.
+/// How a deploy, watch or revert went. `detail` is journaled with the
+/// step (figures such as how long a switch took).
 #[derive(Debug, Clone)]
 pub enum DeployResult {
-    Ok { detail: Value },
-    Failed { cause: String, message: String },
+    Ok {
+        detail: Value,
+    },
+    Failed {
+        cause: String,
+        message: String,
+        detail: Value,
+    },
 }
 
 impl DeployResult {
@@ -43,14 +50,24 @@ impl DeployResult {
         }
     }
 
+    pub fn failed(cause: impl Into<String>, message: impl Into<String>) -> DeployResult {
+        DeployResult::Failed {
+            cause: cause.into(),
+            message: message.into(),
+            detail: Value::Null,
+        }
+    }
+
     /// As the result of a journal step: a failure becomes a `Failure` of
     /// `class` with reason `<prefix>:<cause>`.
     pub(crate) fn into_step(self, prefix: &str, class: FailureClass) -> Result<((), Value), Failure> {
         match self {
             DeployResult::Ok { detail } => Ok(((), detail)),
-            DeployResult::Failed { cause, message } => {
-                Err(Failure::new(class, format!("{prefix}:{cause}"), message))
-            }
+            DeployResult::Failed {
+                cause,
+                message,
+                detail,
+            } => Err(Failure::new(class, format!("{prefix}:{cause}"), message).with_detail(detail)),
         }
     }
 }

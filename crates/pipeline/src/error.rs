@@ -77,11 +77,20 @@ pub struct Failure {
     pub reason: String,
     /// For people: what failed, why, and what to do.
     pub message: String,
+    /// Figures about the failure, journaled with its step.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub detail: serde_json::Value,
 }
 
 impl Failure {
+    pub fn with_detail(mut self, detail: serde_json::Value) -> Failure {
+        self.detail = detail;
+        self
+    }
+
     pub fn new(class: FailureClass, reason: impl Into<String>, message: impl Into<String>) -> Failure {
         Failure {
+            detail: serde_json::Value::Null,
             class,
             reason: reason.into(),
             message: message.into(),

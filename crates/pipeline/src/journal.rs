@@ -37,7 +37,7 @@ impl Journal<'_> {
             Ok((_, d)) => (StepOutcome::Ok, d.clone()),
             Err(f) => (
                 StepOutcome::Failed,
-                json!({ "reason": f.reason, "message": f.message }),
+                json!({ "reason": f.reason, "message": f.message, "detail": f.detail }),
             ),
         };
         self.ledger

@@ -74,10 +74,7 @@ impl Deploy for SupervisorDeploy {
             Ok(r) => DeployResult::Ok {
                 detail: json!({ "release": r.dir, "tree": r.tree }),
             },
-            Err(message) => DeployResult::Failed {
-                cause: "release".into(),
-                message,
-            },
+            Err(message) => DeployResult::failed("release", message),
         }
     }
 
@@ -94,10 +91,7 @@ impl Deploy for SupervisorDeploy {
         let release = match self.release(ctx) {
             Ok(r) => r,
             Err(message) => {
-                return DeployResult::Failed {
-                    cause: "release".into(),
-                    message,
-                };
+                return DeployResult::failed("release", message);
             }
         };
         match self.rt.block_on(self.sup.switch_to(&release, "deploy")) {
@@ -105,7 +99,6 @@ impl Deploy for SupervisorDeploy {
                 detail: serde_json::to_value(&s).unwrap_or_default(),
             },
             Err(n) => DeployResult::Failed {
-                cause: n.cause,
                 message: format!(
                     "{}; the old release kept serving (the new one was gone {} ms later){}",
                     n.message,
@@ -116,6 +109,8 @@ impl Deploy for SupervisorDeploy {
                         format!("\nits last output:\n{}", n.output)
                     }
                 ),
+                detail: json!({ "decided_ms": n.decided_ms }),
+                cause: n.cause,
             },
         }
     }
@@ -150,6 +145,7 @@ impl Deploy for SupervisorDeploy {
                 DeployResult::Failed {
                     cause: f.cause,
                     message,
+                    detail: json!({ "switched_back_to": f.switched_back_to, "switch_back_ms": f.switch_back_ms }),
                 }
             }
         }
@@ -159,10 +155,7 @@ impl Deploy for SupervisorDeploy {
         let revert_tree = match crate::release::tree_of(self.sup.git(), ctx.commit) {
             Ok(t) => t,
             Err(e) => {
-                return DeployResult::Failed {
-                    cause: "release".into(),
-                    message: e.to_string(),
-                };
+                return DeployResult::failed("release", e.to_string());
             }
         };
         // After a failed watch window the supervisor has already switched
@@ -180,10 +173,7 @@ impl Deploy for SupervisorDeploy {
         let release = match self.release(ctx) {
             Ok(r) => r,
             Err(message) => {
-                return DeployResult::Failed {
-                    cause: "release".into(),
-                    message,
-                };
+                return DeployResult::failed("release", message);
             }
         };
         match self.rt.block_on(self.sup.switch_to(&release, "rollback")) {
@@ -194,6 +184,7 @@ impl Deploy for SupervisorDeploy {
                 }
             }
             Err(n) => DeployResult::Failed {
+                detail: json!({ "decided_ms": n.decided_ms }),
                 cause: n.cause,
                 message: n.message,
             },
