@@ -100,7 +100,7 @@ impl Deploy for SupervisorDeploy {
             },
             Err(n) => DeployResult::Failed {
                 message: format!(
-                    "{}; the old release kept serving (the new one was gone {} ms later){}",
+                    "{}; the old release kept serving (decided {} ms after the failure){}",
                     n.message,
                     n.decided_ms,
                     if n.output.is_empty() {

@@ -95,25 +95,32 @@ async fn command(cfg: &HealthConfig, inst: &Instance) -> Result<(), String> {
     }
 }
 
-/// Why a release did not become ready.
+/// Why a release did not become ready, and when that became so.
 #[derive(Debug, Clone)]
 pub enum NotReady {
-    Exited(String),
-    Timeout(String),
+    Exited(String, Instant),
+    Timeout(String, Instant),
 }
 
 impl NotReady {
     pub fn cause(&self) -> &'static str {
         match self {
-            NotReady::Exited(_) => "exited",
-            NotReady::Timeout(_) => "not_ready",
+            NotReady::Exited(..) => "exited",
+            NotReady::Timeout(..) => "not_ready",
         }
     }
 
     pub fn message(&self) -> String {
         match self {
-            NotReady::Exited(how) => format!("the new release exited before it was ready ({how})"),
-            NotReady::Timeout(why) => format!("the new release was not ready in time ({why})"),
+            NotReady::Exited(how, _) => format!("the new release exited before it was ready ({how})"),
+            NotReady::Timeout(why, _) => format!("the new release was not ready in time ({why})"),
+        }
+    }
+
+    /// When it failed: its exit, or the readiness deadline.
+    pub fn at(&self) -> Instant {
+        match self {
+            NotReady::Exited(_, at) | NotReady::Timeout(_, at) => *at,
         }
     }
 }
@@ -128,18 +135,22 @@ pub async fn wait_ready(cfg: &HealthConfig, inst: &Instance) -> Result<Duration,
     let mut last_error = String::from("no check has passed yet");
     loop {
         if let Some(how) = inst.exited() {
-            return Err(NotReady::Exited(how));
+            let at = inst.exited_at.lock().expect("lock").unwrap_or_else(Instant::now);
+            return Err(NotReady::Exited(how, at));
         }
         let now = Instant::now();
         if now >= deadline {
-            return Err(NotReady::Timeout(format!(
-                "{} after {:?}: {last_error}",
-                match cfg.ready {
-                    ReadyCheck::Notify => "no READY=1 on NOTIFY_SOCKET",
-                    _ => "health check not passing",
-                },
-                cfg.start_timeout.0
-            )));
+            return Err(NotReady::Timeout(
+                format!(
+                    "{} after {:?}: {last_error}",
+                    match cfg.ready {
+                        ReadyCheck::Notify => "no READY=1 on NOTIFY_SOCKET",
+                        _ => "health check not passing",
+                    },
+                    cfg.start_timeout.0
+                ),
+                deadline,
+            ));
         }
         match cfg.ready {
             ReadyCheck::None => return Ok(started.elapsed()),

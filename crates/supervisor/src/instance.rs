@@ -61,6 +61,8 @@ pub struct Instance {
     pub stopping: AtomicBool,
     /// `None` while it runs, then how it ended.
     pub exit: watch::Receiver<Option<String>>,
+    /// When it ended (as its waiting thread saw it).
+    pub exited_at: Arc<Mutex<Option<Instant>>>,
     notify_path: PathBuf,
 }
 
@@ -135,6 +137,8 @@ impl Instance {
         let log = log_path.clone();
         let (pid_tx, pid_rx) = std::sync::mpsc::channel::<std::io::Result<i32>>();
         let (exit_tx, exit_rx) = watch::channel(None);
+        let exited_at = Arc::new(Mutex::new(None));
+        let exited_at_thread = exited_at.clone();
         std::thread::Builder::new()
             .name(format!("release-{}", s.id))
             .spawn(move || {
@@ -184,6 +188,7 @@ impl Instance {
                 let _ = pid_tx.send(Ok(pid));
                 let pump = std::thread::spawn(move || pump_log(reader, &log, max_bytes, keep));
                 let status = child.wait();
+                *exited_at_thread.lock().expect("lock") = Some(Instant::now());
                 // Helpers it left in its group go too (and release the pipe).
                 let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
                 let _ = pump.join();
@@ -216,6 +221,7 @@ impl Instance {
             heartbeat: Mutex::new(None),
             stopping: AtomicBool::new(false),
             exit: exit_rx,
+            exited_at,
             notify_path,
         }))
     }

@@ -71,7 +71,7 @@ pub struct NotSwitched {
     /// The failed process's last output lines.
     pub output: String,
     /// From the first sign of failure (its exit, or the readiness
-    /// deadline) to the old release being the only one left.
+    /// deadline) to the decision to keep the old release.
     pub decided_ms: u64,
 }
 
@@ -290,17 +290,18 @@ impl Supervisor {
         };
         match health::wait_ready(&self.settings.health, &inst).await {
             Err(not_ready) => {
-                let noticed = Instant::now();
-                // It never served: no drain, just gone.
-                inst.stopping.store(true, Ordering::SeqCst);
-                inst.kill_group();
-                let how = inst.wait_exit().await;
-                let decided_ms = noticed.elapsed().as_millis() as u64;
-                self.forget(&inst, &how);
+                // The old release never stopped serving: keeping it is
+                // decided here. The failed one may have accepted
+                // connections already, so it is stopped like any release
+                // (stop signal, drain, then SIGKILL), in the background.
+                let decided_ms = not_ready.at().elapsed().as_millis() as u64;
+                let output = log_tail(&inst.log_path, 20);
+                let me = self.clone();
+                tokio::spawn(async move { me.stop(&inst, true).await });
                 Err(NotSwitched {
                     cause: not_ready.cause().into(),
                     message: not_ready.message(),
-                    output: log_tail(&inst.log_path, 20),
+                    output,
                     decided_ms,
                 })
             }

@@ -398,10 +398,19 @@ fn main() {
     }
     // The simulated start: loading a model, warming a cache.
     std::thread::sleep(shared.behavior.start_delay);
-    if !shared.behavior.never_ready {
-        shared.ready.store(true, Ordering::SeqCst);
-        notify.send(&format!("READY=1\nSTATUS=serving {}", shared.version));
+    if shared.behavior.never_ready {
+        // Stuck starting up: it never serves, and leaves when told to.
+        while !TERM.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        log(format_args!(
+            "agent {} stopped before it was ready",
+            shared.version
+        ));
+        return;
     }
+    shared.ready.store(true, Ordering::SeqCst);
+    notify.send(&format!("READY=1\nSTATUS=serving {}", shared.version));
     start_heartbeats(shared.clone());
 
     let watchdog = std::env::var("WATCHDOG_USEC")
