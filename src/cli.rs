@@ -34,7 +34,8 @@ Exit codes:
   6  no such upgrade
   7  deployed, then rolled back
   8  cancelled
-  9  the provider failed or is not set up (missing API key, unreachable, over budget)";
+  9  the provider failed or is not set up (missing API key, unreachable, over budget)
+ 10  queued, waiting for approval (`graft approve ID`)";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -52,6 +53,14 @@ pub enum Command {
     Cancel(IdArgs),
     /// Totals, success rate, failures by cause, recent history.
     Ledger(LedgerArgs),
+    /// Approve an upgrade that waits for approval; it runs (or is queued).
+    Approve(ApproveArgs),
+    /// Reject an upgrade that waits for approval.
+    Reject(RejectArgs),
+    /// The queue: what waits to run, and what waits for approval.
+    Queue(QueueArgs),
+    /// Schedules: when Graft scans or autofixes by itself.
+    Schedule(ScheduleArgs),
     /// Supervise the target (`[run]` in graft.toml): serve it through
     /// every upgrade, roll back on its own.
     Run,
@@ -114,6 +123,11 @@ pub struct UpgradeArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Only queue it (`graft queue run`, or a running `graft run`, runs
+    /// the queue by priority); do not run it now.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub queue: bool,
+
     /// A title for the ledger (default: the patch's subject, or its name).
     #[arg(long)]
     pub title: Option<String>,
@@ -152,4 +166,47 @@ pub struct DemoArgs {
     /// Keep the demo's temporary repo and print where it is.
     #[arg(long)]
     pub keep: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// An upgrade id, such as upg_20261121_103001_a1b2c3.
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RejectArgs {
+    pub id: String,
+    /// Why, for the ledger.
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    #[command(subcommand)]
+    pub action: Option<QueueAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueAction {
+    /// Run queued upgrades by priority, then age, until the queue is empty.
+    Run,
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    #[command(subcommand)]
+    pub action: Option<ScheduleAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleAction {
+    /// Expire approvals that waited too long and run the schedules that are
+    /// due (`graft run` does this by itself; cron can call it otherwise).
+    Tick {
+        /// Act as if it were this time (RFC 3339), for tests and catch-up.
+        #[arg(long)]
+        now: Option<String>,
+    },
 }

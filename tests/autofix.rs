@@ -125,8 +125,19 @@ fn autofix_runs_clippy_fix_and_fmt_on_a_rust_target() {
         .unwrap();
     assert!(lock.status.success(), "{}", String::from_utf8_lossy(&lock.stderr));
     t.commit("lockfile");
-    let run = t.graft(&["upgrade", "--autofix"]);
-    run.success();
+    // It rewrites src/main.rs, an entry point: policy asks for approval.
+    let run = t.graft(&["upgrade", "--autofix", "--json"]);
+    run.code(10);
+    let held = run.json();
+    assert_eq!(held["state"], "awaiting_approval");
+    assert!(
+        held["risk_reasons"]
+            .to_string()
+            .contains("changes entry point `src/main.rs`"),
+        "{held}"
+    );
+    let id = held["id"].as_str().unwrap().to_string();
+    t.graft(&["approve", &id]).success().stdout_has("promoted");
     let main = t.read("src/main.rs");
     assert!(main.contains("if v.is_empty() {"), "clippy --fix: {main}");
     assert!(

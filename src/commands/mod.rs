@@ -7,6 +7,7 @@ pub mod init;
 pub mod ledger;
 pub mod logs;
 pub mod provider;
+pub mod queue;
 pub mod rollback;
 pub mod run;
 pub mod status;
@@ -60,4 +61,59 @@ pub fn local_deploy(ws: &Workspace) -> &'static dyn Deploy {
 pub fn parse_id(id: &str) -> Result<graft_ledger::UpgradeId, CliError> {
     id.parse()
         .map_err(|e: String| CliError::new(crate::output::EXIT_NOT_FOUND, "bad_id", e))
+}
+
+/// The analyzer, for code metrics and scheduled scans (none in this build).
+pub fn analyzer() -> Option<&'static dyn graft_orchestrate::Analyzer> {
+    None
+}
+
+/// The same, shareable with graft run's threads.
+pub fn analyzer_sync() -> Option<&'static (dyn graft_orchestrate::Analyzer + Sync)> {
+    None
+}
+
+/// A submission the orchestrator refused, as the CLI reports it.
+pub fn submit_error(e: graft_orchestrate::SubmitError) -> CliError {
+    match e {
+        graft_orchestrate::SubmitError::Limited { message, .. } => {
+            CliError::new(crate::output::EXIT_PRECONDITION, "rate_limited", message)
+        }
+        graft_orchestrate::SubmitError::Pipeline(e) => e.into(),
+    }
+}
+
+/// Say what became of a submission that does not run now.
+pub fn print_submitted(ctx: &Ctx, s: &graft_orchestrate::Submitted) -> i32 {
+    use graft_ledger::UpgradeState;
+    if ctx.json {
+        crate::output::print_json(&serde_json::json!({
+            "id": s.id,
+            "state": s.state,
+            "risk": s.risk.level,
+            "risk_reasons": s.risk.reasons,
+        }));
+    } else if s.state == UpgradeState::AwaitingApproval {
+        println!(
+            "{} {}: risk {}\n  {}\napprove it with `graft approve {}` (or `graft reject {}`)",
+            console::style("awaiting approval").yellow().bold(),
+            s.id,
+            s.risk.level,
+            s.risk.reasons.join("\n  "),
+            s.id,
+            s.id
+        );
+    } else {
+        println!(
+            "{} {} (risk {}); `graft queue run` runs the queue",
+            console::style("queued").bold(),
+            s.id,
+            s.risk.level
+        );
+    }
+    if s.state == UpgradeState::AwaitingApproval {
+        crate::output::EXIT_AWAITING
+    } else {
+        crate::output::EXIT_OK
+    }
 }

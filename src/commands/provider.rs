@@ -15,6 +15,8 @@ pub struct Spec {
     pub suggestion: Option<String>,
     pub instruction: Option<String>,
     pub provider: Option<String>,
+    /// A previous attempt's failure, told to the provider (a retry).
+    pub previous_failure: Option<String>,
 }
 
 impl Spec {
@@ -24,13 +26,36 @@ impl Spec {
             suggestion: args.suggestion.clone(),
             instruction: args.instruction.clone(),
             provider: args.provider.clone(),
+            previous_failure: None,
+        }
+    }
+
+    pub fn from_submission(s: &graft_orchestrate::Submission) -> Spec {
+        use graft_ledger::RequestKind;
+        Spec {
+            autofix: s.kind == RequestKind::Autofix,
+            suggestion: s.suggestion.clone(),
+            instruction: (s.kind == RequestKind::Instruction)
+                .then(|| String::from_utf8_lossy(&s.body).into_owned()),
+            provider: s.provider.clone(),
+            previous_failure: s.previous_failure.clone(),
         }
     }
 }
 
-/// The title of a suggestion, to title the upgrade made from it.
-pub fn suggestion_title(ws: &Workspace, id: Option<&str>) -> Option<String> {
-    Some(ws.ledger.suggestion(id?).ok()??.title)
+/// Providers for queued requests, as `graft upgrade` builds them.
+pub struct CliGenerators;
+
+impl graft_orchestrate::Generators for CliGenerators {
+    fn generator(
+        &self,
+        ws: &Workspace,
+        s: &graft_orchestrate::Submission,
+    ) -> Result<Box<dyn Generator>, graft_pipeline::Failure> {
+        generator(ws, &Spec::from_submission(s)).map_err(|e| {
+            graft_pipeline::Failure::new(graft_pipeline::FailureClass::Provider, e.reason, e.message)
+        })
+    }
 }
 
 /// The generator for an instruction, a suggestion or `--autofix`.
@@ -64,6 +89,12 @@ pub fn generator(ws: &Workspace, spec: &Spec) -> Result<Box<dyn Generator>, CliE
             (text, s.files)
         }
         None => (spec.instruction.clone().unwrap_or_default(), Vec::new()),
+    };
+    let instruction = match &spec.previous_failure {
+        Some(f) => format!(
+            "{instruction}\n\nA previous attempt at this failed; do not repeat what made it fail:\n{f}"
+        ),
+        None => instruction,
     };
     graft_provider::for_instruction(
         &ws.config,

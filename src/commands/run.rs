@@ -11,20 +11,9 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
     let json = ctx.json;
     // Requests that need a provider reach graft run too; it builds them the
     // way `graft upgrade` does, with graft run's environment (API keys).
-    let generators: graft_supervisor::wire::GeneratorFactory = std::sync::Arc::new(|ws, q, body| {
-        let spec = super::provider::Spec {
-            autofix: q.kind == "autofix",
-            suggestion: q.suggestion.clone(),
-            instruction: (q.kind == "instruction").then(|| String::from_utf8_lossy(body).into_owned()),
-            provider: q.provider.clone(),
-        };
-        super::provider::generator(ws, &spec).map_err(|e| graft_supervisor::wire::ErrorLine {
-            code: e.reason.clone(),
-            class: None,
-            message: e.message,
-        })
-    });
-    let result = graft_supervisor::daemon::run(&root, generators, |s| {
+    let generators: graft_supervisor::wire::GeneratorFactory =
+        std::sync::Arc::new(super::provider::CliGenerators);
+    let result = graft_supervisor::daemon::run(&root, generators, super::analyzer_sync(), |s| {
         if json {
             // One line, so a script can wait for it.
             println!("{}", serde_json::to_string(s).unwrap_or_default());

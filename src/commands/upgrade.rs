@@ -4,7 +4,8 @@ use std::io::Read as _;
 
 use console::style;
 use graft_ledger::{GateStatus, RequestKind, UpgradeState};
-use graft_pipeline::{ChangeSource, Observer as _, Pipeline, UpgradeReport, UpgradeRequest};
+use graft_orchestrate::{Orchestrator, Submission};
+use graft_pipeline::{Observer as _, UpgradeReport};
 use graft_supervisor::wire::Line;
 
 use super::{Ctx, provider};
@@ -31,38 +32,56 @@ pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> Result<i32, CliError> {
         return remote(ctx, &daemon, args, kind, input);
     }
     let ws = ctx.workspace()?;
-    let source = match (kind, input) {
-        (RequestKind::Patch, Some((name, bytes))) => ChangeSource::Patch { name, bytes },
-        (RequestKind::Edits, Some((name, bytes))) => ChangeSource::Edits { name, bytes },
-        _ => ChangeSource::Generator(provider::generator(&ws, &provider::Spec::from_args(args))?),
+    // A provider that is not set up is refused before anything is recorded.
+    if input.is_none() {
+        provider::generator(&ws, &provider::Spec::from_args(args))?;
+    }
+    let (name, body) = match input {
+        Some(i) => i,
+        None => (
+            "request".to_string(),
+            args.instruction.clone().unwrap_or_default().into_bytes(),
+        ),
     };
     let deploy = super::local_deploy(&ws);
     let progress = Progress::new(ctx.json);
-    let pipeline = Pipeline {
+    let orch = Orchestrator {
         ws: &ws,
-        observer: &progress,
         deploy,
+        observer: &progress,
+        generators: &provider::CliGenerators,
+        analyzer: super::analyzer(),
     };
-    let title = args
-        .title
-        .clone()
-        .or_else(|| provider::suggestion_title(&ws, args.suggestion.as_deref()));
-    let report = pipeline.run(UpgradeRequest {
-        kind,
-        title,
-        source,
-        requested_by: requested_by(),
-        priority: args.priority,
-        dry_run: args.dry_run,
-        approve_protected: args.approve_protected,
-    })?;
+    let mut sub = Submission::new(kind, &name, body, &requested_by(), "cli");
+    sub.title = args.title.clone();
+    sub.priority = args.priority;
+    sub.dry_run = args.dry_run;
+    sub.approve_protected = args.approve_protected;
+    sub.suggestion = args.suggestion.clone();
+    sub.provider = args.provider.clone();
+    let submitted = orch
+        .submit(sub, chrono::Utc::now())
+        .map_err(super::submit_error)?;
     if let Some(id) = &args.suggestion {
-        ws.ledger.link_suggestion(id, &report.id)?;
+        ws.ledger.link_suggestion(id, &submitted.id)?;
     }
+    if submitted.state == UpgradeState::AwaitingApproval || args.queue {
+        progress.finish();
+        return Ok(super::print_submitted(ctx, &submitted));
+    }
+    let reports = orch.run_with_retries(&submitted.id)?;
     progress.finish();
+    let report = reports.last().expect("one report at least").clone();
     if ctx.json {
         print_json(&report);
     } else {
+        for earlier in &reports[..reports.len() - 1] {
+            print_report(earlier);
+            println!(
+                "{}",
+                style("retrying, with that failure as context for the provider").yellow()
+            );
+        }
         print_report(&report);
         if report.state == UpgradeState::Promoted && deploy.name() == "land-only" {
             println!("graft run is not running: it goes live when `graft run` starts");
@@ -71,7 +90,10 @@ pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> Result<i32, CliError> {
     Ok(exit_code_of(&report))
 }
 
-fn exit_code_of(report: &UpgradeReport) -> i32 {
+pub fn exit_code_of(report: &UpgradeReport) -> i32 {
+    if report.state == UpgradeState::AwaitingApproval {
+        return output::EXIT_AWAITING;
+    }
     report
         .failure
         .as_ref()
@@ -189,6 +211,14 @@ pub fn print_report(r: &UpgradeReport) {
                 short(r.landed_commit.as_deref().unwrap_or("")),
             );
             print_files(r);
+        }
+        (None, UpgradeState::AwaitingApproval) => {
+            println!(
+                "{} {id}: every gate passed; risk {}\n  {}\napprove it with `graft approve {id}` (or `graft reject {id}`)",
+                style("awaiting approval").yellow().bold(),
+                r.risk.as_deref().unwrap_or("?"),
+                r.risk_reasons.join("\n  ")
+            );
         }
         (None, _) => {
             println!(

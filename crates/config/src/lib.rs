@@ -13,6 +13,7 @@
 mod error;
 mod gate;
 mod init;
+mod policy;
 mod provider;
 mod run;
 mod values;
@@ -24,6 +25,7 @@ use serde::Deserialize;
 pub use error::ConfigError;
 pub use gate::{Better, GateConfig, GateKind};
 pub use init::{Ecosystem, detect_ecosystems, render_template};
+pub use policy::{Every, PolicyConfig, RiskLevel, ScheduleConfig};
 pub use provider::{
     Api, AutofixConfig, BudgetConfig, CommandConfig, EditFormat, LlmConfig, NamedProvider, Price,
     ProviderConfig,
@@ -53,6 +55,10 @@ pub struct Config {
     pub health: HealthConfig,
     #[serde(default)]
     pub watch: WatchConfig,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
     /// What turns an instruction into a change.
     #[serde(default)]
     pub provider: ProviderConfig,

@@ -404,3 +404,25 @@ fn provider_names_are_checked() {
         "{e}"
     );
 }
+
+#[test]
+fn policy_and_schedule_parse_and_check_themselves() {
+    let c = parse("[policy]\nauto_approve_medium_risk = true\napproval_timeout = \"2h\"\nrisk_floor = \"medium\"\n\n[schedule]\nscan = \"weekly\"\nautofix = \"0 4 * * 1-5\"\n").unwrap();
+    assert!(c.policy.auto_approve_low_risk);
+    assert!(c.policy.auto_approve_medium_risk);
+    assert_eq!(c.policy.approval_timeout.0.as_secs(), 7200);
+    assert_eq!(c.policy.risk_floor, RiskLevel::Medium);
+    assert_eq!(c.schedule.scan, Every::Cron("0 3 * * 1".into()));
+    assert_eq!(c.schedule.autofix, Every::Cron("0 4 * * 1-5".into()));
+    assert_eq!(parse("").unwrap().schedule.scan, Every::Manual);
+    let e = err("[schedule]\nscan = \"fortnightly\"\n");
+    assert!(
+        e.contains("key `schedule.scan`: `fortnightly` is not a schedule"),
+        "{e}"
+    );
+    let e = err("[policy]\nrisk_floor = \"extreme\"\n");
+    assert!(
+        e.contains("key `policy.risk_floor`: unknown variant `extreme`"),
+        "{e}"
+    );
+}

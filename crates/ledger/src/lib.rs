@@ -14,6 +14,7 @@
 
 mod generation;
 mod model;
+mod orchestration;
 mod schema;
 mod stats;
 mod supervisor;
@@ -25,6 +26,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 pub use generation::{GenerationRound, UpgradeUsage, UsageTotals};
 pub use model::*;
+pub use orchestration::{FileMetrics, LearningRow, MetricsDelta, StoredRequest};
 pub use stats::{CauseCount, KindStats, LedgerStats};
 pub use supervisor::{AgentTask, HistoryEntry, InstanceRow, LiveRow, ReleaseRow};
 
@@ -232,12 +234,22 @@ impl Ledger {
         opt!(reason, "reason");
         opt!(error, "error");
         opt!(branch, "branch");
+        opt!(approval, "approval");
+        opt!(approved_level, "approved_level");
+        opt!(approval_requested_at, "approval_requested_at");
+        opt!(approved_by, "approved_by");
+        val!(source, "source");
+        val!(retry_of, "retry_of");
         val!(target_branch, "target_branch");
         val!(base_commit, "base_commit");
         val!(staged_commit, "staged_commit");
         val!(landed_commit, "landed_commit");
         val!(revert_commit, "revert_commit");
         val!(risk, "risk");
+        if let Some(a) = update.attempt {
+            sets.push("attempt = :attempt");
+            values.push((":attempt", a.into()));
+        }
         if let Some(r) = &update.risk_reasons {
             sets.push("risk_reasons = :risk_reasons");
             values.push((
@@ -763,10 +775,11 @@ impl Ledger {
     }
 }
 
-const UPGRADE_COLUMNS: &str = "id, kind, title, request, requested_by, priority, risk, risk_reasons, state, reason, error, dry_run, \
-     target_branch, base_commit, staged_commit, branch, landed_commit, revert_commit, created_at, updated_at, finished_at";
+pub(crate) const UPGRADE_COLUMNS: &str = "id, kind, title, request, requested_by, priority, risk, risk_reasons, state, reason, error, dry_run, \
+     target_branch, base_commit, staged_commit, branch, landed_commit, revert_commit, created_at, updated_at, finished_at, \
+     source, approval, approved_level, approval_requested_at, approved_by, retry_of, attempt";
 
-fn read_upgrade(r: &Row<'_>) -> rusqlite::Result<Upgrade> {
+pub(crate) fn read_upgrade(r: &Row<'_>) -> rusqlite::Result<Upgrade> {
     let parse_err = |i: usize, e: String| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
     };
@@ -792,6 +805,13 @@ fn read_upgrade(r: &Row<'_>) -> rusqlite::Result<Upgrade> {
         created_at: r.get(18)?,
         updated_at: r.get(19)?,
         finished_at: r.get(20)?,
+        source: r.get(21)?,
+        approval: r.get(22)?,
+        approved_level: r.get(23)?,
+        approval_requested_at: r.get(24)?,
+        approved_by: r.get(25)?,
+        retry_of: r.get(26)?,
+        attempt: r.get(27)?,
     })
 }
 

@@ -193,6 +193,17 @@ pub struct Upgrade {
     pub created_at: String,
     pub updated_at: String,
     pub finished_at: Option<String>,
+    /// Who queued it: cli, api, mcp, schedule, retry.
+    pub source: String,
+    /// requested | approved | auto | rejected | expired.
+    pub approval: Option<String>,
+    /// The highest risk level approved (by hand, or automatically).
+    pub approved_level: Option<String>,
+    pub approval_requested_at: Option<String>,
+    pub approved_by: Option<String>,
+    /// The upgrade this one retries.
+    pub retry_of: Option<String>,
+    pub attempt: i64,
 }
 
 /// What is known when an upgrade is created.
@@ -223,6 +234,13 @@ pub struct UpgradeUpdate {
     pub revert_commit: Option<String>,
     pub risk: Option<String>,
     pub risk_reasons: Option<Vec<String>>,
+    pub source: Option<String>,
+    pub approval: Option<Option<String>>,
+    pub approved_level: Option<Option<String>>,
+    pub approval_requested_at: Option<Option<String>>,
+    pub approved_by: Option<Option<String>>,
+    pub retry_of: Option<String>,
+    pub attempt: Option<i64>,
 }
 
 /// A journal row.

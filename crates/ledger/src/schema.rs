@@ -251,6 +251,48 @@ CREATE TABLE agent_history (
 "#,
     // 5: control plane (reserved).
     "SELECT 1;",
-    // 6: orchestration (reserved).
-    "SELECT 1;",
+    // 6: orchestration: the queue's stored requests, approvals, retries,
+    // schedules, and code metrics before and after each upgrade.
+    r#"
+-- What a queued upgrade will run: kept whole (the body is the patch, the
+-- edits or the instruction), so it can run after a restart.
+CREATE TABLE requests (
+    upgrade_id   TEXT PRIMARY KEY REFERENCES upgrades(id),
+    name         TEXT NOT NULL,
+    body         BLOB NOT NULL,
+    spec         TEXT NOT NULL DEFAULT '{}'
+);
+ALTER TABLE upgrades ADD COLUMN source TEXT NOT NULL DEFAULT 'cli';   -- cli | api | mcp | schedule | retry
+ALTER TABLE upgrades ADD COLUMN approval TEXT;                        -- requested | approved | auto | rejected | expired
+ALTER TABLE upgrades ADD COLUMN approved_level TEXT;                  -- the highest risk that was approved
+ALTER TABLE upgrades ADD COLUMN approval_requested_at TEXT;
+ALTER TABLE upgrades ADD COLUMN approved_by TEXT;
+ALTER TABLE upgrades ADD COLUMN retry_of TEXT;
+ALTER TABLE upgrades ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
+CREATE INDEX upgrades_queue ON upgrades(state, priority, created_at);
+
+-- A schedule that came due, and what running it did.
+CREATE TABLE schedule_runs (
+    name     TEXT NOT NULL,
+    due_at   TEXT NOT NULL,
+    ran_at   TEXT NOT NULL,
+    outcome  TEXT NOT NULL,
+    detail   TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (name, due_at)
+);
+
+-- The analyzer's figures of each file an upgrade touched, before and after.
+CREATE TABLE file_metrics (
+    upgrade_id      TEXT NOT NULL REFERENCES upgrades(id),
+    path            TEXT NOT NULL,
+    phase           TEXT NOT NULL CHECK (phase IN ('before', 'after')),
+    loc             INTEGER NOT NULL,
+    functions       INTEGER NOT NULL,
+    complexity      INTEGER NOT NULL,
+    max_complexity  INTEGER NOT NULL,
+    duplicates      INTEGER NOT NULL,
+    cycles          INTEGER NOT NULL,
+    PRIMARY KEY (upgrade_id, path, phase)
+);
+"#,
 ];

@@ -9,6 +9,7 @@ use crate::error::Failure;
 use crate::events::{Event, Observer};
 use crate::fault;
 
+#[derive(Clone, Copy)]
 pub struct Journal<'a> {
     pub ledger: &'a Ledger,
     pub id: &'a UpgradeId,

@@ -45,7 +45,7 @@ pub enum ChangeSource {
 }
 
 /// What to do.
-pub struct UpgradeRequest {
+pub struct UpgradeRequest<'r> {
     pub kind: RequestKind,
     pub title: Option<String>,
     pub source: ChangeSource,
@@ -55,6 +55,10 @@ pub struct UpgradeRequest {
     pub dry_run: bool,
     /// Allow the change to touch protected paths.
     pub approve_protected: bool,
+    /// Run this upgrade, already queued (its row exists), instead of a new one.
+    pub id: Option<UpgradeId>,
+    /// Asked once the gates pass; may hold the upgrade for approval.
+    pub review: Option<Box<dyn crate::review::Review + 'r>>,
 }
 
 /// What happened.
@@ -76,6 +80,11 @@ pub struct UpgradeReport {
     /// The rounds of a provider (empty for a patch or edits).
     pub rounds: Vec<GenerationRound>,
     pub diff: String,
+    /// The risk its review gave it, with the reasons.
+    #[serde(default)]
+    pub risk: Option<String>,
+    #[serde(default)]
+    pub risk_reasons: Vec<String>,
     pub duration_ms: u64,
     /// Time spent inside gate commands (the rest is Graft's own overhead).
     pub gate_command_ms: u64,
@@ -97,10 +106,36 @@ pub(crate) struct Run<'a> {
     pub(crate) resolved: Option<Resolved>,
 }
 
+impl<'a> Run<'a> {
+    /// The state of an upgrade taken up again from the ledger.
+    pub(crate) fn resumed(
+        p: &'a Pipeline<'a>,
+        id: &'a UpgradeId,
+        u: &graft_ledger::Upgrade,
+    ) -> Result<Run<'a>, PipelineError> {
+        let mut report = crate::review::report_from_ledger(p.ws, id)?;
+        report.failure = None;
+        let base = u.base_commit.clone().unwrap_or_default();
+        let staged = u.staged_commit.clone().unwrap_or_default();
+        let resolved = crate::review::resolved_from_git(&p.ws.git, &base, &staged, &report.files).ok();
+        Ok(Run {
+            journal: Journal {
+                ledger: &p.ws.ledger,
+                id,
+                observer: p.observer,
+            },
+            report,
+            target: None,
+            staging: None,
+            resolved,
+        })
+    }
+}
+
 impl Pipeline<'_> {
     /// Run one upgrade to its end. `Err` only when Graft cannot even record
     /// it (ledger unwritable); every other failure is in the report.
-    pub fn run(&self, mut req: UpgradeRequest) -> Result<UpgradeReport, PipelineError> {
+    pub fn run(&self, mut req: UpgradeRequest<'_>) -> Result<UpgradeReport, PipelineError> {
         let started = Instant::now();
         let lock = match recover::exclusive(self.ws, self.deploy, false)? {
             Some(lock) => lock,
@@ -114,27 +149,41 @@ impl Pipeline<'_> {
             }
         };
 
-        let id = UpgradeId::generate(chrono::Utc::now());
+        let (id, title) = match req.id.clone() {
+            Some(id) => {
+                // Queued earlier: its row, title and request are in the ledger.
+                let u = self.ws.ledger.get_upgrade(id.as_str())?;
+                self.ws.ledger.set_state(&id, UpgradeState::Staging)?;
+                (id, req.title.clone().unwrap_or(u.title))
+            }
+            None => {
+                let id = UpgradeId::generate(chrono::Utc::now());
+                let title = req.title.clone().unwrap_or_else(|| default_title(&req));
+                self.ws.ledger.insert_upgrade(&NewUpgrade {
+                    id: id.clone(),
+                    kind: req.kind,
+                    title: title.clone(),
+                    request: request_json(&req),
+                    requested_by: req.requested_by.clone(),
+                    priority: req.priority,
+                    dry_run: req.dry_run,
+                    state: UpgradeState::Staging,
+                })?;
+                (id, title)
+            }
+        };
         lock.describe(&format!("running {id}"));
-        let title = req.title.clone().unwrap_or_else(|| default_title(&req));
-        self.ws.ledger.insert_upgrade(&NewUpgrade {
-            id: id.clone(),
-            kind: req.kind,
-            title: title.clone(),
-            request: request_json(&req),
-            requested_by: req.requested_by.clone(),
-            priority: req.priority,
-            dry_run: req.dry_run,
-            state: UpgradeState::Staging,
-        })?;
         if let ChangeSource::Generator(g) = &req.source {
             self.ws.ledger.set_provider(&id, g.name(), g.model())?;
         }
-        self.observer.on_event(&Event::UpgradeCreated {
-            id: id.to_string(),
-            kind: req.kind.to_string(),
-            title: title.clone(),
-        });
+        if req.id.is_none() {
+            // A queued upgrade was announced when it was queued.
+            self.observer.on_event(&Event::UpgradeCreated {
+                id: id.to_string(),
+                kind: req.kind.to_string(),
+                title: title.clone(),
+            });
+        }
         let mut run = Run {
             journal: Journal {
                 ledger: &self.ws.ledger,
@@ -156,6 +205,8 @@ impl Pipeline<'_> {
                 gates: Vec::new(),
                 rounds: Vec::new(),
                 diff: String::new(),
+                risk: None,
+                risk_reasons: Vec::new(),
                 duration_ms: 0,
                 gate_command_ms: 0,
             },
@@ -173,7 +224,7 @@ impl Pipeline<'_> {
                 self.ws.ledger.set_state(&id, state)?;
                 state
             }
-            Err(failure) => self.fail(&mut run, failure)?,
+            Err(failure) => self.fail_run(&mut run, failure)?,
         };
         run.report.state = final_state;
         run.report.duration_ms = started.elapsed().as_millis() as u64;
@@ -184,7 +235,7 @@ impl Pipeline<'_> {
         Ok(run.report)
     }
 
-    fn steps(&self, run: &mut Run<'_>, req: &mut UpgradeRequest) -> Result<UpgradeState, Failure> {
+    fn steps(&self, run: &mut Run<'_>, req: &mut UpgradeRequest<'_>) -> Result<UpgradeState, Failure> {
         let ws = self.ws;
         let j = &run.journal;
 
@@ -220,6 +271,27 @@ impl Pipeline<'_> {
             return Ok(UpgradeState::Cancelled);
         }
         self.check_cancel(run)?;
+        if let Some(review) = req.review.take()
+            && self.review(run, &*review, req.kind, &base, &staged)?
+        {
+            // Held for approval: the staged commit waits on graft/<id>.
+            if let Some(staging) = &run.staging {
+                let _ = staging::reset(staging, &base);
+            }
+            return Ok(UpgradeState::AwaitingApproval);
+        }
+        self.deliver(run, &base, &staged)
+    }
+
+    /// Release, back up, land, deploy and watch a gated commit.
+    pub(crate) fn deliver(
+        &self,
+        run: &mut Run<'_>,
+        base: &str,
+        staged: &str,
+    ) -> Result<UpgradeState, Failure> {
+        let ws = self.ws;
+        let (base, staged) = (base.to_string(), staged.to_string());
 
         // release: the deploy backend builds and keeps what it will run,
         // while a failure still leaves nothing to undo.
@@ -452,7 +524,11 @@ impl Pipeline<'_> {
     }
 
     /// Record a failure and put staging and branches back in order.
-    fn fail(&self, run: &mut Run<'_>, failure: Failure) -> Result<UpgradeState, PipelineError> {
+    pub(crate) fn fail_run(
+        &self,
+        run: &mut Run<'_>,
+        failure: Failure,
+    ) -> Result<UpgradeState, PipelineError> {
         let ws = self.ws;
         let id = run.journal.id;
         let landed = run.report.landed_commit.is_some();
@@ -596,7 +672,7 @@ pub(crate) fn file_changes(git: &Git, base: &str, staged: &str) -> Result<Vec<Fi
     Ok(out)
 }
 
-fn default_title(req: &UpgradeRequest) -> String {
+fn default_title(req: &UpgradeRequest<'_>) -> String {
     match &req.source {
         ChangeSource::Patch { name, bytes } => {
             let text = String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]);
@@ -617,7 +693,7 @@ fn default_title(req: &UpgradeRequest) -> String {
 
 /// The request as recorded: the patch text itself when it is text of a
 /// sane size, else its size (the change is in the diff column anyway).
-fn request_json(req: &UpgradeRequest) -> serde_json::Value {
+fn request_json(req: &UpgradeRequest<'_>) -> serde_json::Value {
     const KEEP: usize = 256 * 1024;
     let body = |key: &str, name: &str, bytes: &[u8]| match std::str::from_utf8(bytes) {
         Ok(text) if bytes.len() <= KEEP => json!({ "source": name, key: text }),

@@ -56,6 +56,7 @@ pub struct Started {
 pub fn run(
     root: &Path,
     generators: crate::wire::GeneratorFactory,
+    analyzer: Option<&'static (dyn graft_orchestrate::Analyzer + Sync)>,
     on_started: impl FnOnce(&Started),
 ) -> Result<(), SupervisorError> {
     let ws = Workspace::open(root)?;
@@ -159,6 +160,8 @@ pub fn run(
             queue: tokio::sync::Mutex::new(()),
             events,
             generators,
+            analyzer,
+            wake: tokio::sync::Notify::new(),
         });
         let body_limit = (config.limits.max_change_bytes as usize).saturating_mul(2).max(64 * 1024);
         let control_router = control::router(ops.clone(), body_limit);
@@ -171,6 +174,7 @@ pub fn run(
             }
         });
         tokio::spawn(sup.clone().liveness());
+        tokio::spawn(control::runner(ops.clone()));
 
         let live = sup.live();
         on_started(&Started {

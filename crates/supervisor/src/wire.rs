@@ -54,15 +54,7 @@ pub struct ErrorLine {
     pub message: String,
 }
 
-/// Builds the generator for a request that is not a patch or edits (an
+/// Builds the provider of a request that is not a patch or edits (an
 /// instruction, a suggestion, an autofix). Supplied by the binary, so that
 /// this crate knows nothing of LLMs.
-pub type GeneratorFactory = std::sync::Arc<
-    dyn Fn(
-            &graft_pipeline::Workspace,
-            &UpgradeQuery,
-            &[u8],
-        ) -> Result<Box<dyn graft_pipeline::Generator>, ErrorLine>
-        + Send
-        + Sync,
->;
+pub type GeneratorFactory = std::sync::Arc<dyn graft_orchestrate::Generators + Send + Sync>;
