@@ -9,6 +9,7 @@ pub mod logs;
 pub mod provider;
 pub mod rollback;
 pub mod run;
+pub mod scan;
 pub mod status;
 pub mod upgrade;
 
