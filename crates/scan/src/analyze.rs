@@ -151,7 +151,7 @@ impl Walker {
         }
         let parent_kind = up(anc, 1).map_or("", |p| p.kind());
         if node.child_count() == 0 || rules::is_atomic_literal(lang, kind) {
-            self.token(node, parent_kind, base);
+            self.token(node, parent_kind, src, base);
             return (frame, false);
         }
         if lang == Lang::Rust && kind == "token_tree" && parent_kind == "macro_invocation" {
@@ -228,7 +228,7 @@ impl Walker {
     }
 
     /// A leaf: condition tokens, lines of code, the clone token stream.
-    fn token(&mut self, node: Node, parent_kind: &str, base: u32) {
+    fn token(&mut self, node: Node, parent_kind: &str, src: &str, base: u32) {
         let kind = node.kind();
         let start = node.start_position().row as u32 + 1 + base;
         let end = node.end_position().row as u32 + 1 + base;
@@ -255,7 +255,16 @@ impl Walker {
         } else {
             TOKEN_KIND_BASE + node.kind_id() as u32
         };
+        // The exact stream keeps names and values (high bit set, apart
+        // from kind codes), for copies that were not renamed.
+        let exact = if code < TOKEN_KIND_BASE {
+            let h = xxhash_rust::xxh3::xxh3_64(text(node, src).as_bytes()) as u32;
+            h | 0x8000_0000
+        } else {
+            code
+        };
         self.facts.tokens.push(code);
+        self.facts.exact_tokens.push(exact);
         self.facts.token_lines.push(start);
     }
 

@@ -17,7 +17,7 @@ use crate::model::FileFacts;
 
 /// Bumped whenever what [`FileFacts`] holds or how it is computed changes;
 /// it is part of every key, so old entries are simply never found.
-pub(crate) const ANALYZER_VERSION: u64 = 1;
+pub(crate) const ANALYZER_VERSION: u64 = 2;
 
 pub(crate) const DIR_NAME: &str = "scan-cache";
 

@@ -17,19 +17,23 @@ use rayon::prelude::*;
 
 use crate::model::{CloneGroup, Fragment};
 
-/// (file, token index).
-type Occurrence = (u32, u32);
 /// (file, first token, tokens).
 type Span = (u32, u32, u32);
 
 /// One file's token stream.
 pub(crate) struct Stream<'a> {
     pub path: &'a str,
+    /// Identifiers and literals folded.
     pub tokens: &'a [u32],
+    /// Identifiers and literals kept.
+    pub exact: &'a [u32],
     pub lines: &'a [u32],
 }
 
 const BASE: u64 = 0x100_0000_01b3;
+
+/// How many earlier occurrences of a k-gram are tried.
+const CANDIDATES: usize = 4;
 
 /// The window hashes are hashes already: the map only needs their bits
 /// spread (a SplitMix64 finaliser), not SipHash's protection, which cost
@@ -65,6 +69,23 @@ pub(crate) fn detect(
     min_tokens: usize,
     min_lines: u32,
 ) -> Vec<CloneGroup> {
+    let mut matches = Vec::new();
+    // Exact copies first, then renamed ones: in folded streams repetitive
+    // code (tables of `NAME = "value"`) matches its first look-alike, not
+    // its real twin, which the exact pass pairs correctly.
+    find_matches(streams, |s| s.exact, min_tokens, &mut matches);
+    find_matches(streams, |s| s.tokens, min_tokens, &mut matches);
+    group(language, streams, &matches, min_lines)
+}
+
+/// Every match of at least `min_tokens` tokens in the streams `pick`
+/// chooses, as (original span, copy span).
+pub(crate) fn find_matches<'s>(
+    streams: &'s [Stream<'s>],
+    pick: impl Fn(&'s Stream<'s>) -> &'s [u32] + Sync,
+    min_tokens: usize,
+    matches: &mut Vec<(Span, Span)>,
+) {
     let big_k = min_tokens.max(2);
     // Winnowing: k-grams of half the minimum, and the smallest hash of
     // every `w` consecutive ones. Any common run of `big_k` tokens holds
@@ -73,104 +94,157 @@ pub(crate) fn detect(
     // would, with a map small enough to stay in cache.
     let k = big_k / 2;
     let w = big_k - k + 1;
-    let prints: Vec<Vec<(u32, u64)>> = streams.par_iter().map(|s| winnow(s.tokens, k, w)).collect();
+    let prints: Vec<Vec<(u32, u64)>> = streams.par_iter().map(|s| winnow(pick(s), k, w)).collect();
     let total: usize = prints.iter().map(Vec::len).sum();
-    let mut first: HashMap<u64, (u32, u32), Mix> = HashMap::with_capacity_and_hasher(total, Mix::default());
-    // Keyed by the original occurrence of the fingerprint that matched:
-    // the group's fragments as (file, start, len) in tokens; the first is
-    // the original.
-    let mut groups: HashMap<Occurrence, Vec<Span>, Mix> = HashMap::default();
-    let mut originals: Vec<Occurrence> = Vec::new();
+    // Each selected k-gram's latest CANDIDATES occurrences, newest first:
+    // the first look-alike is often not the real twin (three similar
+    // methods in a row, a family of near-identical files), the nearest
+    // earlier one usually is, and each is tried.
+    let mut seen: HashMap<u64, [(u32, u32); CANDIDATES], Mix> = HashMap::with_capacity_and_hasher(total, Mix::default());
     for (f, fps) in prints.iter().enumerate() {
         let f = f as u32;
-        let b = streams[f as usize].tokens;
-        // Tokens of `f` before this index are already part of a reported copy.
-        let mut covered = 0usize;
+        let b = pick(&streams[f as usize]);
+        // Matches of this file so far, as (other file, other start - own
+        // start, own end): a fingerprint on the same alignment inside one
+        // of them is the same match again.
+        let mut active: Vec<(u32, isize, usize)> = Vec::new();
         for &(i, h) in fps {
             let i = i as usize;
-            let Some(&(g, j)) = first.get(&h) else {
-                first.insert(h, (f, i as u32));
-                continue;
-            };
-            if i < covered || (g == f && j as usize == i) {
-                continue;
-            }
-            let a = streams[g as usize].tokens;
-            let j = j as usize;
-            if a[j..j + k] != b[i..i + k] {
-                continue;
-            }
-            // Extend backwards (not into what is already reported), then forwards.
-            let mut back = 0;
-            while back < j && back < i - covered && a[j - back - 1] == b[i - back - 1] {
-                back += 1;
-            }
-            let (js, is) = (j - back, i - back);
-            let mut len = k + back;
-            while js + len < a.len() && is + len < b.len() && a[js + len] == b[is + len] {
-                len += 1;
-            }
-            if g == f {
-                // A copy within one file: the two spans may not overlap.
-                if js + len > is {
-                    len = is.saturating_sub(js);
+            let slots = seen.entry(h).or_insert([(u32::MAX, 0); CANDIDATES]);
+            let candidates = *slots;
+            slots.copy_within(0..CANDIDATES - 1, 1);
+            slots[0] = (f, i as u32);
+            for &(g, j) in candidates.iter().take_while(|c| c.0 != u32::MAX) {
+                let j = j as usize;
+                if g == f && j >= i {
+                    continue;
                 }
+                let offset = j as isize - i as isize;
+                if active.iter().any(|&(ag, ao, end)| ag == g && ao == offset && i < end) {
+                    continue;
+                }
+                let a = pick(&streams[g as usize]);
+                if a[j..j + k] != b[i..i + k] {
+                    continue;
+                }
+                let mut back = 0;
+                while back < j && back < i && a[j - back - 1] == b[i - back - 1] {
+                    back += 1;
+                }
+                let (js, is) = (j - back, i - back);
+                let mut len = k + back;
+                while js + len < a.len() && is + len < b.len() && a[js + len] == b[is + len] {
+                    len += 1;
+                }
+                if g == f && js + len > is {
+                    // A copy within one file: the two spans may not overlap.
+                    len = is - js;
+                }
+                if len >= big_k {
+                    matches.push(((g, js as u32, len as u32), (f, is as u32, len as u32)));
+                }
+                active.push((g, offset, is + len));
             }
-            if len < big_k {
-                continue;
-            }
-            let group = groups.entry((g, j as u32)).or_insert_with(|| {
-                originals.push((g, j as u32));
-                Vec::new()
-            });
-            group.push((g, js as u32, len as u32));
-            group.push((f, is as u32, len as u32));
-            covered = is + len;
+            active.retain(|&(_, _, end)| end > i);
         }
     }
-    let mut out = Vec::new();
-    for key in originals {
-        let Some(members) = groups.remove(&key) else {
-            continue;
-        };
-        let mut fragments: Vec<(Fragment, u32)> = Vec::new();
-        for (f, start, len) in members {
-            let s = &streams[f as usize];
-            let frag = Fragment {
-                path: s.path.to_string(),
-                start_line: s.lines[start as usize],
-                end_line: s.lines[(start + len - 1) as usize],
-            };
-            // The original is matched once per copy, maybe over different
-            // spans: keep one fragment per overlapping span, the longest.
-            match fragments.iter_mut().find(|(x, _)| {
-                x.path == frag.path && x.start_line <= frag.end_line && frag.start_line <= x.end_line
-            }) {
-                Some((x, l)) => {
-                    x.start_line = x.start_line.min(frag.start_line);
-                    x.end_line = x.end_line.max(frag.end_line);
-                    *l = (*l).max(len);
-                }
-                None => fragments.push((frag, len)),
+}
+
+/// Matches into groups (union-find over spans): the two sides of a match
+/// are one group, and so are spans of one file that mostly overlap (the
+/// same code matched from several copies), so every copy lands in one
+/// group whichever copy it matched. Spans that only touch stay apart, or
+/// three similar methods in a row would melt into one fragment.
+fn group(language: &'static str, streams: &[Stream<'_>], matches: &[(Span, Span)], min_lines: u32) -> Vec<CloneGroup> {
+    let spans: Vec<Span> = matches.iter().flat_map(|(a, b)| [*a, *b]).collect();
+    let mut parent: Vec<usize> = (0..spans.len()).collect();
+    fn find(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+    fn union(parent: &mut [usize], a: usize, b: usize) {
+        let (ra, rb) = (find(parent, a), find(parent, b));
+        if ra != rb {
+            parent[ra] = rb;
+        }
+    }
+    for m in 0..matches.len() {
+        union(&mut parent, 2 * m, 2 * m + 1);
+    }
+    let mut order: Vec<usize> = (0..spans.len()).collect();
+    order.sort_unstable_by_key(|&i| (spans[i].0, spans[i].1));
+    let mut active: Vec<usize> = Vec::new();
+    for &i in &order {
+        let (f, start, len) = spans[i];
+        active.retain(|&a| spans[a].0 == f && spans[a].1 + spans[a].2 > start);
+        for &a in &active {
+            let overlap = (spans[a].1 + spans[a].2).min(start + len) - start;
+            if overlap * 2 >= spans[a].2.min(len) {
+                union(&mut parent, a, i);
             }
         }
-        let tokens = fragments.iter().map(|(_, l)| *l).min().unwrap_or(0);
-        let lines = fragments
-            .iter()
-            .map(|(f, _)| f.end_line - f.start_line + 1)
-            .min()
-            .unwrap_or(0);
-        if fragments.len() < 2 || lines < min_lines {
+        active.push(i);
+    }
+    let mut members: HashMap<usize, Vec<usize>, Mix> = HashMap::default();
+    for &i in &order {
+        let r = find(&mut parent, i);
+        members.entry(r).or_default().push(i);
+    }
+    let mut groups: Vec<Vec<usize>> = members.into_values().collect();
+    groups.sort_unstable_by_key(|m| (spans[m[0]].0, spans[m[0]].1));
+    let mut out = Vec::new();
+    for m in groups {
+        // Spans in place order; those that mostly overlap the span before
+        // are one fragment (overlapping only at the edges, they are two
+        // neighbouring copies).
+        let mut merged: Vec<(u32, u32, u32)> = Vec::new();
+        let mut previous: Option<Span> = None;
+        for &i in &m {
+            let (f, start, len) = spans[i];
+            let same = previous.is_some_and(|(pf, ps, pl)| {
+                pf == f && ps + pl > start && ((ps + pl).min(start + len) - start) * 2 >= pl.min(len)
+            });
+            match merged.last_mut() {
+                Some(last) if same => last.2 = last.2.max(start + len),
+                _ => merged.push((f, start, start + len)),
+            }
+            previous = Some(spans[i]);
+        }
+        if merged.len() < 2 {
             continue;
         }
+        let fragments: Vec<Fragment> = merged
+            .iter()
+            .map(|&(f, start, end)| {
+                let s = &streams[f as usize];
+                Fragment {
+                    path: s.path.to_string(),
+                    start_line: s.lines[start as usize],
+                    end_line: s.lines[end as usize - 1],
+                }
+            })
+            .collect();
+        let lines = fragments.iter().map(|f| f.end_line - f.start_line + 1).min().unwrap_or(0);
+        if lines < min_lines {
+            continue;
+        }
+        let tokens = m.iter().map(|&i| spans[i].2).min().unwrap_or(0);
         out.push(CloneGroup {
             language,
             tokens,
             lines,
-            fragments: fragments.into_iter().map(|(f, _)| f).collect(),
+            fragments,
         });
     }
     out
+}
+
+#[cfg(test)]
+pub(crate) fn winnow_for_test(tokens: &[u32], k: usize, w: usize) -> Vec<(u32, u64)> {
+    winnow(tokens, k, w)
 }
 
 /// The selected k-gram hashes of a token stream, as (position, hash): the
@@ -251,7 +325,12 @@ mod tests {
     use super::*;
 
     fn stream<'a>(path: &'a str, tokens: &'a [u32], lines: &'a [u32]) -> Stream<'a> {
-        Stream { path, tokens, lines }
+        Stream {
+            path,
+            tokens,
+            exact: tokens,
+            lines,
+        }
     }
 
     #[test]

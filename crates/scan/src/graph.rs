@@ -82,7 +82,7 @@ pub(crate) fn build(root: &Path, files: &[SourceFile<'_>]) -> GraphResult {
     let mut result = GraphResult::default();
     for (family, files) in by_family {
         let (modules, edges) = match family {
-            Family::Python => python(&files),
+            Family::Python => python(root, &files),
             Family::Js => js(root, &files),
             Family::Rust => rust(root, &files),
             Family::Go => go(root, &files),
@@ -196,12 +196,13 @@ fn shortest_cycle(g: &DiGraph<&str, u32>, start: NodeIndex, members: &BTreeSet<N
 
 // ---- Python ----------------------------------------------------------
 
-fn python(files: &[&SourceFile<'_>]) -> (Vec<String>, Vec<Edge>) {
+fn python(root: &Path, files: &[&SourceFile<'_>]) -> (Vec<String>, Vec<Edge>) {
     let paths: HashSet<&str> = files.iter().map(|f| f.rel).collect();
+    let root_name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut by_name: HashMap<String, &str> = HashMap::new();
     let mut name_of: HashMap<&str, (String, bool)> = HashMap::new();
     for f in files {
-        let (name, is_package) = python_module_name(f.rel, &paths);
+        let (name, is_package) = python_module_name(f.rel, &paths, &root_name);
         by_name.entry(name.clone()).or_insert(f.rel);
         name_of.insert(f.rel, (name, is_package));
     }
@@ -265,8 +266,9 @@ fn python(files: &[&SourceFile<'_>]) -> (Vec<String>, Vec<Edge>) {
 }
 
 /// `a/b/c.py` is `a.b.c` when `a/` and `a/b/` are packages; the second
-/// value says whether the file is a package's `__init__`.
-fn python_module_name(rel: &str, paths: &HashSet<&str>) -> (String, bool) {
+/// value says whether the file is a package's `__init__`. When the scan
+/// root is itself a package, its directory name (`root_name`) leads.
+fn python_module_name(rel: &str, paths: &HashSet<&str>, root_name: &str) -> (String, bool) {
     let p = Path::new(rel);
     let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
     let is_package = stem == "__init__";
@@ -276,21 +278,20 @@ fn python_module_name(rel: &str, paths: &HashSet<&str>) -> (String, bool) {
     }
     let mut dir = p.parent();
     while let Some(d) = dir {
-        if d.as_os_str().is_empty() {
+        let at_root = d.as_os_str().is_empty();
+        let init = if at_root {
+            "__init__.py".to_string()
+        } else {
+            format!("{}/__init__.py", d.to_string_lossy())
+        };
+        if !paths.contains(init.as_str()) {
             break;
         }
-        let init = format!("{}/__init__.py", d.to_string_lossy());
-        let is_pkg = paths.contains(init.as_str());
-        // The file's own package directory counts even when it is the
-        // __init__ itself.
-        if !is_pkg {
+        if at_root {
+            parts.push(root_name.to_string());
             break;
         }
-        parts.push(
-            d.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-        );
+        parts.push(d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
         dir = d.parent();
     }
     parts.reverse();
@@ -665,15 +666,15 @@ mod tests {
         .into_iter()
         .collect();
         assert_eq!(
-            python_module_name("pkg/sub/m.py", &paths),
+            python_module_name("pkg/sub/m.py", &paths, "r"),
             ("pkg.sub.m".to_string(), false)
         );
         assert_eq!(
-            python_module_name("pkg/sub/__init__.py", &paths),
+            python_module_name("pkg/sub/__init__.py", &paths, "r"),
             ("pkg.sub".to_string(), true)
         );
         assert_eq!(
-            python_module_name("tools/run.py", &paths),
+            python_module_name("tools/run.py", &paths, "r"),
             ("run".to_string(), false)
         );
     }

@@ -229,6 +229,7 @@ pub fn scan_with(root: &Path, config: &ScanConfig, opts: &ScanOptions<'_>) -> Re
         by_lang.entry(c.lang).or_default().push(clones::Stream {
             path: &c.rel,
             tokens: &f.tokens,
+            exact: &f.exact_tokens,
             lines: &f.token_lines,
         });
     }

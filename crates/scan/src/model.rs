@@ -85,6 +85,8 @@ pub struct FileFacts {
     /// Normalised tokens for clone detection (identifiers and literals
     /// folded), and the line of each.
     pub tokens: Vec<u32>,
+    /// The same tokens with names and values kept (hashed).
+    pub exact_tokens: Vec<u32>,
     pub token_lines: Vec<u32>,
 }
 
