@@ -80,7 +80,7 @@ pub(crate) fn detect(
 
 /// Every match of at least `min_tokens` tokens in the streams `pick`
 /// chooses, as (original span, copy span).
-pub(crate) fn find_matches<'s>(
+fn find_matches<'s>(
     streams: &'s [Stream<'s>],
     pick: impl Fn(&'s Stream<'s>) -> &'s [u32] + Sync,
     min_tokens: usize,
@@ -240,11 +240,6 @@ fn group(language: &'static str, streams: &[Stream<'_>], matches: &[(Span, Span)
         });
     }
     out
-}
-
-#[cfg(test)]
-pub(crate) fn winnow_for_test(tokens: &[u32], k: usize, w: usize) -> Vec<(u32, u64)> {
-    winnow(tokens, k, w)
 }
 
 /// The selected k-gram hashes of a token stream, as (position, hash): the
