@@ -100,7 +100,8 @@ fn find_matches<'s>(
     // the first look-alike is often not the real twin (three similar
     // methods in a row, a family of near-identical files), the nearest
     // earlier one usually is, and each is tried.
-    let mut seen: HashMap<u64, [(u32, u32); CANDIDATES], Mix> = HashMap::with_capacity_and_hasher(total, Mix::default());
+    let mut seen: HashMap<u64, [(u32, u32); CANDIDATES], Mix> =
+        HashMap::with_capacity_and_hasher(total, Mix::default());
     for (f, fps) in prints.iter().enumerate() {
         let f = f as u32;
         let b = pick(&streams[f as usize]);
@@ -120,7 +121,10 @@ fn find_matches<'s>(
                     continue;
                 }
                 let offset = j as isize - i as isize;
-                if active.iter().any(|&(ag, ao, end)| ag == g && ao == offset && i < end) {
+                if active
+                    .iter()
+                    .any(|&(ag, ao, end)| ag == g && ao == offset && i < end)
+                {
                     continue;
                 }
                 let a = pick(&streams[g as usize]);
@@ -155,7 +159,12 @@ fn find_matches<'s>(
 /// same code matched from several copies), so every copy lands in one
 /// group whichever copy it matched. Spans that only touch stay apart, or
 /// three similar methods in a row would melt into one fragment.
-fn group(language: &'static str, streams: &[Stream<'_>], matches: &[(Span, Span)], min_lines: u32) -> Vec<CloneGroup> {
+fn group(
+    language: &'static str,
+    streams: &[Stream<'_>],
+    matches: &[(Span, Span)],
+    min_lines: u32,
+) -> Vec<CloneGroup> {
     let spans: Vec<Span> = matches.iter().flat_map(|(a, b)| [*a, *b]).collect();
     let mut parent: Vec<usize> = (0..spans.len()).collect();
     fn find(parent: &mut [usize], mut x: usize) -> usize {
@@ -227,7 +236,11 @@ fn group(language: &'static str, streams: &[Stream<'_>], matches: &[(Span, Span)
                 }
             })
             .collect();
-        let lines = fragments.iter().map(|f| f.end_line - f.start_line + 1).min().unwrap_or(0);
+        let lines = fragments
+            .iter()
+            .map(|f| f.end_line - f.start_line + 1)
+            .min()
+            .unwrap_or(0);
         if lines < min_lines {
             continue;
         }

@@ -198,7 +198,10 @@ fn shortest_cycle(g: &DiGraph<&str, u32>, start: NodeIndex, members: &BTreeSet<N
 
 fn python(root: &Path, files: &[&SourceFile<'_>]) -> (Vec<String>, Vec<Edge>) {
     let paths: HashSet<&str> = files.iter().map(|f| f.rel).collect();
-    let root_name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let root_name = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut by_name: HashMap<String, &str> = HashMap::new();
     let mut name_of: HashMap<&str, (String, bool)> = HashMap::new();
     for f in files {
@@ -291,7 +294,11 @@ fn python_module_name(rel: &str, paths: &HashSet<&str>, root_name: &str) -> (Str
             parts.push(root_name.to_string());
             break;
         }
-        parts.push(d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        parts.push(
+            d.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
         dir = d.parent();
     }
     parts.reverse();

@@ -56,6 +56,14 @@ pub(crate) fn discover(root: &Path, start: &Path, exclude: &GlobSet, threads: us
                 if name == ".git" || name == ".graft" {
                     return false;
                 }
+                // A link out of the repository is not part of it (a
+                // dangling one is, to be reported).
+                if e.path_is_symlink()
+                    && let Ok(target) = std::fs::canonicalize(e.path())
+                    && !target.starts_with(&root)
+                {
+                    return false;
+                }
                 let rel = e.path().strip_prefix(&root).unwrap_or(e.path());
                 exclude.is_empty() || rel.as_os_str().is_empty() || !exclude.is_match(rel)
             }

@@ -64,7 +64,10 @@ class Store:
 fn python_metrics() {
     let f = facts(Lang::Python, PYTHON);
     let s = function(&f, "simple");
-    assert_eq!((s.line, s.end_line, s.cyclomatic, s.cognitive, s.params, s.nesting), (5, 6, 1, 0, 2, 0));
+    assert_eq!(
+        (s.line, s.end_line, s.cyclomatic, s.cognitive, s.params, s.nesting),
+        (5, 6, 1, 0, 2, 0)
+    );
     let b = function(&f, "branchy");
     // if, and, for, if, elif, except, for, if, or
     assert_eq!(b.cyclomatic, 10);
@@ -76,7 +79,10 @@ fn python_metrics() {
     let inner = function(&f, "add.inner");
     assert_eq!((inner.cyclomatic, inner.owner.as_deref()), (2, None));
     let add = function(&f, "add");
-    assert_eq!((add.cyclomatic, add.owner.as_deref(), add.line), (1, Some("Store"), 33));
+    assert_eq!(
+        (add.cyclomatic, add.owner.as_deref(), add.line),
+        (1, Some("Store"), 33)
+    );
     assert_eq!(f.functions.len(), 5);
 }
 
@@ -84,14 +90,24 @@ fn python_metrics() {
 fn python_classes_and_imports() {
     let f = facts(Lang::Python, PYTHON);
     let store = type_named(&f, "Store");
-    assert_eq!((store.kind.as_str(), store.methods, store.fields), ("class", 2, 3));
+    assert_eq!(
+        (store.kind.as_str(), store.methods, store.fields),
+        ("class", 2, 3)
+    );
     assert_eq!((store.line, store.end_line), (25, 37));
     // simple, branchy, Store
     assert_eq!(f.definitions, 3);
     let specs: Vec<(&str, u32, Vec<&str>, bool)> = f
         .imports
         .iter()
-        .map(|i| (i.spec.as_str(), i.level, i.names.iter().map(String::as_str).collect(), i.deferred))
+        .map(|i| {
+            (
+                i.spec.as_str(),
+                i.level,
+                i.names.iter().map(String::as_str).collect(),
+                i.deferred,
+            )
+        })
         .collect();
     assert_eq!(
         specs,
@@ -219,7 +235,10 @@ func Kind(n int) string {
 fn go_metrics_types_imports() {
     let f = facts(Lang::Go, GO);
     let area = function(&f, "Area");
-    assert_eq!((area.cyclomatic, area.owner.as_deref(), area.params), (3, Some("Box"), 0));
+    assert_eq!(
+        (area.cyclomatic, area.owner.as_deref(), area.params),
+        (3, Some("Box"), 0)
+    );
     let kind = function(&f, "Kind");
     // case, case, for, if, ||
     assert_eq!(kind.cyclomatic, 6);
@@ -263,7 +282,10 @@ fn typescript_metrics_classes_imports() {
         let w = type_named(&f, "Widget");
         assert_eq!((w.methods, w.fields), (2, 2), "{lang:?}");
         let r = function(&f, "render");
-        assert_eq!((r.cyclomatic, r.params, r.owner.as_deref()), (3, 1, Some("Widget")));
+        assert_eq!(
+            (r.cyclomatic, r.params, r.owner.as_deref()),
+            (3, 1, Some("Widget"))
+        );
         let h = function(&f, "handler");
         // if, &&, if
         assert_eq!(h.cyclomatic, 4);
@@ -287,7 +309,10 @@ fn javascript_names_anonymous_functions() {
 
 #[test]
 fn syntax_errors_are_recorded_and_the_rest_analysed() {
-    let f = facts(Lang::Python, "def ok(a):\n    return a\n\ndef broken(:\n    pass\n");
+    let f = facts(
+        Lang::Python,
+        "def ok(a):\n    return a\n\ndef broken(:\n    pass\n",
+    );
     let e = f.syntax_error.expect("a syntax error");
     assert_eq!(e.line, 4);
     assert!(f.functions.iter().any(|x| x.name == "ok"));
