@@ -11,7 +11,8 @@ peak memory of:
   number of threads (crates/scan/examples/parse_floor.rs);
 - lizard, radon cc, pylint's symilar, pydeps (PyPI), jscpd 5.3.3 and
   madge 8.0.0 (npm), and rust-code-analysis-cli (crates.io) when it could
-  be built here;
+  be built here; the tools that take a thread count (lizard, jscpd,
+  rust-code-analysis) get graft's;
 
 and prints the ratios against the targets, then the agreement figures:
 function count and cyclomatic complexity against lizard (Django, syn +
@@ -153,22 +154,23 @@ def prepare(name):
 # ---- tools -----------------------------------------------------------------
 
 
-def tool_command(tool, repo, name, outdir):
+def tool_command(tool, repo, name, outdir, threads):
     """(argv, stdout file or None, accepted exit codes)."""
     node_bin = BIN(NODE, "node_modules", ".bin")
     if tool == "lizard":
-        return [BIN(VENV, "bin", "lizard"), "--csv", "."], BIN(outdir, "lizard.csv"), (0, 1)
+        return [BIN(VENV, "bin", "lizard"), "-t", str(threads), "--csv", "."], BIN(outdir, "lizard.csv"), (0, 1)
     if tool == "radon":
         return [BIN(VENV, "bin", "radon"), "cc", "-j", "."], BIN(outdir, "radon.json"), (0,)
     if tool == "rust-code-analysis":
         rca = BIN(CARGO_ROOT, "bin", "rust-code-analysis-cli")
         if not os.path.exists(rca):
             return None
-        return [rca, "-m", "-p", ".", "-O", "json"], BIN(outdir, "rca.json"), (0,)
+        # An absolute path: given `.`, it analyses nothing.
+        return [rca, "-m", "-j", str(threads), "-p", repo, "-O", "json"], BIN(outdir, "rca.json"), (0,)
     if tool == "jscpd":
         # The languages graft analyses (jscpd would also read .po, .txt, ...).
         formats = {"django": "python,javascript", "syn+tokio": "rust", "lodash": "javascript", "rxjs": "typescript"}[name]
-        return [BIN(node_bin, "jscpd"), ".", "--silent", "--format", formats, "--reporters", "json", "--output", outdir], None, (0,)
+        return [BIN(node_bin, "jscpd"), ".", "--silent", "--workers", str(threads), "--format", formats, "--reporters", "json", "--output", outdir], None, (0,)
     if tool == "madge":
         extra = []
         tsconfig = BIN(repo, "src", "tsconfig.base.json")
@@ -239,7 +241,7 @@ def bench_corpus(name, graft, floor, runs, threads):
     res["graft_peak_mib"] = max(mem)
     res["tools"] = {}
     for tool in TOOLS[name]:
-        cmd = tool_command(tool, repo, name, outdir)
+        cmd = tool_command(tool, repo, name, outdir, threads)
         if cmd is None:
             res["tools"][tool] = None
             continue

@@ -95,14 +95,9 @@ pub fn run(ctx: &Ctx, args: &ScanArgs) -> Result<i32, CliError> {
         bar.finish_and_clear();
     }
 
-    let t = std::time::Instant::now();
     let ws = graft_pipeline::Workspace::open_with(root, config)?;
     let commit = ws.git.try_rev_parse("HEAD").ok().flatten();
-    let t1 = t.elapsed();
     graft_scan::store(&ws.ledger, &report, commit)?;
-    if std::env::var_os("GRAFT_SCAN_TRACE").is_some() {
-        eprintln!("graft-scan: open {:?} store {:?}", t1, t.elapsed() - t1);
-    }
 
     if args.sarif {
         print_json(&graft_scan::to_sarif(&report));

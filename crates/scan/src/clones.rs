@@ -15,7 +15,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use rayon::prelude::*;
 
-use crate::model::{CloneGroup, Fragment};
+use crate::model::{CloneGroup, ClonePrints, Fragment};
 
 /// (file, first token, tokens).
 type Span = (u32, u32, u32);
@@ -27,6 +27,8 @@ pub(crate) struct Stream<'a> {
     pub tokens: &'a [u32],
     /// Identifiers and literals kept.
     pub exact: &'a [u32],
+    /// Fingerprints made when the file was analysed, if any.
+    pub prints: Option<&'a ClonePrints>,
     pub lines: &'a [u32],
 }
 
@@ -73,9 +75,26 @@ pub(crate) fn detect(
     // Exact copies first, then renamed ones: in folded streams repetitive
     // code (tables of `NAME = "value"`) matches its first look-alike, not
     // its real twin, which the exact pass pairs correctly.
-    find_matches(streams, |s| s.exact, min_tokens, &mut matches);
-    find_matches(streams, |s| s.tokens, min_tokens, &mut matches);
+    find_matches(
+        streams,
+        |s| s.exact,
+        |s| cached(s, min_tokens).map(|p| &p.exact[..]),
+        min_tokens,
+        &mut matches,
+    );
+    find_matches(
+        streams,
+        |s| s.tokens,
+        |s| cached(s, min_tokens).map(|p| &p.folded[..]),
+        min_tokens,
+        &mut matches,
+    );
     group(language, streams, &matches, min_lines)
+}
+
+/// A stream's fingerprints if they were made for `min_tokens`.
+fn cached<'a>(s: &Stream<'a>, min_tokens: usize) -> Option<&'a ClonePrints> {
+    s.prints.filter(|p| p.min_tokens as usize == min_tokens)
 }
 
 /// Every match of at least `min_tokens` tokens in the streams `pick`
@@ -83,6 +102,7 @@ pub(crate) fn detect(
 fn find_matches<'s>(
     streams: &'s [Stream<'s>],
     pick: impl Fn(&'s Stream<'s>) -> &'s [u32] + Sync,
+    pick_prints: impl Fn(&'s Stream<'s>) -> Option<&'s [(u32, u64)]> + Sync,
     min_tokens: usize,
     matches: &mut Vec<(Span, Span)>,
 ) {
@@ -91,11 +111,23 @@ fn find_matches<'s>(
     // every `w` consecutive ones. Any common run of `big_k` tokens holds
     // the same selected k-gram in both copies, so indexing only those
     // (about 2/(w+1) of the positions) finds every clone the full index
-    // would, with a map small enough to stay in cache.
-    let k = big_k / 2;
-    let w = big_k - k + 1;
-    let prints: Vec<Vec<(u32, u64)>> = streams.par_iter().map(|s| winnow(pick(s), k, w)).collect();
-    let total: usize = prints.iter().map(Vec::len).sum();
+    // would, with a map small enough to stay in cache. Fingerprints come
+    // with the cached facts when they were made for this minimum.
+    let (k, _) = shape(min_tokens);
+    let computed: Vec<Option<Vec<(u32, u64)>>> = streams
+        .par_iter()
+        .map(|s| {
+            pick_prints(s)
+                .is_none()
+                .then(|| fingerprints(pick(s), min_tokens))
+        })
+        .collect();
+    let prints: Vec<&[(u32, u64)]> = streams
+        .iter()
+        .zip(&computed)
+        .map(|(s, c)| c.as_deref().or_else(|| pick_prints(s)).unwrap_or(&[]))
+        .collect();
+    let total: usize = prints.iter().map(|p| p.len()).sum();
     // Each selected k-gram's latest CANDIDATES occurrences, newest first:
     // the first look-alike is often not the real twin (three similar
     // methods in a row, a family of near-identical files), the nearest
@@ -103,6 +135,7 @@ fn find_matches<'s>(
     let mut seen: HashMap<u64, [(u32, u32); CANDIDATES], Mix> =
         HashMap::with_capacity_and_hasher(total, Mix::default());
     for (f, fps) in prints.iter().enumerate() {
+        let fps: &[(u32, u64)] = fps;
         let f = f as u32;
         let b = pick(&streams[f as usize]);
         // Matches of this file so far, as (other file, other start - own
@@ -258,43 +291,58 @@ fn group(
 /// The selected k-gram hashes of a token stream, as (position, hash): the
 /// rightmost minimum of each window of `w` consecutive k-gram hashes.
 fn winnow(tokens: &[u32], k: usize, w: usize) -> Vec<(u32, u64)> {
-    let hashes: Vec<u64> = windows(tokens, k).into_iter().map(mix).collect();
-    let mut out: Vec<(u32, u64)> = Vec::with_capacity(hashes.len() * 2 / (w + 1) + 1);
-    if hashes.is_empty() {
-        return out;
-    }
-    if hashes.len() <= w {
-        let (p, h) = hashes
-            .iter()
-            .enumerate()
-            .min_by_key(|(p, h)| (**h, std::cmp::Reverse(*p)))
-            .unwrap_or((0, &0));
-        out.push((p as u32, *h));
-        return out;
-    }
-    // A monotonic deque of positions with increasing hashes.
-    let mut dq: std::collections::VecDeque<usize> = std::collections::VecDeque::with_capacity(w);
-    let mut last = usize::MAX;
-    for (p, &h) in hashes.iter().enumerate() {
-        while dq.back().is_some_and(|&q| hashes[q] >= h) {
-            dq.pop_back();
+    let hashes = windows(tokens, k);
+    let n = hashes.len();
+    let rightmost_min = |from: usize, to: usize| {
+        let mut m = from;
+        for p in from + 1..to {
+            if hashes[p] <= hashes[m] {
+                m = p;
+            }
         }
-        dq.push_back(p);
-        if dq.front().is_some_and(|&q| q + w <= p) {
-            dq.pop_front();
-        }
-        if p + 1 >= w
-            && let Some(&m) = dq.front()
-            && m != last
-        {
+        m
+    };
+    if n == 0 {
+        return Vec::new();
+    }
+    if n <= w {
+        let m = rightmost_min(0, n);
+        return vec![(m as u32, hashes[m])];
+    }
+    let mut out: Vec<(u32, u64)> = Vec::with_capacity(2 * n / (w + 1) + 1);
+    // The minimum of the current window, rescanned only when it leaves
+    // the window (every w/2 steps on average).
+    let mut m = rightmost_min(0, w);
+    out.push((m as u32, hashes[m]));
+    for end in w..n {
+        let start = end + 1 - w;
+        if m < start {
+            m = rightmost_min(start, end + 1);
             out.push((m as u32, hashes[m]));
-            last = m;
+        } else if hashes[end] <= hashes[m] {
+            m = end;
+            out.push((m as u32, hashes[m]));
         }
     }
     out
 }
 
-/// The rolling hash of every window of `k` tokens.
+/// The fingerprints of a token stream for clones of at least
+/// `min_tokens` tokens (cached with each file's facts).
+pub(crate) fn fingerprints(tokens: &[u32], min_tokens: usize) -> Vec<(u32, u64)> {
+    let (k, w) = shape(min_tokens);
+    winnow(tokens, k, w)
+}
+
+/// k-gram length and window: any common run of `min_tokens` tokens
+/// (`w + k - 1`) holds one selected k-gram in both copies.
+fn shape(min_tokens: usize) -> (usize, usize) {
+    let big_k = min_tokens.max(2);
+    let k = big_k / 2;
+    (k, big_k - k + 1)
+}
+
+/// The rolling hash of every window of `k` tokens, mixed.
 fn windows(tokens: &[u32], k: usize) -> Vec<u64> {
     if tokens.len() < k || k == 0 {
         return Vec::new();
@@ -308,13 +356,13 @@ fn windows(tokens: &[u32], k: usize) -> Vec<u64> {
         h = h.wrapping_mul(BASE).wrapping_add(t as u64 + 1);
     }
     let mut out = Vec::with_capacity(tokens.len() - k + 1);
-    out.push(h);
+    out.push(mix(h));
     for i in k..tokens.len() {
         h = h
             .wrapping_sub((tokens[i - k] as u64 + 1).wrapping_mul(pow))
             .wrapping_mul(BASE)
             .wrapping_add(tokens[i] as u64 + 1);
-        out.push(h);
+        out.push(mix(h));
     }
     out
 }
@@ -337,6 +385,7 @@ mod tests {
             path,
             tokens,
             exact: tokens,
+            prints: None,
             lines,
         }
     }

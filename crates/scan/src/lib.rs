@@ -108,7 +108,7 @@ const MINIFIED_AVG_LINE: usize = 300;
 enum Outcome {
     Facts {
         key: u128,
-        facts: FileFacts,
+        facts: Box<FileFacts>,
         cached: bool,
     },
     Problem(Problem),
@@ -159,22 +159,25 @@ pub fn scan_with(root: &Path, config: &ScanConfig, opts: &ScanOptions<'_>) -> Re
     let discovery = walk::discover(&root, &start, &exclude, threads);
     trace("walked", started);
     let graft_dir = root.join(".graft");
-    let cache = opts.cache.then(|| cache::Cache::open(&graft_dir));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a thread pool");
+    let cache = opts
+        .cache
+        .then(|| pool.install(|| cache::Cache::load(&graft_dir)));
 
     // Read, hash, parse: in parallel, one tree alive per thread at a time.
     let total = discovery.files.len() as u64;
     let done = AtomicU64::new(0);
     let max_bytes = config.max_file_bytes.get();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .expect("a thread pool");
+    let min_tokens = config.clone_min_tokens.get() as usize;
     let outcomes: Vec<Outcome> = pool.install(|| {
         discovery
             .files
             .par_iter()
             .map(|c| {
-                let o = read_and_analyse(c, max_bytes, cache.as_ref());
+                let o = read_and_analyse(c, max_bytes, min_tokens, cache.as_ref());
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                 if n.is_multiple_of(64) || n == total {
                     (opts.progress)(ScanProgress::Parsing { done: n, total });
@@ -204,7 +207,7 @@ pub fn scan_with(root: &Path, config: &ScanConfig, opts: &ScanOptions<'_>) -> Re
                         line: Some(e.line),
                     });
                 }
-                analysed.push((c, key, facts));
+                analysed.push((c, key, *facts));
             }
             Outcome::Problem(p) => problems.push(p),
         }
@@ -230,6 +233,7 @@ pub fn scan_with(root: &Path, config: &ScanConfig, opts: &ScanOptions<'_>) -> Re
             path: &c.rel,
             tokens: &f.tokens,
             exact: &f.exact_tokens,
+            prints: f.prints.as_ref(),
             lines: &f.token_lines,
         });
     }
@@ -309,11 +313,9 @@ pub fn scan_with(root: &Path, config: &ScanConfig, opts: &ScanOptions<'_>) -> Re
         *summary.by_kind.entry(s.kind.as_str()).or_default() += 1;
     }
 
-    if let Some(cache) = &cache
-        && scope.is_none()
-        && summary.cache_hits < analysed.len() as u64
-    {
-        cache.prune(&analysed.iter().map(|(_, k, _)| *k).collect());
+    if let Some(cache) = &cache {
+        let used: Vec<(u128, &FileFacts)> = analysed.iter().map(|(_, k, f)| (*k, f)).collect();
+        pool.install(|| cache.save(&used, scope.is_none()));
     }
     let files = analysed
         .into_iter()
@@ -344,7 +346,12 @@ pub fn scan_with(root: &Path, config: &ScanConfig, opts: &ScanOptions<'_>) -> Re
     })
 }
 
-fn read_and_analyse(c: &walk::Candidate, max_bytes: u64, cache: Option<&cache::Cache>) -> Outcome {
+fn read_and_analyse(
+    c: &walk::Candidate,
+    max_bytes: u64,
+    min_tokens: usize,
+    cache: Option<&cache::Cache>,
+) -> Outcome {
     let problem = |kind: &'static str, message: String| {
         Outcome::Problem(Problem {
             path: c.rel.clone(),
@@ -374,7 +381,7 @@ fn read_and_analyse(c: &walk::Candidate, max_bytes: u64, cache: Option<&cache::C
     if let Some(facts) = cache.and_then(|c| c.get(key)) {
         return Outcome::Facts {
             key,
-            facts,
+            facts: Box::new(facts),
             cached: true,
         };
     }
@@ -396,17 +403,19 @@ fn read_and_analyse(c: &walk::Candidate, max_bytes: u64, cache: Option<&cache::C
             );
         }
     }
-    let facts = PARSERS.with(|p| {
+    let mut facts = PARSERS.with(|p| {
         let mut parsers = p.borrow_mut();
         let parser = parsers.entry(c.lang).or_insert_with(|| parser_for(c.lang));
         analyze::analyze(c.lang, text, parser)
     });
-    if let Some(cache) = cache {
-        cache.put(key, &facts);
-    }
+    facts.prints = Some(ClonePrints {
+        min_tokens: min_tokens as u32,
+        exact: clones::fingerprints(&facts.exact_tokens, min_tokens),
+        folded: clones::fingerprints(&facts.tokens, min_tokens),
+    });
     Outcome::Facts {
         key,
-        facts,
+        facts: Box::new(facts),
         cached: false,
     }
 }

@@ -88,6 +88,16 @@ pub struct FileFacts {
     /// The same tokens with names and values kept (hashed).
     pub exact_tokens: Vec<u32>,
     pub token_lines: Vec<u32>,
+    /// Clone fingerprints of both streams, made with the scan's minimum.
+    pub prints: Option<ClonePrints>,
+}
+
+/// A file's clone fingerprints, as (token index, hash).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClonePrints {
+    pub min_tokens: u32,
+    pub exact: Vec<(u32, u64)>,
+    pub folded: Vec<(u32, u64)>,
 }
 
 /// One analysed file in the report.
