@@ -5,6 +5,7 @@
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use console::style;
@@ -56,28 +57,38 @@ pub fn run(ctx: &Ctx, args: &ScanArgs) -> Result<i32, CliError> {
     };
 
     let machine = ctx.json || args.sarif;
+    // A spinner while files are listed, a bar once their number is known.
+    let spinner = || {
+        ProgressStyle::with_template("  {spinner:.cyan} {msg} {elapsed:.dim}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner())
+    };
     let bar = (!machine && std::io::stderr().is_terminal()).then(|| {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "  {spinner:.cyan} {msg} {bar:30.cyan/dim} {pos}/{len} files {elapsed:.dim}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(spinner());
         bar.enable_steady_tick(Duration::from_millis(100));
-        bar.set_message("scanning");
+        bar.set_message("listing files");
         bar
     });
+    let counting = AtomicBool::new(false);
     let progress = |p: ScanProgress| {
-        if let Some(bar) = &bar {
-            match p {
-                ScanProgress::Discovering => bar.set_message("listing files"),
-                ScanProgress::Parsing { done, total } => {
-                    bar.set_length(total);
-                    bar.set_position(done);
-                    bar.set_message("parsing");
+        let Some(bar) = &bar else { return };
+        match p {
+            ScanProgress::Discovering => bar.set_message("listing files"),
+            ScanProgress::Parsing { done, total } => {
+                if !counting.swap(true, Ordering::Relaxed) {
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "  {spinner:.cyan} parsing {bar:30.cyan/dim} {pos}/{len} files {elapsed:.dim}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    );
                 }
-                ScanProgress::Linking => bar.set_message("imports, clones, suggestions"),
+                bar.set_length(total);
+                bar.set_position(done);
+            }
+            ScanProgress::Linking => {
+                bar.set_style(spinner());
+                bar.set_message("imports, clones, suggestions");
             }
         }
     };

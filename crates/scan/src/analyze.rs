@@ -10,7 +10,7 @@ use graft_lang::{Lang, parser_for};
 use tree_sitter::{Node, Parser};
 
 use crate::model::{FileFacts, FunctionMetrics, RawImport, SyntaxIssue, TypeMetrics};
-use crate::rules::{self, Structure};
+use crate::rules::{self, Structure, flag};
 
 /// Token codes for clone detection: identifiers and literals fold to one
 /// code each so renamed copies match; every other token is its kind.
@@ -144,17 +144,24 @@ impl Walker {
         base: u32,
     ) -> (Frame, bool) {
         let lang = self.lang;
-        let kind = node.kind();
+        let table = rules::table(lang);
+        let id = node.kind_id();
+        let fl = table.flags(id);
         let mut frame = Frame::default();
-        if rules::is_comment(kind) {
+        if fl & flag::COMMENT != 0 {
             return (frame, false);
         }
+        if fl & flag::ATOMIC != 0 || node.child_count() == 0 {
+            self.token(node, fl, anc, src, base);
+            return (frame, false);
+        }
+        let kind = node.kind();
         let parent_kind = up(anc, 1).map_or("", |p| p.kind());
-        if node.child_count() == 0 || rules::is_atomic_literal(lang, kind) {
-            self.token(node, parent_kind, src, base);
-            return (frame, false);
-        }
-        if lang == Lang::Rust && kind == "token_tree" && parent_kind == "macro_invocation" {
+        if fl & flag::ENTRY != 0
+            && lang == Lang::Rust
+            && kind == "token_tree"
+            && parent_kind == "macro_invocation"
+        {
             // Items inside macros (`cfg_rt! { pub fn ... }`) are functions
             // to lizard; parse the inside as Rust to find them.
             if holds_fn_keyword(node) && node.end_byte() >= node.start_byte() + 2 {
@@ -169,11 +176,17 @@ impl Walker {
             }
         }
 
-        if rules::is_function(lang, kind) && has_body(lang, node) {
+        if fl & flag::FUNCTION != 0 && has_body(lang, node) {
             self.open_function(node, anc, src, base);
             frame.function = true;
-        } else if let Some(type_kind) = rules::type_kind(lang, kind) {
+        } else if let Some(type_kind) = table.type_kind(id) {
             frame.open_type = self.open_type(node, type_kind, src, base);
+        }
+        if fl & flag::ENTRY == 0 {
+            if !frame.function && fl & flag::STRUCTURAL != 0 {
+                self.complexity(node, kind, anc, field, src, &mut frame);
+            }
+            return (frame, true);
         }
         self.members(node, kind, anc, src);
         self.imports(node, kind, src, base);
@@ -192,7 +205,7 @@ impl Walker {
                 frame.type_checking = true;
             }
         }
-        if !frame.function {
+        if !frame.function && fl & flag::STRUCTURAL != 0 {
             self.complexity(node, kind, anc, field, src, &mut frame);
         }
         (frame, true)
@@ -228,14 +241,15 @@ impl Walker {
     }
 
     /// A leaf: condition tokens, lines of code, the clone token stream.
-    fn token(&mut self, node: Node, parent_kind: &str, src: &str, base: u32) {
-        let kind = node.kind();
+    fn token(&mut self, node: Node, fl: u16, anc: &[Node], src: &str, base: u32) {
         let start = node.start_position().row as u32 + 1 + base;
         let end = node.end_position().row as u32 + 1 + base;
-        if !node.is_named()
-            && rules::is_condition(self.lang, kind, parent_kind)
-            && let Some(f) = self.functions.last_mut()
-        {
+        let condition = fl & flag::CONDITION != 0
+            || (fl & flag::CONDITION_BY_PARENT != 0 && {
+                let parent_kind = up(anc, 1).map_or("", |p| p.kind());
+                rules::is_condition(self.lang, node.kind(), parent_kind)
+            });
+        if condition && let Some(f) = self.functions.last_mut() {
             f.m.cyclomatic += 1;
         }
         for line in start.max(self.file_last_line + 1)..=end {
@@ -248,9 +262,9 @@ impl Walker {
                 f.last_line = line;
             }
         }
-        let code = if rules::is_identifier(kind) {
+        let code = if fl & flag::IDENT != 0 {
             TOKEN_IDENT
-        } else if rules::is_atomic_literal(self.lang, kind) || rules::is_number(kind) {
+        } else if fl & (flag::ATOMIC | flag::NUMBER) != 0 {
             TOKEN_LITERAL
         } else {
             TOKEN_KIND_BASE + node.kind_id() as u32

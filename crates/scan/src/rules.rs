@@ -222,3 +222,122 @@ pub(crate) fn is_number(kind: &str) -> bool {
 pub(crate) fn is_identifier(kind: &str) -> bool {
     kind.ends_with("identifier") || kind == "identifier"
 }
+
+/// What the walk needs to know of a node kind, as bits, looked up by kind
+/// id: comparing kind names on every node cost as much as parsing.
+pub(crate) mod flag {
+    pub const COMMENT: u16 = 1;
+    pub const ATOMIC: u16 = 1 << 1;
+    pub const FUNCTION: u16 = 1 << 2;
+    /// A condition token wherever it stands.
+    pub const CONDITION: u16 = 1 << 3;
+    /// A condition token under some parents only (`case`, `?`).
+    pub const CONDITION_BY_PARENT: u16 = 1 << 4;
+    pub const IDENT: u16 = 1 << 5;
+    pub const NUMBER: u16 = 1 << 6;
+    /// Something cyclomatic or cognitive complexity may count.
+    pub const STRUCTURAL: u16 = 1 << 7;
+    /// A member, an import, an impl, an `if` or a macro body.
+    pub const ENTRY: u16 = 1 << 8;
+}
+
+pub(crate) struct KindTable {
+    pub flags: Vec<u16>,
+    pub type_kinds: Vec<Option<&'static str>>,
+}
+
+const STRUCTURAL_KINDS: &[&str] = &[
+    "binary_expression",
+    "boolean_operator",
+    "break_expression",
+    "continue_expression",
+    "break_statement",
+    "continue_statement",
+    "goto_statement",
+    "match_expression",
+    "let_declaration",
+    "closure_parameters",
+    "block",
+    "else_clause",
+];
+
+const ENTRY_KINDS: &[&str] = &[
+    "import_statement",
+    "import_from_statement",
+    "export_statement",
+    "import_require_clause",
+    "call_expression",
+    "use_declaration",
+    "import_spec",
+    "package_clause",
+    "field_declaration",
+    "enum_variant",
+    "function_signature_item",
+    "method_elem",
+    "assignment",
+    "field_definition",
+    "public_field_definition",
+    "assignment_expression",
+    "method_signature",
+    "property_signature",
+    "impl_item",
+    "if_statement",
+    "token_tree",
+];
+
+impl KindTable {
+    fn build(lang: Lang) -> KindTable {
+        let grammar = lang.grammar();
+        let n = grammar.node_kind_count();
+        let mut flags = Vec::with_capacity(n);
+        let mut type_kinds = Vec::with_capacity(n);
+        for id in 0..n as u16 {
+            let name = grammar.node_kind_for_id(id).unwrap_or("");
+            let named = grammar.node_kind_is_named(id);
+            let mut f = 0;
+            let mut set = |cond: bool, bit: u16| {
+                if cond {
+                    f |= bit;
+                }
+            };
+            set(is_comment(name), flag::COMMENT);
+            set(is_atomic_literal(lang, name), flag::ATOMIC);
+            set(is_function(lang, name), flag::FUNCTION);
+            if !named {
+                let always = is_condition(lang, name, "");
+                let sometimes =
+                    is_condition(lang, name, "case_clause") || is_condition(lang, name, "ternary_expression");
+                set(always, flag::CONDITION);
+                set(!always && sometimes, flag::CONDITION_BY_PARENT);
+            }
+            set(is_identifier(name), flag::IDENT);
+            set(is_number(name), flag::NUMBER);
+            set(
+                structure(lang, name).is_some()
+                    || is_lambda(lang, name)
+                    || is_block_structure(lang, name)
+                    || STRUCTURAL_KINDS.contains(&name),
+                flag::STRUCTURAL,
+            );
+            set(ENTRY_KINDS.contains(&name), flag::ENTRY);
+            flags.push(f);
+            type_kinds.push(type_kind(lang, name));
+        }
+        KindTable { flags, type_kinds }
+    }
+
+    pub fn flags(&self, id: u16) -> u16 {
+        self.flags.get(id as usize).copied().unwrap_or(0)
+    }
+
+    pub fn type_kind(&self, id: u16) -> Option<&'static str> {
+        self.type_kinds.get(id as usize).copied().flatten()
+    }
+}
+
+/// The table of `lang`, built once per process.
+pub(crate) fn table(lang: Lang) -> &'static KindTable {
+    static TABLES: [std::sync::OnceLock<KindTable>; 6] = [const { std::sync::OnceLock::new() }; 6];
+    let i = Lang::ALL.iter().position(|l| *l == lang).unwrap_or(0);
+    TABLES[i].get_or_init(|| KindTable::build(lang))
+}
