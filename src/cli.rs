@@ -74,7 +74,7 @@ pub struct ScanArgs {
     #[arg(long, conflicts_with = "json")]
     pub sarif: bool,
 
-    /// Exit with code 9 when a finding at or above this risk exists
+    /// Exit with code 10 when a finding at or above this risk exists
     /// (low, medium or high).
     #[arg(long, value_name = "RISK")]
     pub fail_on: Option<String>,

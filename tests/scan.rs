@@ -498,10 +498,10 @@ fn sarif_and_fail_on() {
     assert!(!risks.contains(&"high"), "{risks:?}");
     t.graft(&["scan", "--fail-on", "high"]).success();
     t.graft(&["scan", "--fail-on", "medium"])
-        .code(9)
+        .code(10)
         .stderr_has("finding(s) at or above risk medium");
     let run = t.graft(&["scan", "--fail-on", "medium", "--json"]);
-    run.code(9);
+    run.code(10);
     assert!(run.json()["suggestions"].is_array());
     t.graft(&["scan", "--fail-on", "severe"])
         .code(2)
