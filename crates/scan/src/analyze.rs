@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use graft_lang::{Lang, parser_for};
+use graft_lang::Lang;
 use tree_sitter::{Node, Parser};
 
 use crate::model::{FileFacts, FunctionMetrics, RawImport, SyntaxIssue, TypeMetrics};
@@ -70,6 +70,7 @@ struct Frame {
     depth: bool,
     type_checking: bool,
     impl_owner: bool,
+    token_tree: bool,
 }
 
 struct Walker {
@@ -82,7 +83,27 @@ struct Walker {
     file_nloc: u32,
     file_last_line: u32,
     anonymous: u32,
-    macro_parser: Option<Parser>,
+    /// The token trees of macro invocations being walked, innermost last.
+    trees: Vec<TreeState>,
+}
+
+/// Inside a macro invocation tree-sitter sees only tokens; lizard still
+/// sees `fn name(...) { ... }` and `match x { a => ... }` there. This
+/// follows those token sequences in one token tree.
+#[derive(Default)]
+struct TreeState {
+    /// After `fn`: its line, name, parameters and the conditions of its
+    /// signature (`where`, `?`), until its body opens.
+    pending_fn: Option<PendingFn>,
+    /// After `match`: the next `{...}` holds its arms.
+    pending_match: bool,
+}
+
+struct PendingFn {
+    line: u32,
+    name: Option<String>,
+    params: Option<u32>,
+    conditions: u32,
 }
 
 impl Walker {
@@ -97,7 +118,7 @@ impl Walker {
             file_nloc: 0,
             file_last_line: 0,
             anonymous: 0,
-            macro_parser: None,
+            trees: Vec::new(),
         }
     }
 
@@ -111,7 +132,12 @@ impl Walker {
         let mut ancestors: Vec<Node> = Vec::new();
         loop {
             let node = cursor.node();
-            let field = cursor.field_name();
+            // Only Go's else-if chains need the field (a lookup per node).
+            let field = if self.lang == Lang::Go {
+                cursor.field_name()
+            } else {
+                None
+            };
             let (frame, descend) = self.enter(node, field, &ancestors, src, base);
             frames.push(frame);
             ancestors.push(node);
@@ -157,23 +183,12 @@ impl Walker {
         }
         let kind = node.kind();
         let parent_kind = up(anc, 1).map_or("", |p| p.kind());
-        if fl & flag::ENTRY != 0
-            && lang == Lang::Rust
+        if lang == Lang::Rust
             && kind == "token_tree"
-            && parent_kind == "macro_invocation"
+            && (parent_kind == "macro_invocation" || (parent_kind == "token_tree" && !self.trees.is_empty()))
         {
-            // Items inside macros (`cfg_rt! { pub fn ... }`) are functions
-            // to lizard; parse the inside as Rust to find them.
-            if holds_fn_keyword(node) && node.end_byte() >= node.start_byte() + 2 {
-                let inner = &src[node.start_byte() + 1..node.end_byte() - 1];
-                let parser = self.macro_parser.get_or_insert_with(|| parser_for(Lang::Rust));
-                if let Some(tree) = parser.parse(inner, None) {
-                    let sub_base = base + node.start_position().row as u32;
-                    let inner = inner.to_string();
-                    self.walk(tree.root_node(), &inner, sub_base);
-                    return (frame, false);
-                }
-            }
+            self.enter_token_tree(node, &mut frame);
+            return (frame, true);
         }
 
         if fl & flag::FUNCTION != 0 && has_body(lang, node) {
@@ -223,6 +238,9 @@ impl Walker {
         if frame.type_checking {
             self.type_checking -= 1;
         }
+        if frame.token_tree {
+            self.trees.pop();
+        }
         if frame.impl_owner {
             self.impl_owners.pop();
         }
@@ -249,7 +267,15 @@ impl Walker {
                 let parent_kind = up(anc, 1).map_or("", |p| p.kind());
                 rules::is_condition(self.lang, node.kind(), parent_kind)
             });
-        if condition && let Some(f) = self.functions.last_mut() {
+        let in_tree = !self.trees.is_empty() && up(anc, 1).is_some_and(|p| p.kind() == "token_tree");
+        if in_tree {
+            self.macro_token(node, condition, src, start);
+        }
+        let signature = in_tree && self.trees.last().is_some_and(|t| t.pending_fn.is_some());
+        if condition
+            && !signature
+            && let Some(f) = self.functions.last_mut()
+        {
             f.m.cyclomatic += 1;
         }
         for line in start.max(self.file_last_line + 1)..=end {
@@ -280,6 +306,86 @@ impl Walker {
         self.facts.tokens.push(code);
         self.facts.exact_tokens.push(exact);
         self.facts.token_lines.push(start);
+    }
+
+    /// A token tree of a macro invocation: the parameters or the body of
+    /// a pending `fn`, or the arms of a pending `match`.
+    fn enter_token_tree(&mut self, node: Node, frame: &mut Frame) {
+        let opener = node.child(0).map_or("", |c| c.kind());
+        if let Some(state) = self.trees.last_mut() {
+            match (&mut state.pending_fn, opener) {
+                (Some(p), "(") if p.params.is_none() => {
+                    let mut c = node.walk();
+                    let inner = node.child_count().saturating_sub(2);
+                    let commas = node.children(&mut c).filter(|n| n.kind() == ",").count() as u32;
+                    p.params = Some(if inner == 0 { 0 } else { commas + 1 });
+                }
+                (Some(_), "{") => {
+                    let Some(p) = state.pending_fn.take() else { return };
+                    if self.functions.is_empty() && self.types.is_empty() {
+                        self.facts.definitions += 1;
+                    }
+                    self.functions.push(OpenFunction {
+                        m: FunctionMetrics {
+                            name: p.name.unwrap_or_else(|| "(anonymous)".to_string()),
+                            owner: None,
+                            line: p.line,
+                            end_line: p.line,
+                            nloc: 0,
+                            cyclomatic: 1 + p.conditions,
+                            cognitive: 0,
+                            params: p.params.unwrap_or(0),
+                            nesting: 0,
+                        },
+                        last_line: 0,
+                        cognitive_nesting: 0,
+                        depth: 0,
+                    });
+                    frame.function = true;
+                }
+                (None, "{") if state.pending_match => {
+                    state.pending_match = false;
+                    let mut c = node.walk();
+                    let arms = node.children(&mut c).filter(|n| n.kind() == "=>").count() as u32;
+                    if let Some(f) = self.functions.last_mut() {
+                        f.m.cyclomatic += arms.saturating_sub(1);
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.trees.push(TreeState::default());
+        frame.token_tree = true;
+    }
+
+    /// A token directly inside a macro's token tree.
+    fn macro_token(&mut self, node: Node, condition: bool, src: &str, line: u32) {
+        let Some(state) = self.trees.last_mut() else {
+            return;
+        };
+        match node.kind() {
+            "fn" => {
+                state.pending_fn = Some(PendingFn {
+                    line,
+                    name: None,
+                    params: None,
+                    conditions: 0,
+                })
+            }
+            "match" => state.pending_match = true,
+            ";" => state.pending_fn = None,
+            "identifier" => {
+                if let Some(p) = &mut state.pending_fn
+                    && p.name.is_none()
+                {
+                    p.name = Some(text(node, src).to_string());
+                }
+            }
+            _ => {}
+        }
+        if condition && let Some(p) = &mut state.pending_fn {
+            p.conditions += 1;
+        }
     }
 
     fn open_function(&mut self, node: Node, anc: &[Node], src: &str, base: u32) {
@@ -688,18 +794,6 @@ fn dotted(node: Node, src: &str) -> String {
 fn child_of_kind<'t>(node: Node<'t>, kind: &str) -> Option<Node<'t>> {
     let mut c = node.walk();
     node.children(&mut c).find(|n| n.kind() == kind)
-}
-
-fn holds_fn_keyword(node: Node) -> bool {
-    let mut c = node.walk();
-    let mut stack = vec![node];
-    while let Some(n) = stack.pop() {
-        if n.kind() == "fn" && !n.is_named() {
-            return true;
-        }
-        stack.extend(n.children(&mut c));
-    }
-    false
 }
 
 fn has_body(lang: Lang, node: Node) -> bool {
