@@ -35,7 +35,8 @@ Exit codes:
   7  deployed, then rolled back
   8  cancelled
   9  the provider failed or is not set up (missing API key, unreachable, over budget)
- 10  queued, waiting for approval (`graft approve ID`)";
+ 10  graft scan --fail-on: a finding at or above that risk exists
+ 11  queued, waiting for approval (`graft approve ID`)";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -68,6 +69,28 @@ pub enum Command {
     Logs(LogsArgs),
     /// Run Graft on a built-in example target and show what it does.
     Demo(DemoArgs),
+    /// Analyse the code: complexity, god classes and modules, import
+    /// cycles, coupling, duplicates; store the suggestions in the ledger.
+    Scan(ScanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Limit the scan to this file or folder.
+    pub path: Option<PathBuf>,
+
+    /// Print SARIF 2.1.0 on stdout (for code-scanning tools).
+    #[arg(long, conflicts_with = "json")]
+    pub sarif: bool,
+
+    /// Exit with code 10 when a finding at or above this risk exists
+    /// (low, medium or high).
+    #[arg(long, value_name = "RISK")]
+    pub fail_on: Option<String>,
+
+    /// Neither read nor write the per-file cache under .graft/.
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 #[derive(Debug, Args)]

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         Command::Run => commands::run::run(&ctx),
         Command::Logs(a) => commands::logs::run(&ctx, a.follow, a.lines),
         Command::Demo(a) => commands::demo::run(&ctx, a.keep),
+        Command::Scan(a) => commands::scan::run(&ctx, a),
     };
     let code = match result {
         Ok(code) => code,

@@ -18,9 +18,11 @@ pub const EXIT_PRECONDITION: i32 = 5;
 pub const EXIT_NOT_FOUND: i32 = 6;
 pub const EXIT_ROLLED_BACK: i32 = 7;
 pub const EXIT_CANCELLED: i32 = 8;
-/// Queued, waiting for a person's approval (`graft approve ID`).
-pub const EXIT_AWAITING: i32 = 10;
 pub const EXIT_PROVIDER: i32 = 9;
+/// `graft scan --fail-on`: a finding at or above that risk exists.
+pub const EXIT_FINDINGS: i32 = 10;
+/// Queued, waiting for a person's approval (`graft approve ID`).
+pub const EXIT_AWAITING: i32 = 11;
 
 pub fn exit_code(class: FailureClass) -> i32 {
     match class {

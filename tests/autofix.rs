@@ -127,7 +127,7 @@ fn autofix_runs_clippy_fix_and_fmt_on_a_rust_target() {
     t.commit("lockfile");
     // It rewrites src/main.rs, an entry point: policy asks for approval.
     let run = t.graft(&["upgrade", "--autofix", "--json"]);
-    run.code(10);
+    run.code(11);
     let held = run.json();
     assert_eq!(held["state"], "awaiting_approval");
     assert!(

@@ -10,5 +10,6 @@ mod hostile;
 mod perf;
 mod provider;
 mod rollback;
+mod scan;
 mod supervisor;
 mod upgrade;

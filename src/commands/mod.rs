@@ -10,6 +10,7 @@ pub mod provider;
 pub mod queue;
 pub mod rollback;
 pub mod run;
+pub mod scan;
 pub mod status;
 pub mod upgrade;
 

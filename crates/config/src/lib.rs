@@ -16,6 +16,7 @@ mod init;
 mod policy;
 mod provider;
 mod run;
+mod scan;
 mod values;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,7 @@ pub use provider::{
     ProviderConfig,
 };
 pub use run::{HealthConfig, ListenAddress, ListenConfig, ReadyCheck, RunConfig, Signal, WatchConfig};
+pub use scan::{Count, ScanConfig};
 pub use values::{DurationValue, Fraction, GlobList, Name};
 
 /// The file name Graft looks for at the target repo root.
@@ -62,6 +64,9 @@ pub struct Config {
     /// What turns an instruction into a change.
     #[serde(default)]
     pub provider: ProviderConfig,
+    /// What `graft scan` analyses and its thresholds.
+    #[serde(default)]
+    pub scan: ScanConfig,
 }
 
 /// `[target]`: the program Graft manages.

@@ -12,7 +12,7 @@ mod outline;
 mod syntax;
 
 pub use outline::{Symbol, SymbolKind, outline};
-pub use syntax::{SyntaxError, check_syntax};
+pub use syntax::{SyntaxError, check_syntax, first_error, strip_jsonc};
 
 use std::path::Path;
 

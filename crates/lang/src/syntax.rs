@@ -41,17 +41,25 @@ fn check_source(lang: Lang, text: &str) -> Result<(), SyntaxError> {
         column: 1,
         message: format!("the {} parser gave up on this file", lang.name()),
     })?;
+    match first_error(&tree, text) {
+        None => Ok(()),
+        Some(e) => Err(e),
+    }
+}
+
+/// The first syntax error of a parsed file, if any: the first ERROR or
+/// MISSING node in document order is where a reader should look; later
+/// ones are often consequences of it.
+pub fn first_error(tree: &tree_sitter::Tree, text: &str) -> Option<SyntaxError> {
     let root = tree.root_node();
     if !root.has_error() {
-        return Ok(());
+        return None;
     }
-    // The first ERROR or MISSING node in document order is where a reader
-    // should look; later ones are often consequences of it.
     let mut cursor = root.walk();
     loop {
         let node = cursor.node();
         if node.is_missing() {
-            return Err(at(text, node.start_byte(), format!("missing `{}`", node.kind())));
+            return Some(at(text, node.start_byte(), format!("missing `{}`", node.kind())));
         }
         if node.is_error() {
             let snippet: String = text[node.start_byte()..node.end_byte()]
@@ -66,7 +74,7 @@ fn check_source(lang: Lang, text: &str) -> Result<(), SyntaxError> {
             } else {
                 format!("syntax error at `{snippet}`")
             };
-            return Err(at(text, node.start_byte(), message));
+            return Some(at(text, node.start_byte(), message));
         }
         // Descend only into subtrees that hold an error.
         if node.has_error() && cursor.goto_first_child() {
@@ -79,7 +87,7 @@ fn check_source(lang: Lang, text: &str) -> Result<(), SyntaxError> {
             if !cursor.goto_parent() {
                 // has_error() was true at the root, but no node says so: the
                 // error is at the very end.
-                return Err(at(text, text.len(), "unexpected end of file".to_string()));
+                return Some(at(text, text.len(), "unexpected end of file".to_string()));
             }
         }
     }
@@ -125,7 +133,7 @@ fn check_yaml(text: &str) -> Result<(), SyntaxError> {
 /// JSON with `//` and `/* */` comments and trailing commas, made plain JSON
 /// with every byte offset kept (comments and trailing commas become
 /// spaces), so errors still point at the right place.
-fn strip_jsonc(text: &str) -> String {
+pub fn strip_jsonc(text: &str) -> String {
     let b = text.as_bytes();
     let mut out = b.to_vec();
     // Pass 1: comments.

@@ -663,11 +663,16 @@ impl Ledger {
             ],
         )
         .map_err(|e| self.err(e))?;
-        for s in suggestions {
-            tx.execute(
+        // One prepared statement for every row: a scan may hold thousands.
+        let mut insert = tx
+            .prepare_cached(
                 "INSERT INTO suggestions (id, scan_id, kind, title, files, risk, priority, instruction, detail, upgrade_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
+            )
+            .map_err(|e| self.err(e))?;
+        for s in suggestions {
+            insert
+                .execute(params![
                     s.id,
                     s.scan_id,
                     s.kind,
@@ -678,10 +683,10 @@ impl Ledger {
                     s.instruction,
                     s.detail.to_string(),
                     s.upgrade_id
-                ],
-            )
-            .map_err(|e| self.err(e))?;
+                ])
+                .map_err(|e| self.err(e))?;
         }
+        drop(insert);
         tx.commit().map_err(|e| self.err(e))
     }
 

@@ -1,0 +1,669 @@
+//! `graft scan`: every detector in every language on small repos written
+//! for the purpose, with answers counted by hand; the ledger, JSON, SARIF,
+//! `--fail-on`, scoping, the cache, and bad input of every kind.
+
+use serde_json::Value;
+
+use crate::support::*;
+
+/// Low limits so that small files trip every detector.
+const LOW_LIMITS: &str = "[scan]\ngod_class_methods = 3\ngod_class_lines = 400\ngod_module_lines = 60\n\
+god_module_definitions = 40\nmax_cyclomatic = 4\nmax_cognitive = 40\nmax_fan_out = 1\nclone_min_tokens = 30\nclone_min_lines = 4\n";
+
+fn scan(t: &Target, args: &[&str]) -> Value {
+    let mut a = vec!["scan", "--json"];
+    a.extend_from_slice(args);
+    let run = t.graft(&a);
+    run.success();
+    run.json()
+}
+
+fn kinds(report: &Value) -> Vec<String> {
+    let mut k: Vec<String> = report["suggestions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap().to_string())
+        .collect();
+    k.sort();
+    k.dedup();
+    k
+}
+
+fn function<'a>(report: &'a Value, path: &str, name: &str) -> &'a Value {
+    let file = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == path)
+        .unwrap_or_else(|| panic!("no file {path}"));
+    file["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == name)
+        .unwrap_or_else(|| panic!("no function {name} in {path}: {}", file["functions"]))
+}
+
+fn suggestion<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {
+    report["suggestions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] == kind)
+        .collect()
+}
+
+/// A function body with `n` methods, for god classes.
+fn methods(n: usize, indent: &str, f: impl Fn(usize) -> String) -> String {
+    (0..n).map(|i| format!("{indent}{}\n", f(i))).collect()
+}
+
+const PY_COMPLEX: &str = "def route(kind, n):\n    if kind == 'a' and n:\n        return 1\n    elif kind == 'b' or n > 3:\n        return 2\n    for i in range(n):\n        if i:\n            return i\n    return 0\n";
+
+/// ~40 tokens over 6 lines, copied with other names.
+fn py_dup(name: &str, v: &str) -> String {
+    format!(
+        "def {name}({v}, factor):\n    total = 0\n    for item in {v}:\n        total += item * factor\n        total -= len({v})\n    result = [total, factor, {v}]\n    return sorted(result, key=str)\n"
+    )
+}
+
+fn python_target() -> Target {
+    let store = format!(
+        "class Store:\n    kind = 'plain'\n\n{}",
+        methods(4, "    ", |i| format!(
+            "def m{i}(self):\n        self.v{i} = {i}\n"
+        ))
+    );
+    Target::with_files(&[
+        ("graft.toml", LOW_LIMITS),
+        ("app/__init__.py", ""),
+        (
+            "app/orders.py",
+            "from app import billing\n\n\ndef order():\n    return billing.bill()\n",
+        ),
+        (
+            "app/billing.py",
+            "from . import orders\n\n\ndef bill():\n    return orders\n",
+        ),
+        ("app/store.py", &store),
+        ("app/route.py", PY_COMPLEX),
+        ("app/copy_a.py", &py_dup("summarise", "values")),
+        ("app/copy_b.py", &py_dup("aggregate", "numbers")),
+        (
+            "app/hub.py",
+            "import app.store\nimport app.route\n\n\ndef late():\n    import app.orders\n",
+        ),
+        ("app/big.py", &"X = 1\n".repeat(61)),
+    ])
+}
+
+#[test]
+fn python_every_detector() {
+    let t = python_target();
+    let r = scan(&t, &[]);
+    assert_eq!(
+        kinds(&r),
+        [
+            "circular_import",
+            "complex_function",
+            "duplicate",
+            "god_class",
+            "god_module",
+            "high_coupling"
+        ]
+    );
+    // if, and, elif, or, for, if; cognitive: if 1, and 1, elif 1, or 1,
+    // for 1, nested if 2.
+    let f = function(&r, "app/route.py", "route");
+    assert_eq!(
+        (
+            &f["cyclomatic"],
+            &f["cognitive"],
+            &f["params"],
+            &f["nesting"],
+            &f["line"],
+            &f["end_line"]
+        ),
+        (
+            &Value::from(7),
+            &Value::from(7),
+            &Value::from(2),
+            &Value::from(2),
+            &Value::from(1),
+            &Value::from(9)
+        )
+    );
+    // The god class: 4 methods, fields kind + v0..v3.
+    let g = suggestion(&r, "god_class");
+    assert_eq!(g.len(), 1);
+    assert_eq!(g[0]["detail"]["methods"], 4);
+    assert_eq!(g[0]["detail"]["fields"], 5);
+    assert_eq!(g[0]["files"][0], "app/store.py");
+    // The cycle, with the import lines.
+    let cycles = r["cycles"].as_array().unwrap();
+    assert_eq!(cycles.len(), 1);
+    assert_eq!(
+        cycles[0]["modules"],
+        serde_json::json!(["app/billing.py", "app/orders.py"])
+    );
+    assert_eq!(
+        cycles[0]["cycle"],
+        serde_json::json!(["app/billing.py", "app/orders.py", "app/billing.py"])
+    );
+    assert_eq!(cycles[0]["lines"], serde_json::json!([1, 1]));
+    // Coupling: hub imports store and route at module level and orders in a
+    // function (deferred imports still couple).
+    let hub = r["coupling"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["module"] == "app/hub.py")
+        .unwrap();
+    assert_eq!(
+        (&hub["fan_out"], &hub["fan_in"]),
+        (&Value::from(3), &Value::from(0))
+    );
+    assert_eq!(hub["instability"], 1.0);
+    // The duplicate: both renamed copies, whole.
+    let d = suggestion(&r, "duplicate");
+    assert_eq!(d.len(), 1, "{:?}", r["clones"]);
+    let frags = &d[0]["detail"]["fragments"];
+    assert_eq!(frags[0]["path"], "app/copy_a.py");
+    assert_eq!(frags[1]["path"], "app/copy_b.py");
+    assert_eq!(
+        (&frags[0]["start_line"], &frags[0]["end_line"]),
+        (&Value::from(1), &Value::from(7))
+    );
+    // The god module: 61 lines over 60.
+    let m = suggestion(&r, "god_module");
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0]["files"][0], "app/big.py");
+    assert_eq!(r["summary"]["modules_analysed"], 9);
+    assert_eq!(r["summary"]["circular_imports"], 1);
+}
+
+#[test]
+fn suggestions_are_stored_with_concrete_instructions() {
+    let t = python_target();
+    let run = t.graft(&["scan"]);
+    run.success()
+        .stdout_has("modules analysed 9, functions 10, circular imports 1, clone groups 1, suggestions 6");
+    let conn = t.ledger();
+    let (scan_id, n): (String, i64) = conn
+        .query_row(
+            "SELECT id, (SELECT COUNT(*) FROM suggestions WHERE scan_id = scans.id) FROM scans",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(n, 6);
+    assert!(
+        scan_id.starts_with("scan_") && scan_id.len() == "scan_20261121_103001_a1b2c3".len(),
+        "{scan_id}"
+    );
+    let suffix = scan_id.strip_prefix("scan_").unwrap();
+    let mut stmt = conn
+        .prepare("SELECT id, kind, instruction, risk, priority, files FROM suggestions ORDER BY id")
+        .unwrap();
+    let rows: Vec<(String, String, String, String, i64, String)> = stmt
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+        })
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    for (i, (id, _, _, risk, priority, _)) in rows.iter().enumerate() {
+        assert_eq!(id, &format!("sug_{suffix}_{:02}", i + 1));
+        assert!(["low", "medium", "high"].contains(&risk.as_str()));
+        assert!((1..=10).contains(priority));
+    }
+    let instruction = |kind: &str| rows.iter().find(|r| r.1 == kind).unwrap().2.clone();
+    let god = instruction("god_class");
+    assert!(
+        god.starts_with("Split the class `Store` in app/store.py (lines 1-14): it has 4 methods, 14 lines and 5 fields, over the limits of 3 methods or 400 lines."),
+        "{god}"
+    );
+    assert!(
+        god.contains("Keep `Store`'s public methods as thin delegates"),
+        "{god}"
+    );
+    let cycle = instruction("circular_import");
+    assert!(
+        cycle.starts_with("Break the circular import app/billing.py -> app/orders.py -> app/billing.py: app/billing.py imports app/orders.py (line 1); app/orders.py imports app/billing.py (line 1)."),
+        "{cycle}"
+    );
+    let complex = instruction("complex_function");
+    assert!(
+        complex.starts_with("Simplify the function `route` in app/route.py (lines 1-9): its cyclomatic complexity is 7 (limit 4)"),
+        "{complex}"
+    );
+    let dup = instruction("duplicate");
+    assert!(dup.contains("app/copy_a.py:1-7, app/copy_b.py:1-7"), "{dup}");
+    // A second scan's suggestion ids differ from the first's.
+    t.graft(&["scan"]).success();
+    let distinct: i64 = t.count("SELECT COUNT(DISTINCT id) FROM suggestions");
+    assert_eq!(distinct, 12);
+}
+
+#[test]
+fn rust_every_detector() {
+    let big_impl = methods(4, "    ", |i| {
+        format!("pub fn m{i}(&self) -> u32 {{ self.a + {i} }}")
+    });
+    let t = Target::with_files(&[
+        ("graft.toml", LOW_LIMITS),
+        (
+            "Cargo.toml",
+            "[package]\nname = \"demo\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        ),
+        (
+            "src/lib.rs",
+            "mod engine;\nmod parts;\nmod copies;\npub use engine::Engine;\n",
+        ),
+        (
+            "src/engine.rs",
+            &format!(
+                "use crate::parts::Part;\n\npub struct Engine {{ a: u32, b: Part }}\n\nimpl Engine {{\n{big_impl}}}\n"
+            ),
+        ),
+        (
+            "src/parts.rs",
+            "use crate::engine::Engine;\n\npub struct Part;\n\npub fn pick(e: Option<&Engine>, n: u32) -> u32 {\n    match n {\n        0 => 0,\n        1 => 1,\n        _ if n > 9 && e.is_some() => 2,\n        _ => { if n % 2 == 0 { 4 } else { 5 } }\n    }\n}\n",
+        ),
+        (
+            "src/copies.rs",
+            "pub fn first(values: &[u32], factor: u32) -> u32 {\n    let mut total = 0;\n    for v in values {\n        total += v * factor;\n    }\n    total\n}\n\npub fn second(items: &[u32], scale: u32) -> u32 {\n    let mut sum = 0;\n    for v in items {\n        sum += v * scale;\n    }\n    sum\n}\n\nuse crate::engine::Engine;\nuse crate::parts::Part;\n",
+        ),
+    ]);
+    let r = scan(&t, &[]);
+    assert_eq!(
+        kinds(&r),
+        [
+            "circular_import",
+            "complex_function",
+            "duplicate",
+            "god_class",
+            "high_coupling"
+        ]
+    );
+    // 1, 3 more arms, the guard's if, &&, if
+    assert_eq!(function(&r, "src/parts.rs", "pick")["cyclomatic"], 7);
+    let g = suggestion(&r, "god_class");
+    assert_eq!(
+        (
+            &g[0]["detail"]["name"],
+            &g[0]["detail"]["methods"],
+            &g[0]["detail"]["fields"]
+        ),
+        (&Value::from("Engine"), &Value::from(4), &Value::from(2))
+    );
+    // engine uses parts, parts uses engine; lib re-exports engine.
+    let cycles = r["cycles"].as_array().unwrap();
+    assert_eq!(cycles.len(), 1);
+    assert_eq!(
+        cycles[0]["modules"],
+        serde_json::json!(["src/engine.rs", "src/parts.rs"])
+    );
+    let lib = r["coupling"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["module"] == "src/lib.rs")
+        .unwrap();
+    assert_eq!(lib["fan_out"], 1);
+    let copies = suggestion(&r, "high_coupling");
+    assert_eq!(
+        (copies.len(), &copies[0]["detail"]["fan_out"]),
+        (1, &Value::from(2))
+    );
+    assert_eq!(copies[0]["files"][0], "src/copies.rs");
+    let d = suggestion(&r, "duplicate");
+    assert_eq!(d[0]["detail"]["fragments"][0]["start_line"], 1);
+    assert_eq!(d[0]["detail"]["fragments"][1]["start_line"], 9);
+}
+
+#[test]
+fn javascript_and_typescript_every_detector() {
+    let widget = format!(
+        "export class Widget {{\n  size = 1;\n{}}}\n",
+        methods(4, "  ", |i| format!("m{i}() {{ return this.size + {i}; }}"))
+    );
+    let t = Target::with_files(&[
+        ("graft.toml", LOW_LIMITS),
+        (
+            "tsconfig.json",
+            "{\n  // paths, as in real projects\n  \"compilerOptions\": { \"baseUrl\": \".\", \"paths\": { \"@lib/*\": [\"src/lib/*\"] } },\n}\n",
+        ),
+        (
+            "src/lib/a.ts",
+            "import { b } from '@lib/b';\nexport const a = () => b;\n",
+        ),
+        (
+            "src/lib/b.ts",
+            "import { a } from './a.js';\nexport function b() { return a; }\n",
+        ),
+        ("src/lib/index.ts", "export * from './a';\nexport * from './b';\n"),
+        (
+            "src/app.js",
+            "const lib = require('./lib');\nconst w = require('./widget.tsx');\nmodule.exports = { lib, w };\n",
+        ),
+        ("src/widget.tsx", &widget),
+        (
+            "src/route.js",
+            "export function route(kind, n) {\n  if (kind === 'a' && n) { return 1; }\n  else if (kind === 'b' || n > 3) { return 2; }\n  return n ? 3 : 4;\n}\n",
+        ),
+        (
+            "src/copy.ts",
+            "export function first(values: number[], factor: number) {\n  let total = 0;\n  for (const v of values) {\n    total += v * factor;\n  }\n  return [total, factor].join(',');\n}\n\nexport function second(items: number[], scale: number) {\n  let sum = 0;\n  for (const v of items) {\n    sum += v * scale;\n  }\n  return [sum, scale].join(',');\n}\n",
+        ),
+    ]);
+    let r = scan(&t, &[]);
+    assert_eq!(
+        kinds(&r),
+        [
+            "circular_import",
+            "complex_function",
+            "duplicate",
+            "god_class",
+            "high_coupling"
+        ]
+    );
+    // if, &&, if, ||, ?
+    assert_eq!(function(&r, "src/route.js", "route")["cyclomatic"], 6);
+    let cycles = r["cycles"].as_array().unwrap();
+    assert_eq!(cycles.len(), 1);
+    // Through the tsconfig path alias and `./a.js` written for a.ts.
+    assert_eq!(
+        cycles[0]["modules"],
+        serde_json::json!(["src/lib/a.ts", "src/lib/b.ts"])
+    );
+    let app = r["coupling"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["module"] == "src/app.js")
+        .unwrap();
+    // ./lib resolves to its index file, ./widget.tsx as written.
+    assert_eq!(app["fan_out"], 2);
+    let index = r["coupling"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["module"] == "src/lib/index.ts")
+        .unwrap();
+    assert_eq!(
+        (&index["fan_in"], &index["fan_out"]),
+        (&Value::from(1), &Value::from(2))
+    );
+    let g = suggestion(&r, "god_class");
+    assert_eq!(
+        (&g[0]["detail"]["methods"], &g[0]["files"][0]),
+        (&Value::from(4), &Value::from("src/widget.tsx"))
+    );
+    assert_eq!(r["summary"]["by_language"]["tsx"], 1);
+}
+
+#[test]
+fn go_every_detector() {
+    let t = Target::with_files(&[
+        ("graft.toml", LOW_LIMITS),
+        ("go.mod", "module example.com/shop\n\ngo 1.22\n"),
+        (
+            "cart/cart.go",
+            &format!(
+                "package cart\n\nimport (\n\t\"example.com/shop/price\"\n\t\"example.com/shop/tax\"\n)\n\nvar _ = tax.Add\n\ntype Cart struct {{\n\tItems []int\n\tOwner, Note string\n}}\n\n{}",
+                methods(4, "", |i| format!(
+                    "func (c *Cart) M{i}() int {{ return price.Of(len(c.Items)) + {i} }}\n"
+                ))
+            ),
+        ),
+        (
+            "price/price.go",
+            "package price\n\nimport \"example.com/shop/tax\"\n\nfunc Of(n int) int {\n\tswitch {\n\tcase n < 0:\n\t\treturn 0\n\tcase n > 100 && n < 1000:\n\t\treturn 1\n\tdefault:\n\t\tif n%2 == 0 || n%3 == 0 {\n\t\t\treturn tax.Add(n)\n\t\t}\n\t}\n\treturn n\n}\n",
+        ),
+        (
+            "tax/tax.go",
+            "package tax\n\nimport \"example.com/shop/price\"\n\nfunc Add(n int) int { return price.Of(n - 1) }\n",
+        ),
+        (
+            "tax/tax_test.go",
+            "package tax_test\n\nimport \"example.com/shop/cart\"\n\nvar _ = cart.Cart{}\n",
+        ),
+        (
+            "copy/copy.go",
+            "package copy\n\nfunc First(values []int, factor int) int {\n\ttotal := 0\n\tfor _, v := range values {\n\t\ttotal += v * factor\n\t}\n\treturn total\n}\n\nfunc Second(items []int, scale int) int {\n\tsum := 0\n\tfor _, v := range items {\n\t\tsum += v * scale\n\t}\n\treturn sum\n}\n",
+        ),
+    ]);
+    let r = scan(&t, &[]);
+    assert_eq!(
+        kinds(&r),
+        [
+            "circular_import",
+            "complex_function",
+            "duplicate",
+            "god_class",
+            "high_coupling"
+        ]
+    );
+    // case, case, &&, if, ||
+    assert_eq!(function(&r, "price/price.go", "Of")["cyclomatic"], 6);
+    // Packages are the modules; the test file's import is left out.
+    let cycles = r["cycles"].as_array().unwrap();
+    assert_eq!(cycles[0]["modules"], serde_json::json!(["price", "tax"]));
+    let g = suggestion(&r, "god_class");
+    assert_eq!(
+        (
+            &g[0]["detail"]["name"],
+            &g[0]["detail"]["methods"],
+            &g[0]["detail"]["fields"]
+        ),
+        (&Value::from("Cart"), &Value::from(4), &Value::from(3))
+    );
+    let cart = r["coupling"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["module"] == "cart")
+        .unwrap();
+    assert_eq!(
+        (&cart["fan_out"], &cart["fan_in"]),
+        (&Value::from(2), &Value::from(0))
+    );
+}
+
+#[test]
+fn sarif_and_fail_on() {
+    let t = python_target();
+    let run = t.graft(&["scan", "--sarif"]);
+    run.success();
+    let s = run.json();
+    assert_eq!(s["version"], "2.1.0");
+    let sarif_run = &s["runs"][0];
+    assert_eq!(sarif_run["tool"]["driver"]["name"], "graft");
+    let results = sarif_run["results"].as_array().unwrap();
+    assert_eq!(results.len(), 6);
+    let cycle = results.iter().find(|r| r["ruleId"] == "circular_import").unwrap();
+    assert_eq!(
+        cycle["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "app/billing.py"
+    );
+    let dup = results.iter().find(|r| r["ruleId"] == "duplicate").unwrap();
+    assert_eq!(dup["locations"].as_array().unwrap().len(), 2);
+    // The god class is the only high-risk finding: 4 methods is not 2x 3.
+    let risks: Vec<&str> = results
+        .iter()
+        .map(|r| r["properties"]["risk"].as_str().unwrap())
+        .collect();
+    assert!(!risks.contains(&"high"), "{risks:?}");
+    t.graft(&["scan", "--fail-on", "high"]).success();
+    t.graft(&["scan", "--fail-on", "medium"])
+        .code(10)
+        .stderr_has("finding(s) at or above risk medium");
+    let run = t.graft(&["scan", "--fail-on", "medium", "--json"]);
+    run.code(10);
+    assert!(run.json()["suggestions"].is_array());
+    t.graft(&["scan", "--fail-on", "severe"])
+        .code(2)
+        .stderr_has("--fail-on severe: expected one of low, medium, high");
+}
+
+#[test]
+fn scope_limits_the_scan() {
+    let t = python_target();
+    let r = scan(&t, &["app/store.py"]);
+    assert_eq!(r["scope"], "app/store.py");
+    assert_eq!(r["summary"]["modules_analysed"], 1);
+    assert_eq!(kinds(&r), ["god_class"]);
+    t.write("tools/x.py", "def x():\n    return 1\n");
+    let r = scan(&t, &["tools"]);
+    assert_eq!(r["summary"]["modules_analysed"], 1);
+    assert_eq!(r["files"][0]["path"], "tools/x.py");
+    t.graft(&["scan", "nowhere"])
+        .code(2)
+        .stderr_has("nowhere: no such file or folder");
+    let outside = tempfile::tempdir().unwrap();
+    t.graft(&["scan", outside.path().to_str().unwrap()])
+        .code(2)
+        .stderr_has("is outside the repository");
+}
+
+#[test]
+fn gitignore_and_excludes_are_honoured() {
+    let t = Target::with_files(&[
+        (".gitignore", "build/\n"),
+        ("graft.toml", "[scan]\nexclude = [\"vendor/**\"]\n"),
+        ("main.py", "def main():\n    return 1\n"),
+        ("build/gen.py", "def gen():\n    return 1\n"),
+        ("vendor/lib.py", "def lib():\n    return 1\n"),
+    ]);
+    let r = scan(&t, &[]);
+    let paths: Vec<&str> = r["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["main.py"]);
+}
+
+#[test]
+fn bad_files_are_counted_and_reported_and_never_stop_the_scan() {
+    let t = Target::with_files(&[
+        ("graft.toml", "[scan]\nmax_file_bytes = 5000\n"),
+        ("good.py", "def good(a):\n    return a\n"),
+        ("broken.py", "def ok():\n    return 1\n\ndef broken(:\n    pass\n"),
+        ("huge.py", &format!("X = '{}'\n", "a".repeat(6000))),
+        ("bundle.min.js", &format!("var a={};\n", "1+".repeat(2250) + "1")),
+    ]);
+    t.write_bytes("latin1.py", b"x = '\xe9t\xe9'\n");
+    std::os::unix::fs::symlink(".", t.path("loop")).unwrap();
+    // A link out of the repository is not followed (nor reported).
+    std::os::unix::fs::symlink("/usr", t.path("usr")).unwrap();
+    std::os::unix::fs::symlink("missing.py", t.path("gone.py")).unwrap();
+    let run = t.graft(&["scan", "--json"]);
+    run.success();
+    let r = run.json();
+    let s = &r["summary"];
+    assert_eq!(s["skipped"]["not_utf8"], 1, "{s}");
+    assert_eq!(s["skipped"]["too_large"], 1, "{s}");
+    assert_eq!(s["skipped"]["minified"], 1, "{s}");
+    assert_eq!(s["skipped"]["symlink_loops"], 1, "{s}");
+    assert_eq!(s["skipped"]["unreadable"], 1, "{s}");
+    assert_eq!(s["syntax_errors"], 1, "{s}");
+    // good.py and broken.py (as far as it parses).
+    assert_eq!(s["modules_analysed"], 2);
+    assert_eq!(function(&r, "broken.py", "ok")["cyclomatic"], 1);
+    let problems: Vec<(String, String)> = r["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["path"].as_str().unwrap().to_string(),
+                p["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (path, kind) in [
+        ("broken.py", "syntax_error"),
+        ("huge.py", "too_large"),
+        ("bundle.min.js", "minified"),
+        ("latin1.py", "not_utf8"),
+        ("gone.py", "unreadable"),
+        ("loop", "symlink_loop"),
+    ] {
+        assert!(
+            problems.iter().any(|(p, k)| p == path && k == kind),
+            "{path} {kind} not in {problems:?}"
+        );
+    }
+    let broken = r["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["path"] == "broken.py")
+        .unwrap();
+    assert_eq!(broken["line"], 4);
+    let human = t.graft(&["scan"]);
+    human
+        .success()
+        .stdout_has("skipped 1 not UTF-8, 1 too large, 1 minified, 1 unreadable, 1 symbolic link loop")
+        .stdout_has("syntax errors in 1 file(s), analysed as far as they parse");
+    // Not a terminal: no progress bar on stderr.
+    assert!(!human.stderr.contains("parsing"), "{}", human.stderr);
+}
+
+#[test]
+fn per_file_results_are_cached_by_content() {
+    let t = python_target();
+    let first = scan(&t, &[]);
+    assert_eq!(first["summary"]["cache_hits"], 0);
+    let shards = std::fs::read_dir(t.path(".graft/scan-cache")).unwrap().count();
+    assert!((1..=16).contains(&shards), "{shards} shard files");
+    let second = scan(&t, &[]);
+    assert_eq!(second["summary"]["cache_hits"], 9);
+    assert_eq!(second["suggestions"].as_array().unwrap().len(), 6);
+    let route = t.read("app/route.py");
+    t.write("app/route.py", "def route():\n    return 0\n");
+    let third = scan(&t, &[]);
+    assert_eq!(third["summary"]["cache_hits"], 8);
+    assert_eq!(function(&third, "app/route.py", "route")["cyclomatic"], 1);
+    // A full scan dropped the old content's entry: putting it back is a miss.
+    t.write("app/route.py", &route);
+    let fourth = scan(&t, &[]);
+    assert_eq!(fourth["summary"]["cache_hits"], 8);
+    assert_eq!(function(&fourth, "app/route.py", "route")["cyclomatic"], 7);
+    // A scoped scan keeps what it did not see.
+    t.write("app/route.py", "def route():\n    return 0\n");
+    scan(&t, &["app/route.py"]);
+    t.write("app/route.py", &route);
+    assert_eq!(scan(&t, &[])["summary"]["cache_hits"], 9);
+    let uncached = scan(&t, &["--no-cache"]);
+    assert_eq!(uncached["summary"]["cache_hits"], 0);
+}
+
+#[test]
+fn scan_config_errors_are_located() {
+    let t = Target::with_files(&[
+        ("graft.toml", "[scan]\nmax_cyclomatic = 0\n"),
+        ("a.py", "x = 1\n"),
+    ]);
+    t.graft(&["scan"])
+        .code(5)
+        .stderr_has("graft.toml:2:18: key `scan.max_cyclomatic`: 0 is not a positive whole number");
+    let run = t.graft(&["scan", "--json"]);
+    run.code(5);
+    assert_eq!(run.json()["error"]["code"], "invalid_config");
+}
+
+#[test]
+fn scan_works_without_graft_toml() {
+    let t = Target::with_files(&[("a.py", "def f():\n    return 1\n")]);
+    let r = scan(&t, &[]);
+    assert_eq!(r["summary"]["modules_analysed"], 1);
+    assert_eq!(r["suggestions"].as_array().unwrap().len(), 0);
+    t.graft(&["scan"])
+        .success()
+        .stdout_has("nothing to suggest: every figure is within its limit");
+}
