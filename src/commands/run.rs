@@ -24,7 +24,7 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
             message: e.message,
         })
     });
-    let result = graft_supervisor::daemon::run(&root, generators, |s| {
+    let result = graft_supervisor::daemon::run(&root, graft_supervisor::daemon::Extensions::generators(generators), |s| {
         if json {
             // One line, so a script can wait for it.
             println!("{}", serde_json::to_string(s).unwrap_or_default());

@@ -55,6 +55,7 @@ pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> Result<i32, CliError> {
         priority: args.priority,
         dry_run: args.dry_run,
         approve_protected: args.approve_protected,
+        id: None,
     })?;
     if let Some(id) = &args.suggestion {
         ws.ledger.link_suggestion(id, &report.id)?;

@@ -10,6 +10,7 @@
 //! `try_from`), so a loaded [`Config`] is valid and an invalid file is
 //! refused with the exact place of the mistake.
 
+mod api;
 mod error;
 mod gate;
 mod init;
@@ -21,6 +22,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use api::{
+    ApiConfig, ApiListen, Bounded, EnvName, SecretFile, WebhookConfig, WebhookEvent, WebhookFormat, WebhookUrl,
+};
 pub use error::ConfigError;
 pub use gate::{Better, GateConfig, GateKind};
 pub use init::{Ecosystem, detect_ecosystems, render_template};
@@ -56,6 +60,12 @@ pub struct Config {
     /// What turns an instruction into a change.
     #[serde(default)]
     pub provider: ProviderConfig,
+    /// The HTTP control plane `graft run` serves.
+    #[serde(default)]
+    pub api: ApiConfig,
+    /// Chat or HTTP endpoints told of each upgrade's state changes.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 /// `[target]`: the program Graft manages.
@@ -204,6 +214,7 @@ impl Config {
             ));
         }
         self.provider.check(file, text)?;
+        api::check_webhooks(&self.webhooks, file, text)?;
         Ok(())
     }
 

@@ -55,6 +55,10 @@ pub struct UpgradeRequest {
     pub dry_run: bool,
     /// Allow the change to touch protected paths.
     pub approve_protected: bool,
+    /// The id to give the upgrade, when the caller announced it before
+    /// the upgrade could start (a request accepted into a queue); None:
+    /// a new one.
+    pub id: Option<UpgradeId>,
 }
 
 /// What happened.
@@ -114,7 +118,7 @@ impl Pipeline<'_> {
             }
         };
 
-        let id = UpgradeId::generate(chrono::Utc::now());
+        let id = req.id.clone().unwrap_or_else(|| UpgradeId::generate(chrono::Utc::now()));
         lock.describe(&format!("running {id}"));
         let title = req.title.clone().unwrap_or_else(|| default_title(&req));
         self.ws.ledger.insert_upgrade(&NewUpgrade {

@@ -1,0 +1,568 @@
+//! `/v1/upgrades`: create one (from an instruction, a patch, edits, a
+//! suggestion or the autofixers), list, read, diff, approve, cancel, roll
+//! back.
+//!
+//! A new upgrade is accepted at once (`202` with its id) and runs when its
+//! turn on the daemon's queue comes; `?wait=true` answers with its report
+//! instead, and `Accept: application/x-ndjson` streams its events, then
+//! the report, one JSON object a line.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use graft_ledger::{RequestKind, UpgradeId, UpgradeState, UpgradeUpdate};
+use graft_pipeline::Event;
+use graft_supervisor::control::{UpgradeJob, ndjson};
+use graft_supervisor::wire::{ErrorLine, Line, UpgradeQuery};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::rate::{self, LimitedOr};
+use crate::state::{Api, Pending};
+
+use super::{QueryOf, body_json, requester};
+
+/// `POST /v1/upgrades`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUpgrade {
+    /// Optional: implied by the source field given.
+    kind: Option<String>,
+    instruction: Option<String>,
+    patch: Option<String>,
+    /// A JSON list of edits, or the same as text.
+    edits: Option<Value>,
+    suggestion: Option<String>,
+    autofix: Option<bool>,
+    title: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    approve_protected: bool,
+    priority: Option<i64>,
+    provider: Option<String>,
+    requested_by: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CreateQuery {
+    #[serde(default)]
+    wait: bool,
+}
+
+/// The request's kind and body bytes, checked.
+fn source(c: &CreateUpgrade) -> Result<(RequestKind, Vec<u8>), ApiError> {
+    let mut given: Vec<(RequestKind, Vec<u8>)> = Vec::new();
+    if let Some(i) = &c.instruction {
+        if i.trim().is_empty() {
+            return Err(ApiError::bad_request("bad_request", "`instruction` is empty; say what to change"));
+        }
+        given.push((RequestKind::Instruction, i.clone().into_bytes()));
+    }
+    if let Some(p) = &c.patch {
+        given.push((RequestKind::Patch, p.clone().into_bytes()));
+    }
+    if let Some(e) = &c.edits {
+        let bytes = match e {
+            Value::String(s) => s.clone().into_bytes(),
+            Value::Array(_) => serde_json::to_vec(e).unwrap_or_default(),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "bad_request",
+                    "`edits` must be a JSON list of edits (or that list as a string)",
+                ));
+            }
+        };
+        given.push((RequestKind::Edits, bytes));
+    }
+    if let Some(s) = &c.suggestion {
+        if s.trim().is_empty() {
+            return Err(ApiError::bad_request("bad_request", "`suggestion` is empty; give a suggestion id from a scan"));
+        }
+        given.push((RequestKind::Suggestion, Vec::new()));
+    }
+    match c.autofix {
+        Some(true) => given.push((RequestKind::Autofix, Vec::new())),
+        Some(false) => {
+            return Err(ApiError::bad_request(
+                "bad_request",
+                "`autofix: false` asks for nothing; leave it out, or give another source",
+            ));
+        }
+        None => {}
+    }
+    let (kind, bytes) = match given.len() {
+        1 => given.pop().expect("one"),
+        0 => {
+            return Err(ApiError::bad_request(
+                "bad_request",
+                "say what to change: give one of `instruction`, `patch`, `edits`, `suggestion` or `autofix: true`",
+            ));
+        }
+        _ => {
+            let names: Vec<&str> = given.iter().map(|(k, _)| k.as_str()).collect();
+            return Err(ApiError::bad_request(
+                "bad_request",
+                format!("give one source of change, not several ({})", names.join(", ")),
+            ));
+        }
+    };
+    if let Some(k) = &c.kind
+        && k != kind.as_str()
+    {
+        return Err(ApiError::bad_request(
+            "bad_request",
+            format!("`kind` is `{k}` but the request gives `{}`", kind.as_str()),
+        ));
+    }
+    if c.provider.is_some() && !matches!(kind, RequestKind::Instruction | RequestKind::Suggestion) {
+        return Err(ApiError::bad_request(
+            "bad_request",
+            "`provider` applies to an instruction or a suggestion only",
+        ));
+    }
+    Ok((kind, bytes))
+}
+
+pub async fn create(
+    State(api): State<Arc<Api>>,
+    caller: axum::Extension<Caller>,
+    headers: HeaderMap,
+    query: QueryOf<CreateQuery>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+    let c: CreateUpgrade = body_json(&body)?;
+    let (kind, bytes) = source(&c)?;
+    let priority = c.priority.unwrap_or(5);
+    if !(1..=10).contains(&priority) {
+        return Err(ApiError::bad_request(
+            "bad_request",
+            format!("`priority` must be from 1 (lowest) to 10, got {priority}"),
+        ));
+    }
+    if c.title.as_ref().is_some_and(|t| t.chars().count() > 200) {
+        return Err(ApiError::bad_request("bad_request", "`title` is longer than 200 characters"));
+    }
+    let requested_by = requester(&caller, c.requested_by.as_deref())?;
+    let query = UpgradeQuery {
+        kind: kind.to_string(),
+        name: format!("request body `{}`", kind.as_str()),
+        title: c.title.clone(),
+        dry_run: c.dry_run,
+        approve_protected: c.approve_protected,
+        priority,
+        requested_by: requested_by.clone(),
+        suggestion: c.suggestion.clone(),
+        provider: c.provider.clone(),
+    };
+
+    // Count against the rate limit and register, as one step.
+    let admission = api.admission.lock().await;
+    if !c.dry_run {
+        let waiting = api.waiting_ids();
+        let (per, window) = (api.config.upgrades_per_window.0, api.config.window.0);
+        let verdict = api
+            .ledger(move |l| Ok(rate::check(l, per, window, &waiting, chrono::Utc::now())))
+            .await?;
+        match verdict {
+            Ok(()) => {}
+            Err(LimitedOr::Limited(lim)) => {
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!(
+                        "{} upgrades in the last {} already (the limit, `[api] upgrades_per_window`); try again in {} s. Dry runs are not limited",
+                        lim.used,
+                        humantime::format_duration(window),
+                        lim.retry_after
+                    ),
+                )
+                .retry_after(lim.retry_after));
+            }
+            Err(LimitedOr::Ledger(e)) => return Err(e.into()),
+        }
+    }
+    let id = UpgradeId::generate(chrono::Utc::now());
+    api.pending.lock().expect("lock").insert(
+        id.to_string(),
+        Pending {
+            id: id.clone(),
+            kind: kind.to_string(),
+            title: c.title.clone(),
+            requested_by,
+            priority,
+            dry_run: c.dry_run,
+            accepted_at: graft_ledger::now(),
+            cancelled: false,
+            started: false,
+        },
+    );
+    drop(admission);
+    api.metrics.accepted(kind.as_str());
+
+    let streaming = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/x-ndjson"));
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let (api2, id2) = (api.clone(), id.clone());
+    tokio::spawn(async move {
+        let api3 = api2.clone();
+        let key = id2.to_string();
+        let still_wanted = Box::new(move || {
+            let mut pending = api3.pending.lock().expect("lock");
+            match pending.get_mut(&key) {
+                Some(p) if !p.cancelled => {
+                    p.started = true;
+                    true
+                }
+                _ => false,
+            }
+        });
+        let job = UpgradeJob {
+            query,
+            body: Bytes::from(bytes),
+            id: Some(id2.clone()),
+            sink: streaming.then(|| tx.clone()),
+            still_wanted: Some(still_wanted),
+        };
+        let line = api2.ops.upgrade(job).await;
+        api2.pending.lock().expect("lock").remove(id2.as_str());
+        if let Some(line) = line {
+            if streaming {
+                let _ = tx.send(line.clone());
+            }
+            let _ = done_tx.send(line);
+        }
+    });
+
+    if streaming {
+        return Ok(ndjson(rx));
+    }
+    drop(rx);
+    if q.wait {
+        return match done_rx.await {
+            Ok(line) => Ok(final_answer(line)),
+            Err(_) => Ok(cancelled_while_waiting(&id)),
+        };
+    }
+    let location = format!("/v1/upgrades/{id}");
+    Ok((
+        StatusCode::ACCEPTED,
+        [("location", location.clone())],
+        Json(json!({
+            "id": id,
+            "state": "queued",
+            "dry_run": c.dry_run,
+            "links": { "self": location, "diff": format!("/v1/upgrades/{id}/diff"), "events": format!("/events?upgrade={id}") },
+        })),
+    )
+        .into_response())
+}
+
+fn cancelled_while_waiting(id: &UpgradeId) -> Response {
+    ApiError::conflict("cancelled", format!("upgrade {id} was cancelled before it started")).into_response()
+}
+
+/// The answer once an operation ended.
+fn final_answer(line: Line) -> Response {
+    match line {
+        Line::Report(v) => Json(v).into_response(),
+        Line::Rollback(v) => Json(json!({ "rollback": v })).into_response(),
+        Line::Error(e) => error_of(e).into_response(),
+        Line::Event(_) => ApiError::internal("the operation ended without an outcome").into_response(),
+    }
+}
+
+/// An operation's error as an HTTP error.
+fn error_of(e: ErrorLine) -> ApiError {
+    use graft_pipeline::FailureClass as C;
+    let status = match (e.code.as_str(), e.class) {
+        ("not_found", _) => StatusCode::NOT_FOUND,
+        (_, Some(C::Precondition)) => StatusCode::CONFLICT,
+        (_, Some(C::Internal)) | ("pipeline" | "internal", None) => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    let mut err = ApiError::new(status, &e.code, e.message);
+    if let Some(class) = e.class {
+        err = err.with("class", json!(class));
+    }
+    err
+}
+
+pub fn parse_id(id: &str) -> Result<UpgradeId, ApiError> {
+    id.parse()
+        .map_err(|e: String| ApiError::not_found("not_found", e))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    /// Comma-separated states.
+    state: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /v1/upgrades`: accepted-and-waiting first, then the ledger's,
+/// newest first.
+pub async fn list(State(api): State<Arc<Api>>, query: QueryOf<ListQuery>) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    let mut states = Vec::new();
+    for s in q.state.as_deref().unwrap_or("").split(',').filter(|s| !s.trim().is_empty()) {
+        states.push(s.trim().parse::<UpgradeState>().map_err(|_| {
+            ApiError::bad_request(
+                "bad_query",
+                format!(
+                    "`{s}` is not a state; give some of queued, awaiting_approval, generating, staging, validating, deploying, watching, promoted, rolled_back, failed, cancelled"
+                ),
+            )
+        })?);
+    }
+    let wanted = states.clone();
+    let rows = api.ledger(move |l| Ok(l.upgrades(&wanted, limit)?)).await?;
+    let mut out: Vec<Value> = Vec::new();
+    if states.is_empty() || states.contains(&UpgradeState::Queued) {
+        let pending = api.pending.lock().expect("lock");
+        for p in pending.values().filter(|p| !p.cancelled && !p.started) {
+            out.push(pending_json(p));
+        }
+    }
+    out.extend(rows.into_iter().map(|u| json!(u)));
+    out.truncate(limit);
+    Ok(Json(json!({ "upgrades": out })).into_response())
+}
+
+fn pending_json(p: &Pending) -> Value {
+    json!({
+        "id": p.id,
+        "kind": p.kind,
+        "title": p.title.clone().unwrap_or_default(),
+        "state": "queued",
+        "requested_by": p.requested_by,
+        "priority": p.priority,
+        "dry_run": p.dry_run,
+        "created_at": p.accepted_at,
+    })
+}
+
+/// `GET /v1/upgrades/{id}`: the upgrade and everything recorded about it.
+pub async fn get(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let key = id.to_string();
+    let found = api
+        .ledger(move |l| {
+            let Some(u) = l.upgrade(&key)? else {
+                return Ok(None);
+            };
+            Ok(Some(json!({
+                "upgrade": u,
+                "gates": l.gate_runs(&key)?,
+                "files": l.file_changes(&key)?,
+                "rounds": l.rounds(&key)?,
+                "usage": l.usage(&key)?,
+                "rollbacks": l.rollbacks(Some(&key))?,
+                "approvals": l.approvals(&key)?.into_iter().map(|(at, by)| json!({ "at": at, "approved_by": by })).collect::<Vec<_>>(),
+                "steps": l.steps(&key)?,
+            })))
+        })
+        .await?;
+    if let Some(v) = found {
+        return Ok(Json(v).into_response());
+    }
+    if let Some(p) = api.pending.lock().expect("lock").get(id.as_str()) {
+        return Ok(Json(json!({
+            "upgrade": pending_json(p),
+            "gates": [], "files": [], "rounds": [], "usage": null, "rollbacks": [], "approvals": [], "steps": [],
+        }))
+        .into_response());
+    }
+    Err(not_found(&id))
+}
+
+fn not_found(id: &UpgradeId) -> ApiError {
+    ApiError::not_found("not_found", format!("no upgrade `{id}` (GET /v1/upgrades lists them)"))
+}
+
+/// `GET /v1/upgrades/{id}/diff`.
+pub async fn diff(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let key = id.to_string();
+    let v = api
+        .ledger(move |l| {
+            let u = l.get_upgrade(&key)?;
+            Ok(json!({
+                "id": u.id,
+                "state": u.state,
+                "title": u.title,
+                "files": l.file_changes(&key)?,
+                "diff": l.diff(&key)?.unwrap_or_default(),
+            }))
+        })
+        .await;
+    match v {
+        Ok(v) => Ok(Json(v).into_response()),
+        Err(e) if e.status() == StatusCode::NOT_FOUND => {
+            if api.pending.lock().expect("lock").contains_key(id.as_str()) {
+                return Err(ApiError::conflict(
+                    "not_staged",
+                    format!("upgrade {id} has not started; its diff is known once it is staged"),
+                ));
+            }
+            Err(not_found(&id))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The optional body of approve, cancel and roll back.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ByBody {
+    requested_by: Option<String>,
+}
+
+fn by_body(body: &Bytes) -> Result<ByBody, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(ByBody::default());
+    }
+    body_json(body)
+}
+
+/// `POST /v1/upgrades/{id}/approve`.
+pub async fn approve(
+    State(api): State<Arc<Api>>,
+    caller: axum::Extension<Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let by = requester(&caller, by_body(&body)?.requested_by.as_deref())?;
+    let id = parse_id(&id)?;
+    if api.pending.lock().expect("lock").contains_key(id.as_str()) {
+        return Err(ApiError::conflict(
+            "not_awaiting_approval",
+            format!("upgrade {id} is queued, not awaiting approval; nothing to approve"),
+        ));
+    }
+    let (id2, by2) = (id.clone(), by.clone());
+    let outcome = api.ledger(move |l| Ok(l.approve_upgrade(&id2, &by2)?)).await?;
+    match outcome {
+        Ok(()) => {
+            api.ops.emit(Event::StateChanged {
+                id: id.to_string(),
+                state: UpgradeState::Queued.to_string(),
+            });
+            Ok(Json(json!({ "id": id, "state": "queued", "approved_by": by })).into_response())
+        }
+        Err(state) => Err(ApiError::conflict(
+            "not_awaiting_approval",
+            format!("upgrade {id} is {state}; only an upgrade awaiting approval can be approved"),
+        )
+        .with("state", json!(state))),
+    }
+}
+
+/// `POST /v1/upgrades/{id}/cancel`.
+pub async fn cancel(
+    State(api): State<Arc<Api>>,
+    caller: axum::Extension<Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let by = requester(&caller, by_body(&body)?.requested_by.as_deref())?;
+    let id = parse_id(&id)?;
+    let waiting = {
+        let mut pending = api.pending.lock().expect("lock");
+        match pending.get_mut(id.as_str()) {
+            Some(p) if !p.started && !p.cancelled => {
+                p.cancelled = true;
+                Some(p.clone())
+            }
+            _ => None,
+        }
+    };
+    if let Some(p) = waiting {
+        // It never reached the pipeline: record it, so it is not lost.
+        let by2 = by.clone();
+        api.ledger(move |l| {
+            l.insert_upgrade(&graft_ledger::NewUpgrade {
+                id: p.id.clone(),
+                kind: p.kind.parse().unwrap_or(RequestKind::Patch),
+                title: p.title.clone().unwrap_or_else(|| format!("{} request", p.kind)),
+                request: json!({ "note": "cancelled before it started" }),
+                requested_by: p.requested_by.clone(),
+                priority: p.priority,
+                dry_run: p.dry_run,
+                state: UpgradeState::Queued,
+            })?;
+            l.update_upgrade(
+                &p.id,
+                &UpgradeUpdate {
+                    state: Some(UpgradeState::Cancelled),
+                    reason: Some(Some("cancelled".into())),
+                    error: Some(Some(format!("cancelled by {by2} before it started"))),
+                    ..Default::default()
+                },
+            )?;
+            Ok(())
+        })
+        .await?;
+        api.pending.lock().expect("lock").remove(id.as_str());
+        api.ops.emit(Event::StateChanged {
+            id: id.to_string(),
+            state: UpgradeState::Cancelled.to_string(),
+        });
+        return Ok(Json(json!({ "cancel": { "id": id, "state": "cancelled", "note": "cancelled before it started" } }))
+            .into_response());
+    }
+    match api.ops.cancel(id.clone(), by).await {
+        Ok(report) => Ok(Json(json!({ "cancel": report })).into_response()),
+        Err(f) if f.reason == "not_found" => Err(not_found(&id)),
+        Err(f) => Err(ApiError::conflict(&f.reason, f.message).with("class", json!(f.class))),
+    }
+}
+
+/// `POST /v1/upgrades/{id}/rollback`: waits its turn, answers with the
+/// rollback report (or streams, like create).
+pub async fn rollback(
+    State(api): State<Arc<Api>>,
+    caller: axum::Extension<Caller>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let by = requester(&caller, by_body(&body)?.requested_by.as_deref())?;
+    let id = parse_id(&id)?;
+    let key = id.to_string();
+    let known = api.ledger(move |l| Ok(l.upgrade(&key)?.is_some())).await?;
+    if !known {
+        if api.pending.lock().expect("lock").contains_key(id.as_str()) {
+            return Err(ApiError::conflict(
+                "not_started",
+                format!("upgrade {id} has not started; cancel it instead (POST /v1/upgrades/{id}/cancel)"),
+            ));
+        }
+        return Err(not_found(&id));
+    }
+    let streaming = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/x-ndjson"));
+    if streaming {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let line = api.ops.rollback(id, by, Some(tx.clone())).await;
+            let _ = tx.send(line);
+        });
+        return Ok(ndjson(rx));
+    }
+    Ok(final_answer(api.ops.rollback(id, by, None).await))
+}
