@@ -3,6 +3,7 @@
 
 mod support;
 
+mod api;
 mod autofix;
 mod cli;
 mod crash;

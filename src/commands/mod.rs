@@ -6,9 +6,12 @@ pub mod diff;
 pub mod init;
 pub mod ledger;
 pub mod logs;
+pub mod mcp;
 pub mod provider;
+pub mod remote;
 pub mod rollback;
 pub mod run;
+pub mod scan_hook;
 pub mod status;
 pub mod upgrade;
 
@@ -23,6 +26,8 @@ use crate::output::CliError;
 pub struct Ctx {
     pub repo: PathBuf,
     pub json: bool,
+    /// `--url`: a daemon's HTTP API to talk to instead.
+    pub url: Option<String>,
 }
 
 impl Ctx {
@@ -35,6 +40,14 @@ impl Ctx {
             }
         }
         Ok(ws)
+    }
+
+    /// The daemon's HTTP API given by `--url`, with the secret to sign by.
+    pub fn http(&self) -> Result<Option<graft_api::client::HttpClient>, CliError> {
+        match &self.url {
+            None => Ok(None),
+            Some(url) => remote::client(self, url).map(Some),
+        }
     }
 
     /// The running `graft run` for this repo, if there is one: changes then
@@ -60,4 +73,30 @@ pub fn local_deploy(ws: &Workspace) -> &'static dyn Deploy {
 pub fn parse_id(id: &str) -> Result<graft_ledger::UpgradeId, CliError> {
     id.parse()
         .map_err(|e: String| CliError::new(crate::output::EXIT_NOT_FOUND, "bad_id", e))
+}
+
+/// The webhook notifier for a pipeline run in this process (None: no
+/// webhooks configured, or the ledger cannot be opened).
+pub fn notifier(ws: &Workspace) -> Option<std::sync::Arc<graft_api::webhooks::Notifier>> {
+    match graft_api::webhooks::Notifier::open(&ws.root, &ws.config) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("graft: webhooks: {e}");
+            None
+        }
+    }
+}
+
+/// Send the webhook notifications this command queued, for a few seconds
+/// at most, unless `graft run` sends them; say so when some must wait.
+pub fn deliver_webhooks(ctx: &Ctx, ws: &Workspace) {
+    let flushed = graft_api::webhooks::flush(&ws.root, &ws.config.webhooks, std::time::Duration::from_secs(5));
+    if let graft_api::webhooks::Flushed::Sent { left } = flushed
+        && left > 0
+        && !ctx.json
+    {
+        eprintln!(
+            "graft: {left} webhook notification(s) could not be sent yet; they wait in the ledger for the next graft command or graft run"
+        );
+    }
 }

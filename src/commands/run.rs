@@ -9,22 +9,22 @@ use graft_supervisor::SupervisorError;
 pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
     let root = graft_pipeline::workspace::find_root(&ctx.repo)?;
     let json = ctx.json;
-    // Requests that need a provider reach graft run too; it builds them the
-    // way `graft upgrade` does, with graft run's environment (API keys).
-    let generators: graft_supervisor::wire::GeneratorFactory = std::sync::Arc::new(|ws, q, body| {
-        let spec = super::provider::Spec {
-            autofix: q.kind == "autofix",
-            suggestion: q.suggestion.clone(),
-            instruction: (q.kind == "instruction").then(|| String::from_utf8_lossy(body).into_owned()),
-            provider: q.provider.clone(),
-        };
-        super::provider::generator(ws, &spec).map_err(|e| graft_supervisor::wire::ErrorLine {
-            code: e.reason.clone(),
-            class: None,
-            message: e.message,
-        })
-    });
-    let result = graft_supervisor::daemon::run(&root, graft_supervisor::daemon::Extensions::generators(generators), |s| {
+    let generators = generator_factory();
+    // The control plane: webhooks told of every upgrade, and the HTTP API.
+    let config = graft_config::Config::load(&root).map_err(|e| CliError::from(graft_pipeline::PipelineError::from(e)))?;
+    let notifier = graft_api::webhooks::Notifier::open(&root, &config)
+        .map_err(|e| CliError::new(EXIT_INTERNAL, "webhooks", e))?;
+    let wake = notifier.as_ref().map(|n| n.wake());
+    let observer: std::sync::Arc<dyn graft_pipeline::Observer> = match notifier {
+        Some(n) => n,
+        None => std::sync::Arc::new(graft_pipeline::NullObserver),
+    };
+    let ext = graft_supervisor::daemon::Extensions {
+        generators,
+        observer,
+        mount: Some(graft_api::mount(root.clone(), config, super::scan_hook::hook(), wake)),
+    };
+    let result = graft_supervisor::daemon::run(&root, ext, |s| {
         if json {
             // One line, so a script can wait for it.
             println!("{}", serde_json::to_string(s).unwrap_or_default());
@@ -49,6 +49,12 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
             s.control_socket.display(),
             s.agent_url
         );
+        if let Some(api) = s.endpoints.get("api") {
+            eprintln!(
+                "  HTTP API {api} (OpenAPI at {api}/openapi.json; requests signed with the secret in {})",
+                s.endpoints.get("api_secret").map(String::as_str).unwrap_or("?")
+            );
+        }
         eprintln!(
             "  upgrades from another shell go through it: `graft upgrade --patch FILE`; `graft logs -f`"
         );
@@ -67,4 +73,33 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
         Err(SupervisorError::Pipeline(e)) => Err(e.into()),
         Err(e) => Err(CliError::new(EXIT_INTERNAL, "run", e.to_string())),
     }
+}
+
+/// Builds the provider of a request that is not a patch or edits, the way
+/// `graft upgrade` does, with this process's environment (API keys). For
+/// `graft run` and `graft mcp`.
+pub fn generator_factory() -> graft_supervisor::wire::GeneratorFactory {
+    std::sync::Arc::new(|ws, q, body| {
+        let spec = super::provider::Spec {
+            autofix: q.kind == "autofix",
+            suggestion: q.suggestion.clone(),
+            instruction: (q.kind == "instruction").then(|| String::from_utf8_lossy(body).into_owned()),
+            provider: q.provider.clone(),
+        };
+        super::provider::generator(ws, &spec).map_err(|e| {
+            // The class carries the exit code a remote CLI gives (9 for
+            // the provider, 5 for the repo not being ready).
+            use graft_pipeline::FailureClass as C;
+            let class = match e.code {
+                crate::output::EXIT_PROVIDER => Some(C::Provider),
+                crate::output::EXIT_PRECONDITION => Some(C::Precondition),
+                _ => None,
+            };
+            graft_supervisor::wire::ErrorLine {
+                code: e.reason.clone(),
+                class,
+                message: e.message,
+            }
+        })
+    })
 }

@@ -8,6 +8,9 @@ use super::Ctx;
 use crate::output::{CliError, EXIT_OK, ago, print_json, short};
 
 pub fn run(ctx: &Ctx, recent: usize) -> Result<i32, CliError> {
+    if let Some(http) = ctx.http()? {
+        return super::remote::status(ctx, &http);
+    }
     let ws = ctx.workspace()?;
     let branch = ws.target_branch()?;
     let live = ws.git.try_rev_parse(&format!("refs/heads/{branch}"))?;

@@ -27,6 +27,10 @@ pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> Result<i32, CliError> {
             }
         },
     };
+    if let Some(http) = ctx.http()? {
+        let request = http_request(args, kind, input)?;
+        return super::remote::upgrade(ctx, &http, request);
+    }
     if let Some(daemon) = ctx.daemon() {
         return remote(ctx, &daemon, args, kind, input);
     }
@@ -38,9 +42,15 @@ pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> Result<i32, CliError> {
     };
     let deploy = super::local_deploy(&ws);
     let progress = Progress::new(ctx.json);
+    let notifier = super::notifier(&ws);
+    let mut observers: Vec<&dyn graft_pipeline::Observer> = vec![&progress];
+    if let Some(n) = &notifier {
+        observers.push(&**n);
+    }
+    let observer = graft_pipeline::events::Fanout(observers);
     let pipeline = Pipeline {
         ws: &ws,
-        observer: &progress,
+        observer: &observer,
         deploy,
     };
     let title = args
@@ -61,6 +71,7 @@ pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> Result<i32, CliError> {
         ws.ledger.link_suggestion(id, &report.id)?;
     }
     progress.finish();
+    super::deliver_webhooks(ctx, &ws);
     if ctx.json {
         print_json(&report);
     } else {
@@ -146,6 +157,41 @@ fn remote(
         print_report(&report);
     }
     Ok(exit_code_of(&report))
+}
+
+/// The JSON body of `POST /v1/upgrades` for these arguments.
+fn http_request(
+    args: &UpgradeArgs,
+    kind: RequestKind,
+    input: Option<(String, Vec<u8>)>,
+) -> Result<serde_json::Value, CliError> {
+    let mut v = serde_json::json!({
+        "title": args.title,
+        "dry_run": args.dry_run,
+        "approve_protected": args.approve_protected,
+        "priority": args.priority,
+        "provider": args.provider,
+        "requested_by": requested_by(),
+    });
+    let text = |name: &str, bytes: Vec<u8>| {
+        String::from_utf8(bytes).map_err(|_| {
+            CliError::usage(format!(
+                "{name} is not UTF-8 text, which the HTTP API cannot carry; run graft on the daemon's machine instead"
+            ))
+        })
+    };
+    match (kind, input) {
+        (RequestKind::Patch, Some((name, bytes))) => v["patch"] = text(&name, bytes)?.into(),
+        (RequestKind::Edits, Some((name, bytes))) => v["edits"] = text(&name, bytes)?.into(),
+        (RequestKind::Autofix, _) => v["autofix"] = true.into(),
+        (RequestKind::Suggestion, _) => v["suggestion"] = args.suggestion.clone().into(),
+        _ => v["instruction"] = args.instruction.clone().unwrap_or_default().into(),
+    }
+    // Leave out what was not given, so the API applies its defaults.
+    if let Some(obj) = v.as_object_mut() {
+        obj.retain(|_, x| !x.is_null());
+    }
+    Ok(v)
 }
 
 /// Who asked, for the ledger: `cli:<user>`.
