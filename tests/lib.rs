@@ -6,6 +6,7 @@ mod support;
 mod api;
 mod autofix;
 mod cli;
+mod control;
 mod crash;
 mod hostile;
 mod perf;
