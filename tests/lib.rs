@@ -14,3 +14,4 @@ mod provider;
 mod rollback;
 mod supervisor;
 mod upgrade;
+mod webhooks;

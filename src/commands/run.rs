@@ -11,7 +11,8 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
     let json = ctx.json;
     let generators = generator_factory();
     // The control plane: webhooks told of every upgrade, and the HTTP API.
-    let config = graft_config::Config::load(&root).map_err(|e| CliError::from(graft_pipeline::PipelineError::from(e)))?;
+    // (Opening the workspace makes `.graft/` and the ledger on a first run.)
+    let config = graft_pipeline::Workspace::open(&root)?.config.clone();
     let notifier = graft_api::webhooks::Notifier::open(&root, &config)
         .map_err(|e| CliError::new(EXIT_INTERNAL, "webhooks", e))?;
     let wake = notifier.as_ref().map(|n| n.wake());

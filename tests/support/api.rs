@@ -200,6 +200,8 @@ pub fn edits_request(edits: &str, extra: &str) -> String {
 /// One request a webhook receiver got.
 #[derive(Debug, Clone)]
 pub struct Delivery {
+    /// The request path (webhooks may share a receiver).
+    pub path: String,
     pub event: String,
     pub delivery: i64,
     pub body: Value,
@@ -249,8 +251,31 @@ impl Receiver {
         }
     }
 
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/hook", self.port)
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// What arrived at `path`, in order.
+    pub fn at(&self, path: &str) -> Vec<Delivery> {
+        self.deliveries().into_iter().filter(|d| d.path == path).collect()
+    }
+
+    /// Wait until `n` notifications arrived at `path`.
+    pub fn wait_at(&self, path: &str, n: usize, secs: u64) -> Vec<Delivery> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let d = self.at(path);
+            if d.len() >= n {
+                return d;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} got {} of {n} notifications: {:?}",
+                d.len(),
+                d.iter().map(|d| &d.event).collect::<Vec<_>>()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Stop listening: the port refuses connections.
@@ -271,23 +296,6 @@ impl Receiver {
         self.got.lock().unwrap().clone()
     }
 
-    /// Wait until `n` deliveries arrived.
-    pub fn wait_for(&self, n: usize, secs: u64) -> Vec<Delivery> {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let d = self.deliveries();
-            if d.len() >= n {
-                return d;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the receiver got {} of {n} notifications: {:?}",
-                d.len(),
-                d.iter().map(|d| &d.event).collect::<Vec<_>>()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
 }
 
 impl Drop for Receiver {
@@ -305,6 +313,10 @@ fn serve_one(s: TcpStream, got: &Arc<Mutex<Vec<Delivery>>>) {
     let mut len = 0usize;
     let (mut event, mut delivery) = (String::new(), 0i64);
     let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return;
+    }
+    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
     loop {
         line.clear();
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -328,6 +340,7 @@ fn serve_one(s: TcpStream, got: &Arc<Mutex<Vec<Delivery>>>) {
         return;
     }
     got.lock().unwrap().push(Delivery {
+        path,
         event,
         delivery,
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
