@@ -246,3 +246,73 @@ fn slow_clients_time_out_and_connections_are_capped() {
     assert!(answered.duration_since(started) >= Duration::from_secs(1), "the third waited for a slot");
     drop(d);
 }
+
+/// A child process killed when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn schemathesis_finds_no_server_error_through_the_openapi_document() {
+    let (t, _port) = api_target("");
+    let d = start(&t);
+    let api = Api::of(&d);
+    let python = tool_python("schemathesis");
+    // Schemathesis cannot sign: a proxy that does (with its own code)
+    // lets its requests reach the handlers instead of stopping at 401.
+    let mut proxy = Child(
+        Command::new(&python)
+            .arg(script("signing_proxy.py"))
+            .arg(&api.url)
+            .arg(SECRET)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(proxy.0.stdout.take().unwrap()), &mut line).unwrap();
+    let proxy_url = format!("http://127.0.0.1:{}", line.trim());
+    let reports = tempfile::tempdir().unwrap();
+    let out = Command::new(&python)
+        .args(["-m", "schemathesis.cli", "run"])
+        .arg(format!("{proxy_url}/openapi.json"))
+        .args(["--url", &proxy_url])
+        .args(["--checks", "not_a_server_error"])
+        // Bounded: a fixed number of examples per operation, one worker.
+        .args(["--max-examples", "10", "--seed", "7", "--workers", "1", "--no-shrink"])
+        .args(["--phases", "examples,coverage,fuzzing"])
+        .args(["--generation-database", "none", "--suppress-health-check", "all"])
+        .args(["--request-timeout", "120", "--no-color"])
+        // A stream that never ends; its own test is in tests/api.rs.
+        .args(["--exclude-path", "/events"])
+        .args(["--report", "junit", "--report-dir"])
+        .arg(reports.path())
+        .env("SCHEMATHESIS_TELEMETRY", "false")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis found problems:\n{stdout}\n{}\n--- graft run\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        d.stderr()
+    );
+    // It did exercise every operation but the stream.
+    let junit = std::fs::read_dir(reports.path())
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect::<String>();
+    let cases = junit.matches("<testcase ").count();
+    assert_eq!(cases, crate::api::documented_operations() - 1, "{stdout}");
+    assert!(
+        t.count("SELECT COUNT(*) FROM upgrades") > 0,
+        "signed requests reached the handlers (the proxy signs them)"
+    );
+    assert_eq!(api.get("/health").json()["status"], "ok", "graft run still serves");
+    drop(d);
+}

@@ -9,6 +9,7 @@ mod cli;
 mod control;
 mod crash;
 mod hostile;
+mod mcp;
 mod perf;
 mod provider;
 mod rollback;
