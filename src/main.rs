@@ -24,7 +24,12 @@ fn main() -> ExitCode {
         url: cli.url.clone(),
     };
     let result = match &cli.command {
-        c if ctx.url.is_some() && !matches!(c, Command::Upgrade(_) | Command::Rollback(_) | Command::Cancel(_) | Command::Status(_)) => {
+        c if ctx.url.is_some()
+            && !matches!(
+                c,
+                Command::Upgrade(_) | Command::Rollback(_) | Command::Cancel(_) | Command::Status(_)
+            ) =>
+        {
             Err(output::CliError::usage(
                 "--url (or $GRAFT_URL) works with upgrade, rollback, cancel and status; run the others on the daemon's machine",
             ))

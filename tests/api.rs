@@ -31,7 +31,12 @@ pub fn docs_edit(text: &str) -> String {
 /// How many operations the OpenAPI document lists.
 pub fn documented_operations() -> usize {
     let doc: Value = serde_json::from_str(include_str!("../crates/api/src/openapi.json")).unwrap();
-    doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum()
+    doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_object().unwrap().len())
+        .sum()
 }
 
 fn upgrades_in_ledger(t: &Target) -> i64 {
@@ -43,7 +48,11 @@ fn every_endpoint_answers_and_a_signed_upgrade_goes_through() {
     let (t, port) = api_target("");
     let d = start(&t);
     let api = Api::of(&d);
-    assert!(api.url.starts_with("http://127.0.0.1:"), "loopback by default: {}", api.url);
+    assert!(
+        api.url.starts_with("http://127.0.0.1:"),
+        "loopback by default: {}",
+        api.url
+    );
     assert_eq!(d.info["endpoints"]["api_secret"], "$GRAFT_API_SECRET");
 
     // Reads.
@@ -70,18 +79,36 @@ fn every_endpoint_answers_and_a_signed_upgrade_goes_through() {
             }
             let p = path.replace("{id}", some_id);
             let r = api.send(&method.to_uppercase(), &p, &[], b"");
-            assert!(r.status != 405 && r.code() != "no_route", "{method} {path}: {} {}", r.status, r.body);
+            assert!(
+                r.status != 405 && r.code() != "no_route",
+                "{method} {path}: {} {}",
+                r.status,
+                r.body
+            );
             if method != "get" {
-                assert_eq!((r.status, r.code().as_str()), (401, "missing_header"), "{method} {path}");
+                assert_eq!(
+                    (r.status, r.code().as_str()),
+                    (401, "missing_header"),
+                    "{method} {path}"
+                );
             }
         }
     }
     let r = api.get("/v1/nothing-here");
     assert_eq!((r.status, r.code().as_str()), (404, "no_route"));
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("GET /openapi.json lists them"));
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("GET /openapi.json lists them")
+    );
 
     // A signed upgrade: accepted, then promoted and live.
-    let r = api.signed("POST", "/v1/upgrades", &edits_request(&version_edits("v2"), r#""title":"to v2""#));
+    let r = api.signed(
+        "POST",
+        "/v1/upgrades",
+        &edits_request(&version_edits("v2"), r#""title":"to v2""#),
+    );
     r.expect(202);
     let id = r.json()["id"].as_str().unwrap().to_string();
     assert_eq!(r.header("location"), Some(format!("/v1/upgrades/{id}").as_str()));
@@ -91,9 +118,20 @@ fn every_endpoint_answers_and_a_signed_upgrade_goes_through() {
     assert_eq!(done["upgrade"]["requested_by"], "api");
     assert_eq!(done["upgrade"]["title"], "to v2");
     assert_eq!(hello(port), "hello from v2\n");
-    let gates: Vec<&str> = done["gates"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
+    let gates: Vec<&str> = done["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
     assert_eq!(gates, ["parse", "check"]);
-    assert!(done["steps"].as_array().unwrap().iter().any(|s| s["step"] == "deploy"));
+    assert!(
+        done["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["step"] == "deploy")
+    );
     let diff = api.get(&format!("/v1/upgrades/{id}/diff")).json();
     assert!(diff["diff"].as_str().unwrap().contains("+v2"), "{diff}");
     assert_eq!(diff["files"][0]["path"], "VERSION");
@@ -116,11 +154,28 @@ fn every_endpoint_answers_and_a_signed_upgrade_goes_through() {
     assert_eq!(report["failure"]["class"], "refused");
     let r = api.signed("POST", "/v1/upgrades", r#"{"title":"nothing"}"#);
     assert_eq!((r.status, r.code().as_str()), (400, "bad_request"));
-    assert!(r.json()["error"]["message"].as_str().unwrap().starts_with("say what to change"));
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("say what to change")
+    );
     let r = api.signed("POST", "/v1/upgrades", r#"{"patch":"x","autofix":true}"#);
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("not several (patch, autofix)"), "{}", r.body);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not several (patch, autofix)"),
+        "{}",
+        r.body
+    );
     let r = api.signed("POST", "/v1/upgrades", r#"{"edits":[],"priority":11}"#);
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("from 1 (lowest) to 10, got 11"));
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("from 1 (lowest) to 10, got 11")
+    );
     let r = api.signed("POST", "/v1/upgrades", "not json");
     assert_eq!((r.status, r.code().as_str()), (400, "bad_body"));
 
@@ -130,7 +185,11 @@ fn every_endpoint_answers_and_a_signed_upgrade_goes_through() {
     r.expect(200);
     assert_eq!(r.json()["version"], 1);
     assert_eq!(api.get("/v1/agent/task").json()["content"], "write the report");
-    let r = api.signed("POST", "/v1/agent/history", r#"{"role":"user","content":"hi","meta":{"n":1}}"#);
+    let r = api.signed(
+        "POST",
+        "/v1/agent/history",
+        r#"{"role":"user","content":"hi","meta":{"n":1}}"#,
+    );
     r.expect(201);
     let r = api.signed("POST", "/v1/agent/history", r#"{"role":"","content":"x"}"#);
     assert_eq!(r.code(), "bad_role");
@@ -165,7 +224,11 @@ fn every_endpoint_answers_and_a_signed_upgrade_goes_through() {
             [waiting],
         )
         .unwrap();
-    let r = api.signed("POST", &format!("/v1/upgrades/{waiting}/approve"), r#"{"requested_by":"ada"}"#);
+    let r = api.signed(
+        "POST",
+        &format!("/v1/upgrades/{waiting}/approve"),
+        r#"{"requested_by":"ada"}"#,
+    );
     r.expect(200);
     assert_eq!(r.json()["approved_by"], "api:ada");
     assert_eq!(t.upgrade_row(waiting).0, "queued");
@@ -175,7 +238,10 @@ fn every_endpoint_answers_and_a_signed_upgrade_goes_through() {
         r.json()["error"]["message"],
         format!("upgrade {waiting} is queued; only an upgrade awaiting approval can be approved")
     );
-    assert_eq!(api.get(&format!("/v1/upgrades/{waiting}")).json()["approvals"][0]["approved_by"], "api:ada");
+    assert_eq!(
+        api.get(&format!("/v1/upgrades/{waiting}")).json()["approvals"][0]["approved_by"],
+        "api:ada"
+    );
     // Cancel it before it starts.
     let r = api.signed("POST", &format!("/v1/upgrades/{waiting}/cancel"), "");
     r.expect(200);
@@ -188,7 +254,11 @@ fn every_endpoint_answers_and_a_signed_upgrade_goes_through() {
     assert_eq!((r.status, r.code().as_str()), (404, "not_found"));
 
     // Roll the upgrade back: v1 serves again.
-    let r = api.signed("POST", &format!("/v1/upgrades/{id}/rollback"), r#"{"requested_by":"ada"}"#);
+    let r = api.signed(
+        "POST",
+        &format!("/v1/upgrades/{id}/rollback"),
+        r#"{"requested_by":"ada"}"#,
+    );
     r.expect(200);
     assert_eq!(r.json()["rollback"]["action"], "reverted");
     assert_eq!(hello(port), "hello from v1\n");
@@ -211,35 +281,72 @@ fn auth_failures_are_refused_and_change_nothing() {
     };
 
     // No signature at all, and each header missing in turn.
-    let r = api.send("POST", path, &[("content-type", "application/json")], body.as_bytes());
+    let r = api.send(
+        "POST",
+        path,
+        &[("content-type", "application/json")],
+        body.as_bytes(),
+    );
     refused("no headers", r, "missing_header");
     for skip in ["X-Timestamp", "X-Challenge", "X-Signature"] {
         let sig = api.signature("POST", path, body.as_bytes());
-        let headers: Vec<(&str, &str)> =
-            sig.iter().filter(|(k, _)| k != skip).map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let headers: Vec<(&str, &str)> = sig
+            .iter()
+            .filter(|(k, _)| k != skip)
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let r = api.send("POST", path, &headers, body.as_bytes());
-        assert!(r.json()["error"]["message"].as_str().unwrap().contains(&format!("missing {skip}")), "{}", r.body);
+        assert!(
+            r.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("missing {skip}")),
+            "{}",
+            r.body
+        );
         refused(skip, r, "missing_header");
     }
 
     // Signed with another secret.
     let ch = api.challenge();
     let ts = now().to_string();
-    let sig = sign("another-secret-0123456789", "POST", path, &ts, &ch, body.as_bytes());
-    let r = api.send("POST", path, &[("X-Timestamp", &ts), ("X-Challenge", &ch), ("X-Signature", &sig)], body.as_bytes());
+    let sig = sign(
+        "another-secret-0123456789",
+        "POST",
+        path,
+        &ts,
+        &ch,
+        body.as_bytes(),
+    );
+    let r = api.send(
+        "POST",
+        path,
+        &[("X-Timestamp", &ts), ("X-Challenge", &ch), ("X-Signature", &sig)],
+        body.as_bytes(),
+    );
     refused("bad signature", r, "bad_signature");
 
     // Right secret, body changed after signing.
     let ch = api.challenge();
     let sig = sign(SECRET, "POST", path, &ts, &ch, body.as_bytes());
     let changed = body.replace("v9", "v8");
-    let r = api.send("POST", path, &[("X-Timestamp", &ts), ("X-Challenge", &ch), ("X-Signature", &sig)], changed.as_bytes());
+    let r = api.send(
+        "POST",
+        path,
+        &[("X-Timestamp", &ts), ("X-Challenge", &ch), ("X-Signature", &sig)],
+        changed.as_bytes(),
+    );
     refused("body changed", r, "bad_signature");
 
     // Signed for another path.
     let ch = api.challenge();
     let sig = sign(SECRET, "POST", "/v1/upgrades", &ts, &ch, body.as_bytes());
-    let r = api.send("POST", path, &[("X-Timestamp", &ts), ("X-Challenge", &ch), ("X-Signature", &sig)], body.as_bytes());
+    let r = api.send(
+        "POST",
+        path,
+        &[("X-Timestamp", &ts), ("X-Challenge", &ch), ("X-Signature", &sig)],
+        body.as_bytes(),
+    );
     refused("path", r, "bad_signature");
 
     // Timestamps too old, too far ahead, not a number.
@@ -247,25 +354,60 @@ fn auth_failures_are_refused_and_change_nothing() {
         let ch = api.challenge();
         let ts = ts.to_string();
         let sig = sign(SECRET, "POST", path, &ts, &ch, body.as_bytes());
-        let r = api.send("POST", path, &[("X-Timestamp", &ts), ("X-Challenge", &ch), ("X-Signature", &sig)], body.as_bytes());
-        assert!(r.json()["error"]["message"].as_str().unwrap().contains("it must be within 300 s"), "{}", r.body);
+        let r = api.send(
+            "POST",
+            path,
+            &[("X-Timestamp", &ts), ("X-Challenge", &ch), ("X-Signature", &sig)],
+            body.as_bytes(),
+        );
+        assert!(
+            r.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("it must be within 300 s"),
+            "{}",
+            r.body
+        );
         refused(what, r, "stale_timestamp");
     }
     let ch = api.challenge();
     let sig = sign(SECRET, "POST", path, "yesterday", &ch, body.as_bytes());
-    let r = api.send("POST", path, &[("X-Timestamp", "yesterday"), ("X-Challenge", &ch), ("X-Signature", &sig)], body.as_bytes());
+    let r = api.send(
+        "POST",
+        path,
+        &[
+            ("X-Timestamp", "yesterday"),
+            ("X-Challenge", &ch),
+            ("X-Signature", &sig),
+        ],
+        body.as_bytes(),
+    );
     refused("timestamp text", r, "bad_timestamp");
 
     // A challenge the server never issued, and one that expired.
     let ts = now().to_string();
     let sig = sign(SECRET, "POST", path, &ts, "made-up", body.as_bytes());
-    let r = api.send("POST", path, &[("X-Timestamp", &ts), ("X-Challenge", "made-up"), ("X-Signature", &sig)], body.as_bytes());
+    let r = api.send(
+        "POST",
+        path,
+        &[
+            ("X-Timestamp", &ts),
+            ("X-Challenge", "made-up"),
+            ("X-Signature", &sig),
+        ],
+        body.as_bytes(),
+    );
     refused("unknown challenge", r, "unknown_challenge");
     let ch = api.challenge();
     std::thread::sleep(Duration::from_millis(1300));
     let ts = now().to_string();
     let sig = sign(SECRET, "POST", path, &ts, &ch, body.as_bytes());
-    let r = api.send("POST", path, &[("X-Timestamp", &ts), ("X-Challenge", &ch), ("X-Signature", &sig)], body.as_bytes());
+    let r = api.send(
+        "POST",
+        path,
+        &[("X-Timestamp", &ts), ("X-Challenge", &ch), ("X-Signature", &sig)],
+        body.as_bytes(),
+    );
     refused("expired challenge", r, "expired_challenge");
 
     // Too big a body: refused before anything else.
@@ -280,10 +422,15 @@ fn auth_failures_are_refused_and_change_nothing() {
     let task = r#"{"content":"first"}"#;
     let sig = api.signature("PUT", "/v1/agent/task", task.as_bytes());
     let headers: Vec<(&str, &str)> = sig.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    api.send("PUT", "/v1/agent/task", &headers, task.as_bytes()).expect(200);
+    api.send("PUT", "/v1/agent/task", &headers, task.as_bytes())
+        .expect(200);
     let replay = api.send("PUT", "/v1/agent/task", &headers, task.as_bytes());
     refused("replay", replay, "used_challenge");
-    assert_eq!(api.get("/v1/agent/task").json()["version"], 1, "the replay changed nothing");
+    assert_eq!(
+        api.get("/v1/agent/task").json()["version"],
+        1,
+        "the replay changed nothing"
+    );
     // And a refused request does not burn its challenge for the real one.
     before.assert_same(&t.snapshot(), "after the replay");
     drop(d);
@@ -300,7 +447,10 @@ fn a_dashboard_session_needs_its_csrf_token_and_origin() {
     let r = api.signed("POST", "/v1/session", "");
     r.expect(201);
     let cookie = r.header("set-cookie").unwrap().to_string();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     let session = cookie.split(';').next().unwrap().to_string();
     let csrf = r.json()["csrf_token"].as_str().unwrap().to_string();
     let host = format!("127.0.0.1:{}", api.port());
@@ -309,12 +459,21 @@ fn a_dashboard_session_needs_its_csrf_token_and_origin() {
     // Cookie without the CSRF token, with a wrong one, from another origin.
     let r = api.send("PUT", "/v1/agent/task", &[("cookie", &session)], body);
     assert_eq!((r.status, r.code().as_str()), (401, "bad_csrf"));
-    let r = api.send("PUT", "/v1/agent/task", &[("cookie", &session), ("x-csrf-token", "nope")], body);
+    let r = api.send(
+        "PUT",
+        "/v1/agent/task",
+        &[("cookie", &session), ("x-csrf-token", "nope")],
+        body,
+    );
     assert_eq!(r.code(), "bad_csrf");
     let r = api.send(
         "PUT",
         "/v1/agent/task",
-        &[("cookie", &session), ("x-csrf-token", &csrf), ("origin", "http://evil.example")],
+        &[
+            ("cookie", &session),
+            ("x-csrf-token", &csrf),
+            ("origin", "http://evil.example"),
+        ],
         body,
     );
     assert_eq!(r.code(), "bad_origin");
@@ -337,13 +496,28 @@ fn a_dashboard_session_needs_its_csrf_token_and_origin() {
     let id = r.json()["id"].as_str().unwrap().to_string();
     assert_eq!(api.wait_ended(&id)["upgrade"]["requested_by"], "dashboard:ada");
     // A session cannot open another.
-    let r = api.send("POST", "/v1/session", &[("cookie", &session), ("x-csrf-token", &csrf)], b"");
+    let r = api.send(
+        "POST",
+        "/v1/session",
+        &[("cookie", &session), ("x-csrf-token", &csrf)],
+        b"",
+    );
     assert_eq!(r.code(), "signature_required");
     // Signed out: the cookie is worthless.
-    let r = api.send("DELETE", "/v1/session", &[("cookie", &session), ("x-csrf-token", &csrf)], b"");
+    let r = api.send(
+        "DELETE",
+        "/v1/session",
+        &[("cookie", &session), ("x-csrf-token", &csrf)],
+        b"",
+    );
     r.expect(200);
     assert_eq!(r.json()["ended"], true);
-    let r = api.send("PUT", "/v1/agent/task", &[("cookie", &session), ("x-csrf-token", &csrf)], body);
+    let r = api.send(
+        "PUT",
+        "/v1/agent/task",
+        &[("cookie", &session), ("x-csrf-token", &csrf)],
+        body,
+    );
     assert_eq!(r.code(), "bad_session");
     drop(d);
 }
@@ -368,15 +542,18 @@ fn the_sixth_upgrade_in_an_hour_is_refused_even_after_a_restart() {
     assert!((3000..=3600).contains(&retry), "Retry-After {retry}");
     assert_eq!(r.json()["error"]["retry_after"], retry);
     assert!(
-        r.json()["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("5 upgrades in the last 1h already (the limit, `[api] upgrades_per_window`); try again in"),
+        r.json()["error"]["message"].as_str().unwrap().starts_with(
+            "5 upgrades in the last 1h already (the limit, `[api] upgrades_per_window`); try again in"
+        ),
         "{}",
         r.body
     );
     // A dry run is not limited.
-    let r = api.signed("POST", "/v1/upgrades", &edits_request(&docs_edit("# dry\n"), r#""dry_run":true"#));
+    let r = api.signed(
+        "POST",
+        "/v1/upgrades",
+        &edits_request(&docs_edit("# dry\n"), r#""dry_run":true"#),
+    );
     r.expect(202);
     for id in &ids {
         assert_eq!(api.wait_ended(id)["upgrade"]["state"], "promoted");
@@ -386,7 +563,12 @@ fn the_sixth_upgrade_in_an_hour_is_refused_even_after_a_restart() {
     let d = start(&t);
     let api = Api::of(&d);
     let r = api.signed("POST", "/v1/upgrades", &sixth);
-    assert_eq!((r.status, r.code().as_str()), (429, "rate_limited"), "after a restart: {}", r.body);
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (429, "rate_limited"),
+        "after a restart: {}",
+        r.body
+    );
     assert_eq!(t.count("SELECT COUNT(*) FROM upgrades WHERE dry_run = 0"), 5);
     drop(d);
 }
@@ -423,7 +605,11 @@ fn read_sse(reader: &mut impl BufRead, mut done: impl FnMut(&str, &Value) -> boo
 fn subscribe(api: &Api, query: &str) -> BufReader<std::net::TcpStream> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", api.port())).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(s, "GET /events{query} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET /events{query} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
     let mut r = BufReader::new(s);
     let mut line = String::new();
     loop {
@@ -452,37 +638,65 @@ fn server_sent_events_deliver_an_upgrades_events_in_order() {
     headers.push(("accept", "application/x-ndjson"));
     let streamed = api.send("POST", "/v1/upgrades", &headers, body.as_bytes());
     streamed.expect(200);
-    let lines: Vec<Value> = streamed.body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = streamed
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let report = &lines.last().unwrap()["report"];
     assert_eq!(report["state"], "promoted", "{}", streamed.body);
     let id = report["id"].as_str().unwrap().to_string();
     let ndjson_events: Vec<Value> = lines.iter().filter_map(|l| l.get("event").cloned()).collect();
 
-    let events = read_sse(&mut all, |name, v| name == "state_changed" && v["id"] == id.as_str() && v["state"] == "promoted");
-    let events: Vec<(String, Value)> = events.into_iter().filter(|(_, v)| v["id"] == id.as_str()).collect();
+    let events = read_sse(&mut all, |name, v| {
+        name == "state_changed" && v["id"] == id.as_str() && v["state"] == "promoted"
+    });
+    let events: Vec<(String, Value)> = events
+        .into_iter()
+        .filter(|(_, v)| v["id"] == id.as_str())
+        .collect();
     // In order: exactly what the pipeline sent its requester.
     let sse_values: Vec<Value> = events.iter().map(|(_, v)| v.clone()).collect();
     assert_eq!(sse_values, ndjson_events);
     assert_eq!(events[0].0, "upgrade_created");
     for (name, v) in &events {
-        assert_eq!(name, v["type"].as_str().unwrap(), "each event is named by its type");
+        assert_eq!(
+            name,
+            v["type"].as_str().unwrap(),
+            "each event is named by its type"
+        );
     }
     let states: Vec<&str> = events
         .iter()
         .filter(|(n, _)| n == "state_changed")
         .map(|(_, v)| v["state"].as_str().unwrap())
         .collect();
-    assert_eq!(states, ["staging", "validating", "deploying", "watching", "promoted"]);
-    let gate = events.iter().position(|(n, v)| n == "gate_started" && v["gate"] == "check").unwrap();
-    let finished = events.iter().position(|(n, v)| n == "gate_finished" && v["gate"] == "check").unwrap();
+    assert_eq!(
+        states,
+        ["staging", "validating", "deploying", "watching", "promoted"]
+    );
+    let gate = events
+        .iter()
+        .position(|(n, v)| n == "gate_started" && v["gate"] == "check")
+        .unwrap();
+    let finished = events
+        .iter()
+        .position(|(n, v)| n == "gate_finished" && v["gate"] == "check")
+        .unwrap();
     assert!(gate < finished);
     // A subscription to another upgrade saw none of it: its next event is
     // the keep-alive comment at most, so read what is buffered only.
-    other.get_mut().set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    other
+        .get_mut()
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     let mut buf = [0u8; 4096];
     match other.read(&mut buf) {
         Ok(n) => assert!(!String::from_utf8_lossy(&buf[..n]).contains(&id), "filtered out"),
-        Err(e) => assert!(matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        Err(e) => assert!(matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        )),
     }
     drop(d);
 }

@@ -30,7 +30,11 @@ fn parse_metrics(text: &str) -> Vec<Value> {
         "prometheus_client refused the metrics: {}\n{text}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice::<Value>(&out.stdout).unwrap().as_array().unwrap().clone()
+    serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 /// The value of the sample `name` with these labels.
@@ -50,36 +54,73 @@ fn metrics_parse_as_openmetrics_and_count_what_happened() {
     let report = api.upgrade_wait(&edits_request(&version_edits("v2"), ""));
     assert_eq!(report["state"], "promoted");
     let id = report["id"].as_str().unwrap();
-    api.signed("POST", &format!("/v1/upgrades/{id}/rollback"), "").expect(200);
+    api.signed("POST", &format!("/v1/upgrades/{id}/rollback"), "")
+        .expect(200);
     let m = api.get("/metrics");
     m.expect(200);
     assert!(
-        m.header("content-type").unwrap().starts_with("application/openmetrics-text; version=1.0.0"),
+        m.header("content-type")
+            .unwrap()
+            .starts_with("application/openmetrics-text; version=1.0.0"),
         "{:?}",
         m.header("content-type")
     );
     let f = parse_metrics(&m.body);
-    let kind = |name: &str| f.iter().find(|x| x["name"] == name).map(|x| x["type"].as_str().unwrap().to_string());
+    let kind = |name: &str| {
+        f.iter()
+            .find(|x| x["name"] == name)
+            .map(|x| x["type"].as_str().unwrap().to_string())
+    };
     assert_eq!(kind("graft_upgrades").as_deref(), Some("gauge"));
     assert_eq!(kind("graft_gate_duration_seconds").as_deref(), Some("histogram"));
     assert_eq!(kind("graft_http_requests").as_deref(), Some("counter"));
     assert_eq!(kind("graft_live_release").as_deref(), Some("info"));
-    assert_eq!(sample(&f, "graft_upgrades", &[("state", "rolled_back"), ("dry_run", "false")]), Some(1.0));
-    assert_eq!(sample(&f, "graft_gate_duration_seconds_count", &[("gate", "check")]), Some(1.0));
     assert_eq!(
-        sample(&f, "graft_gate_duration_seconds_bucket", &[("gate", "check"), ("le", "+Inf")]),
+        sample(
+            &f,
+            "graft_upgrades",
+            &[("state", "rolled_back"), ("dry_run", "false")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&f, "graft_gate_duration_seconds_count", &[("gate", "check")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &f,
+            "graft_gate_duration_seconds_bucket",
+            &[("gate", "check"), ("le", "+Inf")]
+        ),
         Some(1.0)
     );
     assert_eq!(sample(&f, "graft_deploys_total", &[]), Some(1.0));
-    assert_eq!(sample(&f, "graft_release_switches_total", &[("cause", "rollback")]), Some(1.0));
-    assert_eq!(sample(&f, "graft_rollbacks_total", &[("cause", "manual")]), Some(1.0));
-    assert_eq!(sample(&f, "graft_live_release_info", &[("commit", &t.head())]), Some(1.0));
-    assert_eq!(sample(&f, "graft_live_release_ready", &[]), Some(1.0));
     assert_eq!(
-        sample(&f, "graft_http_requests_total", &[("method", "POST"), ("route", "/v1/upgrades"), ("status", "200")]),
+        sample(&f, "graft_release_switches_total", &[("cause", "rollback")]),
         Some(1.0)
     );
-    assert_eq!(sample(&f, "graft_upgrades_accepted_total", &[("kind", "edits")]), Some(1.0));
+    assert_eq!(
+        sample(&f, "graft_rollbacks_total", &[("cause", "manual")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&f, "graft_live_release_info", &[("commit", &t.head())]),
+        Some(1.0)
+    );
+    assert_eq!(sample(&f, "graft_live_release_ready", &[]), Some(1.0));
+    assert_eq!(
+        sample(
+            &f,
+            "graft_http_requests_total",
+            &[("method", "POST"), ("route", "/v1/upgrades"), ("status", "200")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&f, "graft_upgrades_accepted_total", &[("kind", "edits")]),
+        Some(1.0)
+    );
     drop(d);
 }
 
@@ -149,7 +190,9 @@ fn the_cli_signs_for_you_when_given_a_url() {
     assert!(t.upgrade_row(&id).0 == "promoted");
     let requested_by: String = t
         .ledger()
-        .query_row("SELECT requested_by FROM upgrades WHERE id = ?1", [&id], |r| r.get(0))
+        .query_row("SELECT requested_by FROM upgrades WHERE id = ?1", [&id], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert!(requested_by.starts_with("api:cli:"), "{requested_by}");
     let status = graft(&["status", "--json"], SECRET);
@@ -162,7 +205,9 @@ fn the_cli_signs_for_you_when_given_a_url() {
         .code(1)
         .stderr_has("the signature does not match");
     before.assert_same(&t.snapshot(), "wrong secret");
-    graft(&["rollback", &id], SECRET).success().stdout_has("revert commit");
+    graft(&["rollback", &id], SECRET)
+        .success()
+        .stdout_has("revert commit");
     assert_eq!(hello(port), "hello from v1\n");
     graft(&["cancel", &id], SECRET)
         .success()
@@ -183,13 +228,15 @@ fn the_cli_signs_for_you_when_given_a_url() {
         .output()
         .unwrap();
     let run = Run::from(out, &["status"]);
-    run.code(2).stderr_has("--url needs the API's shared secret: set GRAFT_API_SECRET");
+    run.code(2)
+        .stderr_has("--url needs the API's shared secret: set GRAFT_API_SECRET");
     drop(d);
 }
 
 #[test]
 fn slow_clients_time_out_and_connections_are_capped() {
-    let (t, _port) = api_target("[api]\nmax_connections = 2\nrequest_timeout = \"2s\"\nmax_body_bytes = 4096\n");
+    let (t, _port) =
+        api_target("[api]\nmax_connections = 2\nrequest_timeout = \"2s\"\nmax_body_bytes = 4096\n");
     let d = start(&t);
     let api = Api::of(&d);
     let addr = ("127.0.0.1", api.port());
@@ -237,13 +284,20 @@ fn slow_clients_time_out_and_connections_are_capped() {
     });
     for h in &mut held {
         let mut b = [0u8; 16];
-        assert_eq!(h.read(&mut b).unwrap_or(0), 0, "an idle connection is closed by the server");
+        assert_eq!(
+            h.read(&mut b).unwrap_or(0),
+            0,
+            "an idle connection is closed by the server"
+        );
     }
     let (r, answered) = third.join().unwrap();
     assert_eq!(r.unwrap().0, 200, "served once a slot was free");
     // Not a speed check: the slots were taken for the 2 s the idle
     // connections were allowed, so the third cannot have been served sooner.
-    assert!(answered.duration_since(started) >= Duration::from_secs(1), "the third waited for a slot");
+    assert!(
+        answered.duration_since(started) >= Duration::from_secs(1),
+        "the third waited for a slot"
+    );
     drop(d);
 }
 
@@ -275,7 +329,11 @@ fn schemathesis_finds_no_server_error_through_the_openapi_document() {
             .unwrap(),
     );
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(proxy.0.stdout.take().unwrap()), &mut line).unwrap();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(proxy.0.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
     let proxy_url = format!("http://127.0.0.1:{}", line.trim());
     let reports = tempfile::tempdir().unwrap();
     let out = Command::new(&python)
@@ -284,7 +342,15 @@ fn schemathesis_finds_no_server_error_through_the_openapi_document() {
         .args(["--url", &proxy_url])
         .args(["--checks", "not_a_server_error"])
         // Bounded: a fixed number of examples per operation, one worker.
-        .args(["--max-examples", "10", "--seed", "7", "--workers", "1", "--no-shrink"])
+        .args([
+            "--max-examples",
+            "10",
+            "--seed",
+            "7",
+            "--workers",
+            "1",
+            "--no-shrink",
+        ])
         .args(["--phases", "examples,coverage,fuzzing"])
         .args(["--generation-database", "none", "--suppress-health-check", "all"])
         .args(["--request-timeout", "120", "--no-color"])
@@ -313,6 +379,10 @@ fn schemathesis_finds_no_server_error_through_the_openapi_document() {
         t.count("SELECT COUNT(*) FROM upgrades") > 0,
         "signed requests reached the handlers (the proxy signs them)"
     );
-    assert_eq!(api.get("/health").json()["status"], "ok", "graft run still serves");
+    assert_eq!(
+        api.get("/health").json()["status"],
+        "ok",
+        "graft run still serves"
+    );
     drop(d);
 }

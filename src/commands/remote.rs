@@ -12,7 +12,9 @@ use graft_supervisor::wire::Line;
 use serde_json::{Value, json};
 
 use super::Ctx;
-use crate::output::{self, CliError, EXIT_INTERNAL, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, Progress, print_json};
+use crate::output::{
+    self, CliError, EXIT_INTERNAL, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, Progress, print_json,
+};
 
 pub fn client(ctx: &Ctx, url: &str) -> Result<HttpClient, CliError> {
     let secret = find_secret(ctx)?;
@@ -46,7 +48,11 @@ fn find_secret(ctx: &Ctx) -> Result<Secret, CliError> {
 fn cli_error(e: ClientError) -> CliError {
     match e {
         ClientError::Api {
-            status, code, message, class, ..
+            status,
+            code,
+            message,
+            class,
+            ..
         } => {
             let class: Option<graft_pipeline::FailureClass> =
                 class.and_then(|c| serde_json::from_value(json!(c)).ok());
@@ -86,27 +92,45 @@ pub fn upgrade(ctx: &Ctx, http: &HttpClient, request: Value) -> Result<i32, CliE
             e.message,
         ));
     }
-    let report = report.ok_or_else(|| CliError::new(EXIT_INTERNAL, "daemon", "graft run ended the answer without a report"))?;
+    let report = report.ok_or_else(|| {
+        CliError::new(
+            EXIT_INTERNAL,
+            "daemon",
+            "graft run ended the answer without a report",
+        )
+    })?;
     if ctx.json {
         print_json(&report);
     } else {
         super::upgrade::print_report(&report);
     }
-    Ok(report.failure.as_ref().map_or(EXIT_OK, |f| output::exit_code(f.class)))
+    Ok(report
+        .failure
+        .as_ref()
+        .map_or(EXIT_OK, |f| output::exit_code(f.class)))
 }
 
 /// `graft rollback ID` through the API.
-pub fn rollback(ctx: &Ctx, http: &HttpClient, id: &str) -> Result<graft_pipeline::rollback::RollbackReport, CliError> {
+pub fn rollback(
+    ctx: &Ctx,
+    http: &HttpClient,
+    id: &str,
+) -> Result<graft_pipeline::rollback::RollbackReport, CliError> {
     let progress = Progress::new(ctx.json);
     let mut report = None;
     let mut error = None;
     let body = json!({ "requested_by": super::upgrade::requested_by() });
-    http.stream("POST", &format!("/v1/upgrades/{id}/rollback"), &body, &mut |line| match line {
-        Line::Event(e) => graft_pipeline::Observer::on_event(&progress, &e),
-        Line::Rollback(v) => report = serde_json::from_value(v).ok(),
-        Line::Error(e) => error = Some(e),
-        Line::Report(_) => {}
-    })
+    http.stream(
+        "POST",
+        &format!("/v1/upgrades/{id}/rollback"),
+        &body,
+        &mut |line| match line {
+            Line::Event(e) => graft_pipeline::Observer::on_event(&progress, &e),
+            Line::Rollback(v) => report = serde_json::from_value(v).ok(),
+            Line::Error(e) => error = Some(e),
+            Line::Report(_) => {}
+        },
+    )
     .map_err(cli_error)?;
     progress.finish();
     if let Some(e) = error {
@@ -116,7 +140,13 @@ pub fn rollback(ctx: &Ctx, http: &HttpClient, id: &str) -> Result<graft_pipeline
             e.message,
         ));
     }
-    report.ok_or_else(|| CliError::new(EXIT_INTERNAL, "daemon", "graft run ended the answer without a report"))
+    report.ok_or_else(|| {
+        CliError::new(
+            EXIT_INTERNAL,
+            "daemon",
+            "graft run ended the answer without a report",
+        )
+    })
 }
 
 /// `graft cancel ID` through the API.
@@ -163,7 +193,11 @@ pub fn status(ctx: &Ctx, http: &HttpClient) -> Result<i32, CliError> {
             ""
         }
     );
-    for (label, key) in [("in progress", "in_progress"), ("pending", "pending"), ("recent", "recent")] {
+    for (label, key) in [
+        ("in progress", "in_progress"),
+        ("pending", "pending"),
+        ("recent", "recent"),
+    ] {
         let list = v[key].as_array().cloned().unwrap_or_default();
         if list.is_empty() {
             continue;

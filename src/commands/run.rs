@@ -23,7 +23,12 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
     let ext = graft_supervisor::daemon::Extensions {
         generators,
         observer,
-        mount: Some(graft_api::mount(root.clone(), config, super::scan_hook::hook(), wake)),
+        mount: Some(graft_api::mount(
+            root.clone(),
+            config,
+            super::scan_hook::hook(),
+            wake,
+        )),
     };
     let result = graft_supervisor::daemon::run(&root, ext, |s| {
         if json {

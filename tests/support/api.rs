@@ -124,7 +124,11 @@ impl Api {
             .limit(64 * 1024 * 1024)
             .read_to_string()
             .unwrap_or_default();
-        Resp { status, headers, body }
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub fn get(&self, path: &str) -> Resp {
@@ -295,7 +299,6 @@ impl Receiver {
     pub fn deliveries(&self) -> Vec<Delivery> {
         self.got.lock().unwrap().clone()
     }
-
 }
 
 impl Drop for Receiver {
@@ -352,9 +355,9 @@ fn serve_one(s: TcpStream, got: &Arc<Mutex<Vec<Delivery>>>) {
 /// The Python of the tools venv scripts/test.sh makes (mcp, schemathesis,
 /// prometheus_client), checked to have `module`.
 pub fn tool_python(module: &str) -> PathBuf {
-    let python = std::env::var_os("GRAFT_TEST_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/tools/venv/bin/python")
-    });
+    let python = std::env::var_os("GRAFT_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/tools/venv/bin/python"));
     let ok = std::process::Command::new(&python)
         .args(["-c", &format!("import {module}")])
         .output()
@@ -370,5 +373,7 @@ pub fn tool_python(module: &str) -> PathBuf {
 
 /// A test script under tests/python.
 pub fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(name)
 }

@@ -237,16 +237,28 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Decide who sent a changing request, or refuse it.
-pub fn check(api: &Api, method: &Method, path: &str, headers: &HeaderMap, body: &[u8]) -> Result<Caller, ApiError> {
-    let signed = [TIMESTAMP, CHALLENGE, SIGNATURE].iter().any(|h| headers.contains_key(*h));
+pub fn check(
+    api: &Api,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Caller, ApiError> {
+    let signed = [TIMESTAMP, CHALLENGE, SIGNATURE]
+        .iter()
+        .any(|h| headers.contains_key(*h));
     if !signed && let Some(id) = session_cookie(headers) {
         return check_session(api, headers, &id);
     }
-    let missing: Vec<&str> = [("X-Timestamp", TIMESTAMP), ("X-Challenge", CHALLENGE), ("X-Signature", SIGNATURE)]
-        .iter()
-        .filter(|(_, h)| header(headers, h).is_none_or(|v| v.trim().is_empty()))
-        .map(|(name, _)| *name)
-        .collect();
+    let missing: Vec<&str> = [
+        ("X-Timestamp", TIMESTAMP),
+        ("X-Challenge", CHALLENGE),
+        ("X-Signature", SIGNATURE),
+    ]
+    .iter()
+    .filter(|(_, h)| header(headers, h).is_none_or(|v| v.trim().is_empty()))
+    .map(|(name, _)| *name)
+    .collect();
     if !missing.is_empty() {
         return Err(unauthorized(
             "missing_header",
@@ -277,7 +289,15 @@ pub fn check(api: &Api, method: &Method, path: &str, headers: &HeaderMap, body: 
             ),
         ));
     }
-    if !sign::verify(api.secret.bytes(), method.as_str(), path, ts, challenge, body, signature) {
+    if !sign::verify(
+        api.secret.bytes(),
+        method.as_str(),
+        path,
+        ts,
+        challenge,
+        body,
+        signature,
+    ) {
         return Err(unauthorized(
             "bad_signature",
             "the signature does not match: X-Signature must be the hex HMAC-SHA256, with the shared secret, of METHOD, the path with its query, X-Timestamp, X-Challenge and the SHA-256 of the exact body, joined by newlines",
@@ -318,7 +338,9 @@ fn check_session(api: &Api, headers: &HeaderMap, id: &str) -> Result<Caller, Api
         if !same {
             return Err(unauthorized(
                 "bad_origin",
-                format!("a session request from origin {origin} is refused: only pages of this server ({host}) may use the session"),
+                format!(
+                    "a session request from origin {origin} is refused: only pages of this server ({host}) may use the session"
+                ),
             ));
         }
     }

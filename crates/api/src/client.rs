@@ -17,7 +17,12 @@ pub enum ClientError {
     Connect { url: String, detail: String },
     /// The API answered with an error object.
     #[error("{message}")]
-    Api { status: u16, code: String, message: String, class: Option<String> },
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+        class: Option<String>,
+    },
     #[error("the answer of graft run at {url} was not what the API sends: {detail}")]
     Protocol { url: String, detail: String },
 }
@@ -33,7 +38,9 @@ impl HttpClient {
     pub fn new(url: &str, secret: Secret) -> Result<HttpClient, String> {
         let base = url.trim().trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) || base.len() < 10 {
-            return Err(format!("`{url}` is not the URL of graft run's API (like http://127.0.0.1:7878)"));
+            return Err(format!(
+                "`{url}` is not the URL of graft run's API (like http://127.0.0.1:7878)"
+            ));
         }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_connect(Some(Duration::from_secs(10)))
@@ -63,7 +70,10 @@ impl HttpClient {
             .call()
             .map_err(|e| self.connect_error(e))?;
         let status = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string().map_err(|e| self.connect_error(e))?;
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| self.connect_error(e))?;
         if status != 200 {
             return Err(api_error(&self.base, status, &text));
         }

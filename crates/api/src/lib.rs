@@ -50,7 +50,11 @@ pub fn mount(
     Box::new(move |ops| {
         Box::pin(async move {
             if let Some(wake) = wake {
-                tokio::spawn(webhooks::deliver::run(root.clone(), config.webhooks.clone(), wake));
+                tokio::spawn(webhooks::deliver::run(
+                    root.clone(),
+                    config.webhooks.clone(),
+                    wake,
+                ));
             }
             let api_config = config.api.clone();
             if !api_config.enabled {
@@ -58,9 +62,9 @@ pub fn mount(
             }
             let (secret, source) = secret::load(&root, &api_config, true)?;
             let addr = api_config.listen.0;
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("cannot listen on {addr} for the API (`[api] listen` in graft.toml): {e}"))?;
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                format!("cannot listen on {addr} for the API (`[api] listen` in graft.toml): {e}")
+            })?;
             let local = listener
                 .local_addr()
                 .map_err(|e| format!("cannot read the API's address: {e}"))?;

@@ -26,7 +26,9 @@ use crate::state::Api;
 type Labels = Vec<(String, String)>;
 
 /// Gate duration buckets, in milliseconds (the histogram is in seconds).
-const GATE_BUCKETS_MS: [u64; 11] = [100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000, 1_800_000];
+const GATE_BUCKETS_MS: [u64; 11] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000, 1_800_000,
+];
 
 /// The daemon's own counters.
 #[derive(Default)]
@@ -47,7 +49,9 @@ impl Metrics {
     }
 
     pub fn accepted(&self, kind: &str) {
-        self.accepted.get_or_create(&vec![("kind".into(), kind.to_string())]).inc();
+        self.accepted
+            .get_or_create(&vec![("kind".into(), kind.to_string())])
+            .inc();
     }
 }
 
@@ -80,7 +84,10 @@ struct Figures {
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 impl Collector for Figures {
@@ -111,8 +118,12 @@ impl Collector for Figures {
             }
             buckets.push((f64::MAX, g.count - below));
             let l = labels(&[("gate", &g.gate)]);
-            m.encode_family(&l)?
-                .encode_histogram::<NoLabelSet>(g.sum_ms as f64 / 1000.0, g.count, &buckets, None)?;
+            m.encode_family(&l)?.encode_histogram::<NoLabelSet>(
+                g.sum_ms as f64 / 1000.0,
+                g.count,
+                &buckets,
+                None,
+            )?;
         }
         let deploys = self
             .switches
@@ -135,8 +146,12 @@ impl Collector for Figures {
         for (cause, n) in &self.switches {
             ConstCounter::new(*n as u64).encode(m.encode_family(&labels(&[("cause", cause)]))?)?;
         }
-        let mut m =
-            encoder.encode_descriptor("graft_rollbacks", "Rollbacks, by cause", None, MetricType::Counter)?;
+        let mut m = encoder.encode_descriptor(
+            "graft_rollbacks",
+            "Rollbacks, by cause",
+            None,
+            MetricType::Counter,
+        )?;
         for (cause, n) in &self.rollbacks {
             ConstCounter::new(*n as u64).encode(m.encode_family(&labels(&[("cause", cause)]))?)?;
         }
@@ -150,8 +165,16 @@ impl Collector for Figures {
             m.encode_info(&labels(&[("commit", c)]))?;
         }
         for (name, help, v) in [
-            ("graft_live_release_ready", "1 when the live release is running", self.ready as i64),
-            ("graft_watch_window", "1 while a new release is in its watch window", self.in_window as i64),
+            (
+                "graft_live_release_ready",
+                "1 when the live release is running",
+                self.ready as i64,
+            ),
+            (
+                "graft_watch_window",
+                "1 while a new release is in its watch window",
+                self.in_window as i64,
+            ),
             (
                 "graft_upgrades_accepted_waiting",
                 "Upgrades accepted over HTTP, waiting for their turn",
@@ -210,7 +233,13 @@ pub async fn serve(State(api): State<Arc<Api>>) -> Result<Response, ApiError> {
         ready: s.ready,
         in_window: s.in_watch_window,
         uptime_ms: s.uptime_ms,
-        waiting: api.pending.lock().expect("lock").values().filter(|p| !p.started).count(),
+        waiting: api
+            .pending
+            .lock()
+            .expect("lock")
+            .values()
+            .filter(|p| !p.started)
+            .count(),
     };
     let mut registry = Registry::default();
     registry.register(
@@ -228,7 +257,10 @@ pub async fn serve(State(api): State<Arc<Api>>) -> Result<Response, ApiError> {
     prometheus_client::encoding::text::encode(&mut text, &registry)
         .map_err(|e| ApiError::internal(format!("cannot encode the metrics: {e}")))?;
     Ok((
-        [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         text,
     )
         .into_response())

@@ -28,6 +28,10 @@ mod tests {
             );
         }
         let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
-        assert_eq!(documented, crate::routes::ROUTES.len(), "documented operations that are not routed");
+        assert_eq!(
+            documented,
+            crate::routes::ROUTES.len(),
+            "documented operations that are not routed"
+        );
     }
 }

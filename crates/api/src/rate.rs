@@ -32,7 +32,10 @@ pub fn check(
     let since = (now - span).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let created = ledger.upgrades_created_since(&since).map_err(LimitedOr::Ledger)?;
     // An accepted upgrade that has started is in the ledger: count it once.
-    let not_started = waiting.iter().filter(|id| !created.iter().any(|(c, _)| c == *id)).count();
+    let not_started = waiting
+        .iter()
+        .filter(|id| !created.iter().any(|(c, _)| c == *id))
+        .count();
     let used = created.len() + not_started;
     if (used as u64) < per_window {
         return Ok(());
@@ -85,9 +88,13 @@ mod tests {
             add(&l, false);
         }
         add(&l, true);
-        assert!(check(&l, 5, hour, &[], Utc::now()).is_ok(), "4 upgrades and a dry run");
+        assert!(
+            check(&l, 5, hour, &[], Utc::now()).is_ok(),
+            "4 upgrades and a dry run"
+        );
         // One accepted and waiting fills the window.
-        let Err(LimitedOr::Limited(lim)) = check(&l, 5, hour, &["upg_waiting".to_string()], Utc::now()) else {
+        let Err(LimitedOr::Limited(lim)) = check(&l, 5, hour, &["upg_waiting".to_string()], Utc::now())
+        else {
             panic!("limited")
         };
         assert_eq!(lim.used, 5);

@@ -76,7 +76,10 @@ pub fn load(root: &Path, config: &ApiConfig, generate: bool) -> Result<(Secret, 
     if let Ok(value) = std::env::var(var)
         && !value.trim().is_empty()
     {
-        return Ok((Secret::new(&value, &format!("${var}"))?, Source::Env(var.to_string())));
+        return Ok((
+            Secret::new(&value, &format!("${var}"))?,
+            Source::Env(var.to_string()),
+        ));
     }
     let home = std::env::var_os("HOME").map(PathBuf::from);
     if let Some(file) = &config.secret_file {
@@ -116,9 +119,13 @@ pub fn load(root: &Path, config: &ApiConfig, generate: bool) -> Result<(Secret, 
 
 /// Read a secret file, refusing one that others can read.
 pub fn read_file(path: &Path) -> Result<Secret, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read the API secret file {}: {e}", path.display()))?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read the API secret file {}: {e}", path.display()))?;
     if !meta.is_file() {
-        return Err(format!("the API secret file {} is not a regular file", path.display()));
+        return Err(format!(
+            "the API secret file {} is not a regular file",
+            path.display()
+        ));
     }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
@@ -138,7 +145,9 @@ mod tests {
     use super::*;
 
     fn config(text: &str) -> ApiConfig {
-        graft_config::Config::parse(Path::new("graft.toml"), text).unwrap().api
+        graft_config::Config::parse(Path::new("graft.toml"), text)
+            .unwrap()
+            .api
     }
 
     #[test]
@@ -176,10 +185,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let c = config("[api]\nsecret_env = \"GRAFT_TEST_SECRET_NEVER_SET\"\n");
         let e = load(dir.path(), &c, false).unwrap_err();
-        assert!(e.starts_with("no API secret: set $GRAFT_TEST_SECRET_NEVER_SET"), "{e}");
+        assert!(
+            e.starts_with("no API secret: set $GRAFT_TEST_SECRET_NEVER_SET"),
+            "{e}"
+        );
         let (s, src) = load(dir.path(), &c, true).unwrap();
         assert!(matches!(src, Source::Generated(_)));
-        let mode = std::fs::metadata(default_file(dir.path())).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(default_file(dir.path()))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(s.bytes().len(), 64);
         let (again, src) = load(dir.path(), &c, true).unwrap();

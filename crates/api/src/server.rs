@@ -13,7 +13,12 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 /// Accept and serve until the listener fails.
-pub async fn serve(listener: TcpListener, app: axum::Router, max_connections: usize, header_timeout: Duration) {
+pub async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    max_connections: usize,
+    header_timeout: Duration,
+) {
     let slots = Arc::new(Semaphore::new(max_connections.max(1)));
     loop {
         let Ok(permit) = slots.clone().acquire_owned().await else {

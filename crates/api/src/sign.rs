@@ -38,7 +38,14 @@ fn mac(secret: &[u8], text: &str) -> [u8; 32] {
 }
 
 /// The `X-Signature` value for a request.
-pub fn sign(secret: &[u8], method: &str, path: &str, timestamp: &str, challenge: &str, body: &[u8]) -> String {
+pub fn sign(
+    secret: &[u8],
+    method: &str,
+    path: &str,
+    timestamp: &str,
+    challenge: &str,
+    body: &[u8],
+) -> String {
     hex::encode(mac(secret, &canonical(method, path, timestamp, challenge, body)))
 }
 
@@ -86,7 +93,15 @@ mod tests {
     fn verify_accepts_the_signature_and_nothing_else() {
         let s = sign(b"secret-secret-16", "POST", "/v1/x", "1", "c", b"{}");
         assert!(verify(b"secret-secret-16", "POST", "/v1/x", "1", "c", b"{}", &s));
-        assert!(verify(b"secret-secret-16", "POST", "/v1/x", "1", "c", b"{}", &s.to_uppercase()));
+        assert!(verify(
+            b"secret-secret-16",
+            "POST",
+            "/v1/x",
+            "1",
+            "c",
+            b"{}",
+            &s.to_uppercase()
+        ));
         for (m, p, t, c, b) in [
             ("PUT", "/v1/x", "1", "c", &b"{}"[..]),
             ("POST", "/v1/y", "1", "c", b"{}"),
@@ -96,8 +111,32 @@ mod tests {
         ] {
             assert!(!verify(b"secret-secret-16", m, p, t, c, b, &s), "{m} {p} {t} {c}");
         }
-        assert!(!verify(b"another-secret-16", "POST", "/v1/x", "1", "c", b"{}", &s));
-        assert!(!verify(b"secret-secret-16", "POST", "/v1/x", "1", "c", b"{}", "zz"));
-        assert!(!verify(b"secret-secret-16", "POST", "/v1/x", "1", "c", b"{}", &s[..62]));
+        assert!(!verify(
+            b"another-secret-16",
+            "POST",
+            "/v1/x",
+            "1",
+            "c",
+            b"{}",
+            &s
+        ));
+        assert!(!verify(
+            b"secret-secret-16",
+            "POST",
+            "/v1/x",
+            "1",
+            "c",
+            b"{}",
+            "zz"
+        ));
+        assert!(!verify(
+            b"secret-secret-16",
+            "POST",
+            "/v1/x",
+            "1",
+            "c",
+            b"{}",
+            &s[..62]
+        ));
     }
 }

@@ -86,7 +86,9 @@ impl TryFrom<String> for ApiListen {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
         s.trim().parse().map(ApiListen).map_err(|_| {
-            format!("`{s}` is not an address to listen on: write \"127.0.0.1:7878\" (or port 0 for a free one)")
+            format!(
+                "`{s}` is not an address to listen on: write \"127.0.0.1:7878\" (or port 0 for a free one)"
+            )
         })
     }
 }
@@ -102,7 +104,9 @@ impl<const MIN: u64, const MAX: u64> TryFrom<i64> for Bounded<MIN, MAX> {
         if v >= MIN as i64 && v as u64 <= MAX {
             Ok(Bounded(v as u64))
         } else {
-            Err(format!("{v} is out of range: give a whole number from {MIN} to {MAX}"))
+            Err(format!(
+                "{v} is out of range: give a whole number from {MIN} to {MAX}"
+            ))
         }
     }
 }
@@ -225,8 +229,12 @@ impl WebhookConfig {
             return Ok(u.0.clone());
         }
         let var = self.url_env.as_ref().map(|v| v.as_str()).unwrap_or_default();
-        let value = std::env::var(var)
-            .map_err(|_| format!("webhook `{}`: the environment variable {var} is not set", self.key()))?;
+        let value = std::env::var(var).map_err(|_| {
+            format!(
+                "webhook `{}`: the environment variable {var} is not set",
+                self.key()
+            )
+        })?;
         WebhookUrl::try_from(value)
             .map(|u| u.0)
             .map_err(|e| format!("webhook `{}`: {var}: {e}", self.key()))
@@ -251,7 +259,9 @@ impl TryFrom<String> for WebhookUrl {
             .ok_or_else(|| format!("`{s}` is not a webhook URL: it must start with https:// or http://"))?;
         let host = rest.split(['/', '?', '#']).next().unwrap_or("");
         if host.is_empty() || s.chars().any(char::is_whitespace) {
-            return Err(format!("`{s}` is not a webhook URL: it has no host, or holds spaces"));
+            return Err(format!(
+                "`{s}` is not a webhook URL: it has no host, or holds spaces"
+            ));
         }
         Ok(WebhookUrl(s))
     }
@@ -342,11 +352,7 @@ pub(crate) fn check_webhooks(
     for (i, h) in hooks.iter().enumerate() {
         match (&h.url, &h.url_env) {
             (Some(_), Some(_)) => {
-                return Err(at(
-                    i,
-                    "",
-                    "give either `url` or `url_env`, not both".into(),
-                ));
+                return Err(at(i, "", "give either `url` or `url_env`, not both".into()));
             }
             (None, None) => {
                 return Err(at(
@@ -371,7 +377,10 @@ pub(crate) fn check_webhooks(
             return Err(at(
                 i,
                 "",
-                format!("a webhook `{}` is already defined above; give this one another `name`", h.key()),
+                format!(
+                    "a webhook `{}` is already defined above; give this one another `name`",
+                    h.key()
+                ),
             ));
         }
     }

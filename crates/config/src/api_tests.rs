@@ -47,7 +47,11 @@ format = "json"
     .unwrap();
     assert_eq!(c.api.listen.0.port(), 7878);
     assert_eq!(
-        c.api.secret_file.as_ref().unwrap().resolve(Path::new("/repo"), Some(Path::new("/home/ada"))),
+        c.api
+            .secret_file
+            .as_ref()
+            .unwrap()
+            .resolve(Path::new("/repo"), Some(Path::new("/home/ada"))),
         Path::new("/home/ada/.config/graft/secret")
     );
     assert_eq!((c.api.upgrades_per_window.0, c.api.window.0.as_secs()), (2, 600));
@@ -64,7 +68,9 @@ format = "json"
 fn a_secret_is_never_in_the_file() {
     let e = err("[api]\nsecret_env = \"9f2c-77aa-secret\"\n");
     assert!(
-        e.starts_with("graft.toml:2:14: key `api.secret_env`: `9f2c-77aa-secret` is not an environment variable name"),
+        e.starts_with(
+            "graft.toml:2:14: key `api.secret_env`: `9f2c-77aa-secret` is not an environment variable name"
+        ),
         "{e}"
     );
     assert!(e.contains("never the secret itself"), "{e}");
@@ -110,9 +116,15 @@ fn webhooks_need_one_url_and_known_events() {
     let e = err("[[webhooks]]\nurl = \"http://a/x\"\nurl_env = \"X\"\n");
     assert!(e.ends_with("give either `url` or `url_env`, not both"), "{e}");
     let e = err("[[webhooks]]\nurl = \"ftp://a/x\"\n");
-    assert!(e.contains("`ftp://a/x` is not a webhook URL: it must start with https:// or http://"), "{e}");
+    assert!(
+        e.contains("`ftp://a/x` is not a webhook URL: it must start with https:// or http://"),
+        "{e}"
+    );
     let e = err("[[webhooks]]\nurl = \"http://a/x\"\nevents = [\"landed\"]\n");
-    assert!(e.starts_with("graft.toml:3:11: key `webhooks[0].events[0]`: unknown variant `landed`"), "{e}");
+    assert!(
+        e.starts_with("graft.toml:3:11: key `webhooks[0].events[0]`: unknown variant `landed`"),
+        "{e}"
+    );
     let e = err("[[webhooks]]\nurl = \"http://a/x\"\nevents = []\n");
     assert!(e.contains("`events` is empty, so nothing would be sent"), "{e}");
     let e = err("[[webhooks]]\nurl = \"http://a/x\"\n\n[[webhooks]]\nurl = \"http://a/x\"\n");
@@ -121,7 +133,10 @@ fn webhooks_need_one_url_and_known_events() {
         "{e}"
     );
     let e = err("[[webhooks]]\nurl = \"http://a/x\"\nretries = 3\n");
-    assert!(e.starts_with("graft.toml:3:1: unknown key `webhooks[0].retries`"), "{e}");
+    assert!(
+        e.starts_with("graft.toml:3:1: unknown key `webhooks[0].retries`"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use api::{
-    ApiConfig, ApiListen, Bounded, EnvName, SecretFile, WebhookConfig, WebhookEvent, WebhookFormat, WebhookUrl,
+    ApiConfig, ApiListen, Bounded, EnvName, SecretFile, WebhookConfig, WebhookEvent, WebhookFormat,
+    WebhookUrl,
 };
 pub use error::ConfigError;
 pub use gate::{Better, GateConfig, GateKind};

@@ -338,9 +338,13 @@ mod tests {
     #[test]
     fn outbox_hands_out_the_oldest_undelivered_per_webhook() {
         let (_d, l) = ledger();
-        let a1 = l.enqueue_notification("a", Some("upg_x"), "planned", "{\"n\":1}").unwrap();
+        let a1 = l
+            .enqueue_notification("a", Some("upg_x"), "planned", "{\"n\":1}")
+            .unwrap();
         let b1 = l.enqueue_notification("b", None, "planned", "{}").unwrap();
-        let a2 = l.enqueue_notification("a", Some("upg_x"), "promoted", "{\"n\":2}").unwrap();
+        let a2 = l
+            .enqueue_notification("a", Some("upg_x"), "promoted", "{\"n\":2}")
+            .unwrap();
         assert!(a1 < b1 && b1 < a2);
         let mut hooks = l.webhooks_with_pending().unwrap();
         hooks.sort();
@@ -367,7 +371,10 @@ mod tests {
         let (_d, l) = ledger();
         let waiting = upgrade(&l, UpgradeState::AwaitingApproval, false);
         assert_eq!(l.approve_upgrade(&waiting, "api:ada").unwrap(), Ok(()));
-        assert_eq!(l.get_upgrade(waiting.as_str()).unwrap().state, UpgradeState::Queued);
+        assert_eq!(
+            l.get_upgrade(waiting.as_str()).unwrap().state,
+            UpgradeState::Queued
+        );
         assert_eq!(l.approvals(waiting.as_str()).unwrap()[0].1, "api:ada");
         // Twice: it is queued now.
         assert_eq!(
@@ -394,7 +401,12 @@ mod tests {
         upgrade(&l, UpgradeState::Staging, true);
         upgrade(&l, UpgradeState::Failed, false);
         assert_eq!(l.upgrades_created_since(&before).unwrap().len(), 2);
-        assert_eq!(l.upgrades_created_since("2999-01-01T00:00:00.000Z").unwrap().len(), 0);
+        assert_eq!(
+            l.upgrades_created_since("2999-01-01T00:00:00.000Z")
+                .unwrap()
+                .len(),
+            0
+        );
         let counts = l.upgrade_counts().unwrap();
         assert!(counts.contains(&("staging".into(), false, 1)), "{counts:?}");
         assert!(counts.contains(&("staging".into(), true, 1)), "{counts:?}");

@@ -200,14 +200,21 @@ fn request(p: &SelfImprove, dry_run: bool) -> Result<(UpgradeQuery, Vec<u8>), To
                 if given.is_empty() {
                     "none".to_string()
                 } else {
-                    given.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", ")
+                    given
+                        .iter()
+                        .map(|(k, _)| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 }
             ),
         ));
     }
     let (kind, body) = given.pop().expect("one");
     if kind == RequestKind::Instruction && body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ToolError::new("bad_request", "`instruction` is empty; say what to change"));
+        return Err(ToolError::new(
+            "bad_request",
+            "`instruction` is empty; say what to change",
+        ));
     }
     Ok((
         UpgradeQuery {
@@ -227,7 +234,11 @@ fn request(p: &SelfImprove, dry_run: bool) -> Result<(UpgradeQuery, Vec<u8>), To
 
 /// One line saying how an upgrade ended.
 fn outcome_line(r: &graft_pipeline::UpgradeReport) -> String {
-    let gates: Vec<String> = r.gates.iter().map(|g| format!("{} {}", g.name, g.status)).collect();
+    let gates: Vec<String> = r
+        .gates
+        .iter()
+        .map(|g| format!("{} {}", g.name, g.status))
+        .collect();
     let files = r.files.len();
     match (&r.failure, r.dry_run) {
         (None, true) => format!(
@@ -238,7 +249,10 @@ fn outcome_line(r: &graft_pipeline::UpgradeReport) -> String {
         (None, false) => format!(
             "upgrade {} promoted: {} is live ({files} file(s); gates: {})",
             r.id,
-            r.landed_commit.as_deref().map(|c| &c[..c.len().min(10)]).unwrap_or("?"),
+            r.landed_commit
+                .as_deref()
+                .map(|c| &c[..c.len().min(10)])
+                .unwrap_or("?"),
             gates.join(", ")
         ),
         (Some(f), _) => format!("upgrade {} {}: {} [{}]", r.id, r.state, f.message, f.reason),
@@ -289,13 +303,18 @@ impl GraftMcp {
                 match self.blocking(move |me| ops::status(&me.root, id.as_ref())).await {
                     Ok(v) => {
                         let line = match v["upgrade"]["id"].as_str() {
-                            Some(id) => format!("upgrade {id}: {}", v["upgrade"]["state"].as_str().unwrap_or("?")),
+                            Some(id) => {
+                                format!("upgrade {id}: {}", v["upgrade"]["state"].as_str().unwrap_or("?"))
+                            }
                             None => format!(
                                 "{} upgrade(s) in progress, {} pending; branch {} at {}",
                                 v["in_progress"].as_array().map_or(0, Vec::len),
                                 v["pending"].as_array().map_or(0, Vec::len),
                                 v["branch"].as_str().unwrap_or("?"),
-                                v["branch_commit"].as_str().map(|c| &c[..c.len().min(10)]).unwrap_or("?"),
+                                v["branch_commit"]
+                                    .as_str()
+                                    .map(|c| &c[..c.len().min(10)])
+                                    .unwrap_or("?"),
                             ),
                         };
                         ok(line, v)
@@ -337,7 +356,11 @@ impl GraftMcp {
         match self.blocking(move |me| ops::rollback(&me.root, &id, "mcp")).await {
             Ok(r) => ok(
                 match &r.revert_commit {
-                    Some(c) => format!("rolled back {}: revert commit {} landed", r.id, &c[..c.len().min(10)]),
+                    Some(c) => format!(
+                        "rolled back {}: revert commit {} landed",
+                        r.id,
+                        &c[..c.len().min(10)]
+                    ),
                     None => format!("{}: it never landed; its branch was discarded", r.id),
                 },
                 json!(r),
@@ -366,7 +389,14 @@ impl GraftMcp {
         match r {
             Ok(v) => {
                 let diff = v["diff"].as_str().unwrap_or("").to_string();
-                let mut r = ok(format!("upgrade {}: {} file(s)", v["id"].as_str().unwrap_or("?"), v["files"].as_array().map_or(0, Vec::len)), v);
+                let mut r = ok(
+                    format!(
+                        "upgrade {}: {} file(s)",
+                        v["id"].as_str().unwrap_or("?"),
+                        v["files"].as_array().map_or(0, Vec::len)
+                    ),
+                    v,
+                );
                 r.content.push(ContentBlock::text(diff));
                 r
             }
@@ -380,7 +410,8 @@ impl GraftMcp {
     async fn scan(&self, Parameters(p): Parameters<ScanInput>) -> CallToolResult {
         let r = self
             .blocking(move |me| {
-                let id = (me.hooks.scan)(&me.root, p.path.as_deref()).map_err(|f| ToolError::new(&f.code, f.message))?;
+                let id = (me.hooks.scan)(&me.root, p.path.as_deref())
+                    .map_err(|f| ToolError::new(&f.code, f.message))?;
                 let ws = graft_pipeline::Workspace::open(&me.root)?;
                 let scan = ws
                     .ledger
@@ -428,7 +459,9 @@ impl GraftMcp {
                 format!(
                     "{} upgrade(s); success rate {}; {} rollback(s)",
                     v["total"],
-                    v["success_rate"].as_f64().map_or("n/a".into(), |r| format!("{:.0} %", r * 100.0)),
+                    v["success_rate"]
+                        .as_f64()
+                        .map_or("n/a".into(), |r| format!("{:.0} %", r * 100.0)),
                     v["rollbacks"]
                 ),
                 v,
@@ -437,7 +470,9 @@ impl GraftMcp {
         }
     }
 
-    #[tool(description = "The agent's current-task document, kept by Graft across restarts, upgrades and rollbacks.")]
+    #[tool(
+        description = "The agent's current-task document, kept by Graft across restarts, upgrades and rollbacks."
+    )]
     async fn get_task(&self) -> CallToolResult {
         let r = self
             .blocking(|me| Ok(graft_pipeline::Workspace::open(&me.root)?.ledger.agent_task()?))
@@ -452,10 +487,17 @@ impl GraftMcp {
     #[tool(description = "Replace the agent's current-task document; saved durably before the answer.")]
     async fn save_task(&self, Parameters(p): Parameters<TaskInput>) -> CallToolResult {
         let r = self
-            .blocking(move |me| Ok(graft_pipeline::Workspace::open(&me.root)?.ledger.put_agent_task(&p.content)?))
+            .blocking(move |me| {
+                Ok(graft_pipeline::Workspace::open(&me.root)?
+                    .ledger
+                    .put_agent_task(&p.content)?)
+            })
             .await;
         match r {
-            Ok(version) => ok(format!("task saved (version {version})"), json!({ "version": version })),
+            Ok(version) => ok(
+                format!("task saved (version {version})"),
+                json!({ "version": version }),
+            ),
             Err(e) => e,
         }
     }
@@ -485,12 +527,22 @@ impl GraftMcp {
 
     #[tool(description = "Read the agent's conversation history, oldest first.")]
     async fn get_history(&self, Parameters(p): Parameters<HistoryQuery>) -> CallToolResult {
-        let (after, limit) = (p.after.unwrap_or(0), p.limit.unwrap_or(100).clamp(1, 1000) as usize);
+        let (after, limit) = (
+            p.after.unwrap_or(0),
+            p.limit.unwrap_or(100).clamp(1, 1000) as usize,
+        );
         let r = self
-            .blocking(move |me| Ok(graft_pipeline::Workspace::open(&me.root)?.ledger.history(after, limit)?))
+            .blocking(move |me| {
+                Ok(graft_pipeline::Workspace::open(&me.root)?
+                    .ledger
+                    .history(after, limit)?)
+            })
             .await;
         match r {
-            Ok(entries) => ok(format!("{} entr(ies)", entries.len()), json!({ "entries": entries })),
+            Ok(entries) => ok(
+                format!("{} entr(ies)", entries.len()),
+                json!({ "entries": entries }),
+            ),
             Err(e) => e,
         }
     }

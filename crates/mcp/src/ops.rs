@@ -70,7 +70,11 @@ pub struct Hooks {
 
 /// Where a tool's work happened.
 pub fn via(root: &Path) -> &'static str {
-    if Client::find(root).is_some() { "graft run" } else { "local" }
+    if Client::find(root).is_some() {
+        "graft run"
+    } else {
+        "local"
+    }
 }
 
 fn daemon_error(e: graft_supervisor::client::ClientError) -> ToolError {
@@ -84,14 +88,24 @@ fn line_error(e: graft_supervisor::wire::ErrorLine) -> ToolError {
 /// The deploy step without a daemon (as the CLI: a supervised target's
 /// landed commit goes live when `graft run` starts).
 fn local_deploy(ws: &Workspace) -> &'static dyn Deploy {
-    if ws.config.run.is_some() { &LandOnly } else { &RecordOnly }
+    if ws.config.run.is_some() {
+        &LandOnly
+    } else {
+        &RecordOnly
+    }
 }
 
 /// Refuse an upgrade over `[api] upgrades_per_window` (dry runs are free).
 pub fn check_rate(root: &Path) -> Result<(), ToolError> {
     let ws = Workspace::open(root)?;
     let c = &ws.config.api;
-    match graft_api::rate::check(&ws.ledger, c.upgrades_per_window.0, c.window.0, &[], chrono::Utc::now()) {
+    match graft_api::rate::check(
+        &ws.ledger,
+        c.upgrades_per_window.0,
+        c.window.0,
+        &[],
+        chrono::Utc::now(),
+    ) {
         Ok(()) => Ok(()),
         Err(graft_api::rate::LimitedOr::Limited(l)) => Err(ToolError::new(
             "rate_limited",
@@ -107,7 +121,12 @@ pub fn check_rate(root: &Path) -> Result<(), ToolError> {
 }
 
 /// Run one upgrade (a dry run for `plan`).
-pub fn upgrade(root: &Path, hooks: &Hooks, q: UpgradeQuery, body: Vec<u8>) -> Result<UpgradeReport, ToolError> {
+pub fn upgrade(
+    root: &Path,
+    hooks: &Hooks,
+    q: UpgradeQuery,
+    body: Vec<u8>,
+) -> Result<UpgradeReport, ToolError> {
     if let Some(client) = Client::find(root) {
         let path = format!(
             "/v1/upgrades?{}",
@@ -124,7 +143,8 @@ pub fn upgrade(root: &Path, hooks: &Hooks, q: UpgradeQuery, body: Vec<u8>) -> Re
         if let Some(e) = error {
             return Err(line_error(e));
         }
-        let v = report.ok_or_else(|| ToolError::new("daemon", "graft run ended the answer without a report"))?;
+        let v =
+            report.ok_or_else(|| ToolError::new("daemon", "graft run ended the answer without a report"))?;
         return serde_json::from_value(v).map_err(|e| ToolError::new("daemon", e.to_string()));
     }
     let ws = Workspace::open(root)?;
@@ -133,15 +153,23 @@ pub fn upgrade(root: &Path, hooks: &Hooks, q: UpgradeQuery, body: Vec<u8>) -> Re
         .parse()
         .map_err(|_| ToolError::new("bad_request", format!("unknown kind `{}`", q.kind)))?;
     let source = match kind {
-        RequestKind::Patch => ChangeSource::Patch { name: q.name.clone(), bytes: body },
-        RequestKind::Edits => ChangeSource::Edits { name: q.name.clone(), bytes: body },
+        RequestKind::Patch => ChangeSource::Patch {
+            name: q.name.clone(),
+            bytes: body,
+        },
+        RequestKind::Edits => ChangeSource::Edits {
+            name: q.name.clone(),
+            bytes: body,
+        },
         _ => ChangeSource::Generator((hooks.generators)(&ws, &q, &body).map_err(line_error)?),
     };
     let title = q
         .title
         .clone()
         .or_else(|| Some(ws.ledger.suggestion(q.suggestion.as_deref()?).ok()??.title));
-    let notifier = graft_api::webhooks::Notifier::open(&ws.root, &ws.config).ok().flatten();
+    let notifier = graft_api::webhooks::Notifier::open(&ws.root, &ws.config)
+        .ok()
+        .flatten();
     let null = graft_pipeline::NullObserver;
     let observer: &dyn graft_pipeline::Observer = match &notifier {
         Some(n) => &**n,
@@ -174,7 +202,9 @@ fn flush(ws: &Workspace) {
 }
 
 pub fn parse_id(id: &str) -> Result<UpgradeId, ToolError> {
-    id.trim().parse().map_err(|e: String| ToolError::new("not_found", e))
+    id.trim()
+        .parse()
+        .map_err(|e: String| ToolError::new("not_found", e))
 }
 
 pub fn rollback(root: &Path, id: &UpgradeId, by: &str) -> Result<RollbackReport, ToolError> {
@@ -182,22 +212,30 @@ pub fn rollback(root: &Path, id: &UpgradeId, by: &str) -> Result<RollbackReport,
         let q = serde_urlencoded::to_string([("requested_by", by)]).unwrap_or_default();
         let (mut report, mut error) = (None, None);
         client
-            .stream("POST", &format!("/v1/upgrades/{id}/rollback?{q}"), Vec::new(), &mut |line| match line {
-                Line::Rollback(v) => report = Some(v),
-                Line::Error(e) => error = Some(e),
-                Line::Event(_) | Line::Report(_) => {}
-            })
+            .stream(
+                "POST",
+                &format!("/v1/upgrades/{id}/rollback?{q}"),
+                Vec::new(),
+                &mut |line| match line {
+                    Line::Rollback(v) => report = Some(v),
+                    Line::Error(e) => error = Some(e),
+                    Line::Event(_) | Line::Report(_) => {}
+                },
+            )
             .map_err(daemon_error)?;
         if let Some(e) = error {
             return Err(line_error(e));
         }
-        let v = report.ok_or_else(|| ToolError::new("daemon", "graft run ended the answer without a report"))?;
+        let v =
+            report.ok_or_else(|| ToolError::new("daemon", "graft run ended the answer without a report"))?;
         return serde_json::from_value(v).map_err(|e| ToolError::new("daemon", e.to_string()));
     }
     let ws = Workspace::open(root)?;
     let deploy = local_deploy(&ws);
     let held = recover::exclusive(&ws, deploy, true)?.expect("a blocking lock is always taken");
-    let notifier = graft_api::webhooks::Notifier::open(&ws.root, &ws.config).ok().flatten();
+    let notifier = graft_api::webhooks::Notifier::open(&ws.root, &ws.config)
+        .ok()
+        .flatten();
     let null = graft_pipeline::NullObserver;
     let observer: &dyn graft_pipeline::Observer = match &notifier {
         Some(n) => &**n,

@@ -118,7 +118,10 @@ impl Pipeline<'_> {
             }
         };
 
-        let id = req.id.clone().unwrap_or_else(|| UpgradeId::generate(chrono::Utc::now()));
+        let id = req
+            .id
+            .clone()
+            .unwrap_or_else(|| UpgradeId::generate(chrono::Utc::now()));
         lock.describe(&format!("running {id}"));
         let title = req.title.clone().unwrap_or_else(|| default_title(&req));
         self.ws.ledger.insert_upgrade(&NewUpgrade {

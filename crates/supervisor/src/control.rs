@@ -199,7 +199,11 @@ impl Ops {
 
     /// Cancel an upgrade. Not queued: it must reach an upgrade that holds
     /// the queue now.
-    pub async fn cancel(self: &Arc<Self>, id: UpgradeId, requested_by: String) -> Result<CancelReport, Failure> {
+    pub async fn cancel(
+        self: &Arc<Self>,
+        id: UpgradeId,
+        requested_by: String,
+    ) -> Result<CancelReport, Failure> {
         let (root, deploy) = (self.root.clone(), self.deploy.clone());
         let done = tokio::task::spawn_blocking(move || -> Result<_, Failure> {
             let ws = Workspace::open(&root).map_err(Failure::from)?;

@@ -58,8 +58,11 @@ pub struct Started {
 /// could not start. Supplied by the binary, so that this crate does not
 /// depend on the servers built on it.
 pub type Mount = Box<
-    dyn FnOnce(Arc<Ops>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<(String, String)>, String>> + Send>>
-        + Send,
+    dyn FnOnce(
+            Arc<Ops>,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<Vec<(String, String)>, String>> + Send>,
+        > + Send,
 >;
 
 /// What the binary adds to the daemon.

@@ -76,7 +76,10 @@ pub fn router(api: Arc<Api>) -> axum::Router {
         .route("/v1/scans/{id}", get(reads::scan))
         .route("/v1/ledger", get(reads::ledger))
         .route("/v1/agent/task", get(reads::get_task).put(reads::put_task))
-        .route("/v1/agent/history", get(reads::history).post(reads::append_history))
+        .route(
+            "/v1/agent/history",
+            get(reads::history).post(reads::append_history),
+        )
         .route("/v1/webhooks", get(reads::webhooks))
         .route_layer(from_fn_with_state(api.clone(), auth::guard))
         .route_layer(from_fn_with_state(api.clone(), metrics::count))
@@ -101,10 +104,16 @@ async fn not_found(State(api): State<Arc<Api>>, req: axum::extract::Request) -> 
 /// A JSON body, with the reason in our error shape when it is not one.
 pub fn body_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     if std::str::from_utf8(body).is_err() {
-        return Err(ApiError::bad_request("bad_body", "the request body is not UTF-8 text"));
+        return Err(ApiError::bad_request(
+            "bad_body",
+            "the request body is not UTF-8 text",
+        ));
     }
     serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request("bad_body", format!("the request body is not the JSON expected: {e}"))
+        ApiError::bad_request(
+            "bad_body",
+            format!("the request body is not the JSON expected: {e}"),
+        )
     })
 }
 
@@ -193,6 +202,9 @@ async fn session_create(State(api): State<Arc<Api>>, caller: axum::Extension<Cal
 /// `DELETE /v1/session`: end the session of the cookie.
 async fn session_delete(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
     let ended = auth::session_cookie(&headers).is_some_and(|id| api.sessions.remove(&id));
-    let cookie = format!("{}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0", auth::SESSION_COOKIE);
+    let cookie = format!(
+        "{}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0",
+        auth::SESSION_COOKIE
+    );
     ([("set-cookie", cookie)], Json(json!({ "ended": ended }))).into_response()
 }

@@ -171,11 +171,18 @@ pub async fn start_scan(State(api): State<Arc<Api>>, body: Bytes) -> Result<Resp
     let key = id.clone();
     let v = api
         .ledger(move |l| {
-            let scan = l.scan(&key)?.ok_or_else(|| ApiError::internal(format!("scan {key} was not stored")))?;
+            let scan = l
+                .scan(&key)?
+                .ok_or_else(|| ApiError::internal(format!("scan {key} was not stored")))?;
             Ok(json!({ "scan": scan, "suggestions": l.suggestions(&key)? }))
         })
         .await?;
-    Ok((StatusCode::CREATED, [("location", format!("/v1/scans/{id}"))], Json(v)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [("location", format!("/v1/scans/{id}"))],
+        Json(v),
+    )
+        .into_response())
 }
 
 /// `GET /v1/agent/task`.
@@ -206,7 +213,10 @@ pub struct HistoryQuery {
 }
 
 /// `GET /v1/agent/history`: entries after an id, oldest first.
-pub async fn history(State(api): State<Arc<Api>>, query: QueryOf<HistoryQuery>) -> Result<Response, ApiError> {
+pub async fn history(
+    State(api): State<Arc<Api>>,
+    query: QueryOf<HistoryQuery>,
+) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
     let (after, limit) = (q.after.unwrap_or(0), q.limit.unwrap_or(100).clamp(1, 1000));
     let entries = api.ledger(move |l| Ok(l.history(after, limit)?)).await?;
@@ -226,13 +236,18 @@ struct HistoryBody {
 pub async fn append_history(State(api): State<Arc<Api>>, body: Bytes) -> Result<Response, ApiError> {
     let h: HistoryBody = body_json(&body)?;
     if h.role.trim().is_empty() || h.role.chars().count() > 64 {
-        return Err(ApiError::bad_request("bad_role", "`role` must be 1 to 64 characters"));
+        return Err(ApiError::bad_request(
+            "bad_role",
+            "`role` must be 1 to 64 characters",
+        ));
     }
     if !(h.meta.is_null() || h.meta.is_object()) {
         return Err(ApiError::bad_request("bad_body", "`meta` must be a JSON object"));
     }
     let meta = if h.meta.is_null() { json!({}) } else { h.meta };
-    let id = api.ledger(move |l| Ok(l.append_history(&h.role, &h.content, &meta)?)).await?;
+    let id = api
+        .ledger(move |l| Ok(l.append_history(&h.role, &h.content, &meta)?))
+        .await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
 }
 
@@ -241,7 +256,9 @@ pub async fn append_history(State(api): State<Arc<Api>>, body: Bytes) -> Result<
 pub async fn webhooks(State(api): State<Arc<Api>>, query: QueryOf<LimitQuery>) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
-    let (rows, counts) = api.ledger(move |l| Ok((l.outbox(None, limit)?, l.outbox_counts()?))).await?;
+    let (rows, counts) = api
+        .ledger(move |l| Ok((l.outbox(None, limit)?, l.outbox_counts()?)))
+        .await?;
     let hooks: Vec<Value> = api
         .webhooks
         .iter()

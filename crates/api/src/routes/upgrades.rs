@@ -62,7 +62,10 @@ fn source(c: &CreateUpgrade) -> Result<(RequestKind, Vec<u8>), ApiError> {
     let mut given: Vec<(RequestKind, Vec<u8>)> = Vec::new();
     if let Some(i) = &c.instruction {
         if i.trim().is_empty() {
-            return Err(ApiError::bad_request("bad_request", "`instruction` is empty; say what to change"));
+            return Err(ApiError::bad_request(
+                "bad_request",
+                "`instruction` is empty; say what to change",
+            ));
         }
         given.push((RequestKind::Instruction, i.clone().into_bytes()));
     }
@@ -84,7 +87,10 @@ fn source(c: &CreateUpgrade) -> Result<(RequestKind, Vec<u8>), ApiError> {
     }
     if let Some(s) = &c.suggestion {
         if s.trim().is_empty() {
-            return Err(ApiError::bad_request("bad_request", "`suggestion` is empty; give a suggestion id from a scan"));
+            return Err(ApiError::bad_request(
+                "bad_request",
+                "`suggestion` is empty; give a suggestion id from a scan",
+            ));
         }
         given.push((RequestKind::Suggestion, Vec::new()));
     }
@@ -149,7 +155,10 @@ pub async fn create(
         ));
     }
     if c.title.as_ref().is_some_and(|t| t.chars().count() > 200) {
-        return Err(ApiError::bad_request("bad_request", "`title` is longer than 200 characters"));
+        return Err(ApiError::bad_request(
+            "bad_request",
+            "`title` is longer than 200 characters",
+        ));
     }
     let requested_by = requester(&caller, c.requested_by.as_deref())?;
     let query = UpgradeQuery {
@@ -270,7 +279,11 @@ pub async fn create(
 }
 
 fn cancelled_while_waiting(id: &UpgradeId) -> Response {
-    ApiError::conflict("cancelled", format!("upgrade {id} was cancelled before it started")).into_response()
+    ApiError::conflict(
+        "cancelled",
+        format!("upgrade {id} was cancelled before it started"),
+    )
+    .into_response()
 }
 
 /// The answer once an operation ended.
@@ -317,7 +330,13 @@ pub async fn list(State(api): State<Arc<Api>>, query: QueryOf<ListQuery>) -> Res
     let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     let mut states = Vec::new();
-    for s in q.state.as_deref().unwrap_or("").split(',').filter(|s| !s.trim().is_empty()) {
+    for s in q
+        .state
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+    {
         states.push(s.trim().parse::<UpgradeState>().map_err(|_| {
             ApiError::bad_request(
                 "bad_query",
@@ -389,7 +408,10 @@ pub async fn get(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Result<
 }
 
 fn not_found(id: &UpgradeId) -> ApiError {
-    ApiError::not_found("not_found", format!("no upgrade `{id}` (GET /v1/upgrades lists them)"))
+    ApiError::not_found(
+        "not_found",
+        format!("no upgrade `{id}` (GET /v1/upgrades lists them)"),
+    )
 }
 
 /// `GET /v1/upgrades/{id}/diff`.
@@ -520,8 +542,10 @@ pub async fn cancel(
             id: id.to_string(),
             state: UpgradeState::Cancelled.to_string(),
         });
-        return Ok(Json(json!({ "cancel": { "id": id, "state": "cancelled", "note": "cancelled before it started" } }))
-            .into_response());
+        return Ok(Json(
+            json!({ "cancel": { "id": id, "state": "cancelled", "note": "cancelled before it started" } }),
+        )
+        .into_response());
     }
     match api.ops.cancel(id.clone(), by).await {
         Ok(report) => Ok(Json(json!({ "cancel": report })).into_response()),

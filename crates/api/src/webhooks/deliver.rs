@@ -82,7 +82,9 @@ fn backoff(attempts: i64, max: Duration) -> Duration {
 }
 
 fn parse_time(t: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(t).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(t)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// Send what is due for one webhook, in order, until the outbox is empty,
@@ -239,7 +241,11 @@ pub fn flush(root: &Path, hooks: &[WebhookConfig], budget: Duration) -> Flushed 
     let Ok(ledger) = open_ledger(root) else {
         return Flushed::Nothing;
     };
-    if ledger.webhooks_with_pending().map(|k| k.is_empty()).unwrap_or(true) {
+    if ledger
+        .webhooks_with_pending()
+        .map(|k| k.is_empty())
+        .unwrap_or(true)
+    {
         return Flushed::Nothing;
     }
     let Some(_lock) = try_lock(root) else {

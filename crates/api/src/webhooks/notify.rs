@@ -78,7 +78,14 @@ impl Notifier {
         !std::mem::replace(flag, true)
     }
 
-    fn queue(&self, ledger: &Ledger, event: WebhookEvent, u: &Upgrade, summary: String, facts: Vec<(String, String)>) {
+    fn queue(
+        &self,
+        ledger: &Ledger,
+        event: WebhookEvent,
+        u: &Upgrade,
+        summary: String,
+        facts: Vec<(String, String)>,
+    ) {
         let n = Notification {
             event,
             target: self.target.clone(),
@@ -89,8 +96,13 @@ impl Notifier {
         };
         for h in self.hooks.iter().filter(|h| h.wants(event)) {
             let body = n.render(h.format).to_string();
-            if let Err(e) = ledger.enqueue_notification(&h.key(), Some(u.id.as_str()), event.as_str(), &body) {
-                eprintln!("graft: cannot queue the `{event}` notification of {} for webhook `{}`: {e}", u.id, h.key());
+            if let Err(e) = ledger.enqueue_notification(&h.key(), Some(u.id.as_str()), event.as_str(), &body)
+            {
+                eprintln!(
+                    "graft: cannot queue the `{event}` notification of {} for webhook `{}`: {e}",
+                    u.id,
+                    h.key()
+                );
             }
         }
         self.wake.send_modify(|n| *n = n.wrapping_add(1));
@@ -100,7 +112,9 @@ impl Notifier {
         let (id, what) = match event {
             Event::StateChanged { id, state } => (id, state.as_str()),
             Event::StepBegin { id, step } if step == "release" => (id, "gates_passed"),
-            Event::StepEnd { id, step, outcome, .. } if step == "deploy" && outcome == "ok" => (id, "deployed"),
+            Event::StepEnd {
+                id, step, outcome, ..
+            } if step == "deploy" && outcome == "ok" => (id, "deployed"),
             _ => return,
         };
         let Ok(Some(u)) = ledger.upgrade(id) else {
@@ -126,7 +140,10 @@ impl Notifier {
                 format!("\u{201c}{}\u{201d} waits for approval", u.title),
                 vec![
                     ("risk".into(), u.risk.clone().unwrap_or_else(|| "unknown".into())),
-                    ("approve".into(), format!("graft approve {} (or POST /v1/upgrades/{}/approve)", u.id, u.id)),
+                    (
+                        "approve".into(),
+                        format!("graft approve {} (or POST /v1/upgrades/{}/approve)", u.id, u.id),
+                    ),
                 ],
             ),
             "promoted" | "rolled_back" | "failed" | "cancelled" => {
@@ -146,7 +163,9 @@ impl Notifier {
 
     fn planned(&self, ledger: &Ledger, u: &Upgrade) {
         let files = ledger.file_changes(u.id.as_str()).unwrap_or_default();
-        let (added, removed) = files.iter().fold((0, 0), |(a, r), f| (a + f.lines_added, r + f.lines_removed));
+        let (added, removed) = files
+            .iter()
+            .fold((0, 0), |(a, r), f| (a + f.lines_added, r + f.lines_removed));
         let list: Vec<String> = files
             .iter()
             .take(10)
@@ -163,14 +182,21 @@ impl Notifier {
             ledger,
             WebhookEvent::Planned,
             u,
-            format!("\u{201c}{}\u{201d}: {} file(s), +{added} -{removed}", u.title, files.len()),
+            format!(
+                "\u{201c}{}\u{201d}: {} file(s), +{added} -{removed}",
+                u.title,
+                files.len()
+            ),
             facts,
         );
     }
 
     fn gates_passed(&self, ledger: &Ledger, u: &Upgrade) {
         let gates = latest_round(ledger, u);
-        let names: Vec<String> = gates.iter().map(|g| format!("{} {}", g.name, seconds(g.duration_ms))).collect();
+        let names: Vec<String> = gates
+            .iter()
+            .map(|g| format!("{} {}", g.name, seconds(g.duration_ms)))
+            .collect();
         self.queue(
             ledger,
             WebhookEvent::GatesPassed,
@@ -181,7 +207,14 @@ impl Notifier {
     }
 
     fn ended(&self, ledger: &Ledger, u: &Upgrade) {
-        let first_line = |s: &Option<String>| s.as_deref().unwrap_or("").lines().next().unwrap_or("").to_string();
+        let first_line = |s: &Option<String>| {
+            s.as_deref()
+                .unwrap_or("")
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        };
         let reason = u.reason.clone().unwrap_or_default();
         match u.state {
             UpgradeState::Promoted => {
@@ -201,8 +234,14 @@ impl Notifier {
                 let rb = ledger.rollbacks(Some(u.id.as_str())).unwrap_or_default();
                 let last = rb.last();
                 let cause = last.map(|r| r.cause.clone()).unwrap_or(reason);
-                let revert = short(last.and_then(|r| r.revert_commit.as_deref()).or(u.revert_commit.as_deref()));
-                let mut facts = vec![("cause".into(), cause.clone()), ("revert commit".into(), revert.clone())];
+                let revert = short(
+                    last.and_then(|r| r.revert_commit.as_deref())
+                        .or(u.revert_commit.as_deref()),
+                );
+                let mut facts = vec![
+                    ("cause".into(), cause.clone()),
+                    ("revert commit".into(), revert.clone()),
+                ];
                 if let Some(e) = &u.error {
                     facts.push(("why".into(), first_line(&Some(e.clone()))));
                 }
@@ -229,13 +268,23 @@ impl Notifier {
                 vec![("by".into(), first_line(&u.error))],
             ),
             UpgradeState::Failed
-                if reason.starts_with("gate_failed") || reason.starts_with("gate_modified_tree") || reason == "release_failed" =>
+                if reason.starts_with("gate_failed")
+                    || reason.starts_with("gate_modified_tree")
+                    || reason == "release_failed" =>
             {
                 let failed: Vec<String> = latest_round(ledger, u)
                     .iter()
                     .filter(|g| g.status != graft_ledger::GateStatus::Passed && g.required)
                     .map(|g| {
-                        let tail: Vec<&str> = g.output_tail.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();
+                        let tail: Vec<&str> = g
+                            .output_tail
+                            .lines()
+                            .rev()
+                            .take(5)
+                            .collect::<Vec<_>>()
+                            .into_iter()
+                            .rev()
+                            .collect();
                         format!("{} ({}): {}", g.name, g.status, tail.join("\n"))
                     })
                     .collect();
@@ -280,7 +329,9 @@ fn latest_round(ledger: &Ledger, u: &Upgrade) -> Vec<graft_ledger::GateRun> {
 }
 
 fn short(commit: Option<&str>) -> String {
-    commit.map(|c| c[..c.len().min(10)].to_string()).unwrap_or_else(|| "-".into())
+    commit
+        .map(|c| c[..c.len().min(10)].to_string())
+        .unwrap_or_else(|| "-".into())
 }
 
 fn seconds(ms: u64) -> String {

@@ -22,7 +22,13 @@ pub struct Notification {
 impl Notification {
     /// The text a chat shows in a notification.
     pub fn text(&self) -> String {
-        format!("[{}] {} {}: {}", self.target, self.event.as_str().replace('_', " "), self.upgrade.id, self.summary)
+        format!(
+            "[{}] {} {}: {}",
+            self.target,
+            self.event.as_str().replace('_', " "),
+            self.upgrade.id,
+            self.summary
+        )
     }
 
     pub fn render(&self, format: WebhookFormat) -> Value {
@@ -58,7 +64,9 @@ impl Notification {
 
     fn slack(&self) -> Value {
         let icon = match self.event {
-            WebhookEvent::Promoted | WebhookEvent::GatesPassed | WebhookEvent::Deployed => ":white_check_mark:",
+            WebhookEvent::Promoted | WebhookEvent::GatesPassed | WebhookEvent::Deployed => {
+                ":white_check_mark:"
+            }
             WebhookEvent::GatesFailed | WebhookEvent::Failed => ":x:",
             WebhookEvent::RolledBack => ":rewind:",
             WebhookEvent::NeedsApproval => ":raised_hand:",
@@ -138,7 +146,10 @@ mod tests {
             at: "2026-11-21T10:31:00Z".into(),
         };
         let v = n.render(WebhookFormat::Slack);
-        assert_eq!(v["text"], "[greeter] promoted upg_20261121_103001_a1b2c3: abc is live");
+        assert_eq!(
+            v["text"],
+            "[greeter] promoted upg_20261121_103001_a1b2c3: abc is live"
+        );
         let blocks = v["blocks"].as_array().unwrap();
         assert_eq!(blocks[0]["type"], "section");
         assert!(
