@@ -312,7 +312,7 @@ impl Drop for Child {
 }
 
 #[test]
-fn schemathesis_finds_no_server_error_through_the_openapi_document() {
+fn schemathesis_finds_the_api_true_to_its_openapi_document() {
     let (t, _port) = api_target("");
     let d = start(&t);
     let api = Api::of(&d);
@@ -335,12 +335,27 @@ fn schemathesis_finds_no_server_error_through_the_openapi_document() {
     )
     .unwrap();
     let proxy_url = format!("http://127.0.0.1:{}", line.trim());
+    // Without the analyzer in this build, starting a scan is 501 by
+    // design; leave that one operation out (the rest stays checked).
+    let mut excluded = vec!["/events"];
+    let scan = api.signed("POST", "/v1/scans", "{}");
+    if (scan.status, scan.code().as_str()) == (501, "unavailable") {
+        eprintln!(
+            "POST /v1/scans left out: this build has no analyzer ({})",
+            scan.body
+        );
+        excluded.push("startScan");
+    }
     let reports = tempfile::tempdir().unwrap();
     let out = Command::new(&python)
         .args(["-m", "schemathesis.cli", "run"])
         .arg(format!("{proxy_url}/openapi.json"))
         .args(["--url", &proxy_url])
-        .args(["--checks", "not_a_server_error"])
+        .args(["--checks", "all"])
+        // The proxy signs everything, so "accepts a request without (or
+        // with a wrong) signature" is the proxy's doing: those two are
+        // tested without it in tests/api.rs.
+        .args(["--exclude-checks", "ignored_auth,missing_required_header"])
         // Bounded: a fixed number of examples per operation, one worker.
         .args([
             "--max-examples",
@@ -356,6 +371,11 @@ fn schemathesis_finds_no_server_error_through_the_openapi_document() {
         .args(["--request-timeout", "120", "--no-color"])
         // A stream that never ends; its own test is in tests/api.rs.
         .args(["--exclude-path", "/events"])
+        .args(if excluded.contains(&"startScan") {
+            vec!["--exclude-operation-id", "startScan"]
+        } else {
+            vec![]
+        })
         .args(["--report", "junit", "--report-dir"])
         .arg(reports.path())
         .env("SCHEMATHESIS_TELEMETRY", "false")
@@ -373,8 +393,17 @@ fn schemathesis_finds_no_server_error_through_the_openapi_document() {
         .unwrap()
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
         .collect::<String>();
-    let cases = junit.matches("<testcase ").count();
-    assert_eq!(cases, crate::api::documented_operations() - 1, "{stdout}");
+    let cases: Vec<&str> = junit
+        .split("<testcase ")
+        .skip(1)
+        .filter_map(|c| c.split("name=\"").nth(1)?.split('"').next())
+        .collect();
+    // (Schemathesis reads GET /openapi.json as the schema, not as a case.)
+    assert_eq!(
+        cases.len(),
+        crate::api::documented_operations() - excluded.len() - 1,
+        "{cases:?}"
+    );
     assert!(
         t.count("SELECT COUNT(*) FROM upgrades") > 0,
         "signed requests reached the handlers (the proxy signs them)"

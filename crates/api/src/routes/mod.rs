@@ -117,6 +117,19 @@ pub fn body_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     })
 }
 
+/// A numeric query parameter within its documented range (out of range is
+/// a 400, not silently clamped: bad input gets a clear error).
+pub fn bounded(name: &str, value: Option<i64>, default: i64, min: i64, max: i64) -> Result<i64, ApiError> {
+    match value {
+        None => Ok(default),
+        Some(v) if (min..=max).contains(&v) => Ok(v),
+        Some(v) => Err(ApiError::bad_request(
+            "bad_query",
+            format!("`{name}` must be from {min} to {max}, got {v}"),
+        )),
+    }
+}
+
 /// Who asked, for the ledger: `api:NAME` for a signed request,
 /// `dashboard:NAME` for a session; NAME is what the caller says it is.
 pub fn requester(caller: &Caller, name: Option<&str>) -> Result<String, ApiError> {
@@ -124,13 +137,13 @@ pub fn requester(caller: &Caller, name: Option<&str>) -> Result<String, ApiError
         Caller::Session(_) => "dashboard",
         _ => "api",
     };
-    match name.map(str::trim) {
-        None | Some("") => Ok(via.to_string()),
+    match name {
         Some(n) if n.chars().count() > 64 || n.chars().any(char::is_control) => Err(ApiError::bad_request(
             "bad_request",
-            "`requested_by` must be at most 64 printable characters",
+            "`requested_by` must be at most 64 characters, none of them control characters",
         )),
-        Some(n) => Ok(format!("{via}:{n}")),
+        Some(n) if !n.trim().is_empty() => Ok(format!("{via}:{}", n.trim())),
+        _ => Ok(via.to_string()),
     }
 }
 

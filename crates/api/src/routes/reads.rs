@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::error::ApiError;
 use crate::state::Api;
 
-use super::{QueryOf, body_json};
+use super::{QueryOf, body_json, bounded};
 
 const ACTIVE: [UpgradeState; 5] = [
     UpgradeState::Generating,
@@ -66,14 +66,14 @@ pub async fn status(State(api): State<Arc<Api>>) -> Result<Response, ApiError> {
 
 #[derive(Debug, Deserialize)]
 pub struct RecentQuery {
-    recent: Option<usize>,
+    recent: Option<i64>,
 }
 
 /// `GET /v1/ledger`: totals, success rate, failures by cause with what to
 /// do about each, generation cost, rollbacks and notifications.
 pub async fn ledger(State(api): State<Arc<Api>>, query: QueryOf<RecentQuery>) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
-    let recent = q.recent.unwrap_or(10).clamp(0, 500);
+    let recent = bounded("recent", q.recent, 10, 0, 500)? as usize;
     let v = api
         .ledger(move |l| {
             let stats = l.stats(recent)?;
@@ -106,13 +106,13 @@ pub async fn ledger(State(api): State<Arc<Api>>, query: QueryOf<RecentQuery>) ->
 
 #[derive(Debug, Deserialize)]
 pub struct LimitQuery {
-    limit: Option<usize>,
+    limit: Option<i64>,
 }
 
 /// `GET /v1/scans`: the latest scans, newest first.
 pub async fn scans(State(api): State<Arc<Api>>, query: QueryOf<LimitQuery>) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
-    let limit = q.limit.unwrap_or(20).clamp(1, 500);
+    let limit = bounded("limit", q.limit, 20, 1, 500)? as usize;
     let scans = api.ledger(move |l| Ok(l.scans(limit)?)).await?;
     Ok(Json(json!({ "scans": scans })).into_response())
 }
@@ -209,7 +209,7 @@ pub async fn put_task(State(api): State<Arc<Api>>, body: Bytes) -> Result<Respon
 #[derive(Debug, Deserialize)]
 pub struct HistoryQuery {
     after: Option<i64>,
-    limit: Option<usize>,
+    limit: Option<i64>,
 }
 
 /// `GET /v1/agent/history`: entries after an id, oldest first.
@@ -218,7 +218,10 @@ pub async fn history(
     query: QueryOf<HistoryQuery>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
-    let (after, limit) = (q.after.unwrap_or(0), q.limit.unwrap_or(100).clamp(1, 1000));
+    let (after, limit) = (
+        q.after.unwrap_or(0),
+        bounded("limit", q.limit, 100, 1, 1000)? as usize,
+    );
     let entries = api.ledger(move |l| Ok(l.history(after, limit)?)).await?;
     Ok(Json(json!({ "entries": entries })).into_response())
 }
@@ -255,7 +258,7 @@ pub async fn append_history(State(api): State<Arc<Api>>, body: Bytes) -> Result<
 /// may be secrets) and the outbox, newest first.
 pub async fn webhooks(State(api): State<Arc<Api>>, query: QueryOf<LimitQuery>) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
-    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    let limit = bounded("limit", q.limit, 50, 1, 1000)? as usize;
     let (rows, counts) = api
         .ledger(move |l| Ok((l.outbox(None, limit)?, l.outbox_counts()?)))
         .await?;

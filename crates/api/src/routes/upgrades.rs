@@ -33,8 +33,6 @@ use super::{QueryOf, body_json, requester};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUpgrade {
-    /// Optional: implied by the source field given.
-    kind: Option<String>,
     instruction: Option<String>,
     patch: Option<String>,
     /// A JSON list of edits, or the same as text.
@@ -120,14 +118,6 @@ fn source(c: &CreateUpgrade) -> Result<(RequestKind, Vec<u8>), ApiError> {
             ));
         }
     };
-    if let Some(k) = &c.kind
-        && k != kind.as_str()
-    {
-        return Err(ApiError::bad_request(
-            "bad_request",
-            format!("`kind` is `{k}` but the request gives `{}`", kind.as_str()),
-        ));
-    }
     if c.provider.is_some() && !matches!(kind, RequestKind::Instruction | RequestKind::Suggestion) {
         return Err(ApiError::bad_request(
             "bad_request",
@@ -321,14 +311,14 @@ pub fn parse_id(id: &str) -> Result<UpgradeId, ApiError> {
 pub struct ListQuery {
     /// Comma-separated states.
     state: Option<String>,
-    limit: Option<usize>,
+    limit: Option<i64>,
 }
 
 /// `GET /v1/upgrades`: accepted-and-waiting first, then the ledger's,
 /// newest first.
 pub async fn list(State(api): State<Arc<Api>>, query: QueryOf<ListQuery>) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
-    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    let limit = super::bounded("limit", q.limit, 50, 1, 1000)? as usize;
     let mut states = Vec::new();
     for s in q
         .state
