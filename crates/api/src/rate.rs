@@ -106,6 +106,14 @@ mod tests {
             panic!("limited")
         };
         assert!((1790..=1800).contains(&lim.retry_after), "{lim:?}");
+        // An accepted upgrade that has started is in the ledger: counted once.
+        let started = l.upgrades_created_since("2000-01-01T00:00:00.000Z").unwrap()[0]
+            .0
+            .clone();
+        let Err(LimitedOr::Limited(lim)) = check(&l, 5, hour, &[started], later) else {
+            panic!("limited")
+        };
+        assert_eq!(lim.used, 5);
         // Past the hour they have all left.
         assert!(check(&l, 5, hour, &[], Utc::now() + chrono::Duration::minutes(61)).is_ok());
     }

@@ -94,9 +94,11 @@ impl Ops {
         }
     }
 
-    /// Announce an event that happened outside a pipeline run.
-    pub fn emit(&self, event: Event) {
-        self.relay(None).on_event(&event);
+    /// Announce an event that happened outside a pipeline run. Observers
+    /// may write to SQLite, so this runs on a blocking thread.
+    pub async fn emit(self: &Arc<Self>, event: Event) {
+        let me = self.clone();
+        let _ = tokio::task::spawn_blocking(move || me.relay(None).on_event(&event)).await;
     }
 
     /// Run one upgrade when its turn comes; the final line is the report
@@ -220,7 +222,8 @@ impl Ops {
             self.emit(Event::StateChanged {
                 id: report.id.to_string(),
                 state: report.state.to_string(),
-            });
+            })
+            .await;
         }
         Ok(report)
     }

@@ -468,10 +468,12 @@ pub async fn approve(
     let outcome = api.ledger(move |l| Ok(l.approve_upgrade(&id2, &by2)?)).await?;
     match outcome {
         Ok(()) => {
-            api.ops.emit(Event::StateChanged {
-                id: id.to_string(),
-                state: UpgradeState::Queued.to_string(),
-            });
+            api.ops
+                .emit(Event::StateChanged {
+                    id: id.to_string(),
+                    state: UpgradeState::Queued.to_string(),
+                })
+                .await;
             Ok(Json(json!({ "id": id, "state": "queued", "approved_by": by })).into_response())
         }
         Err(state) => Err(ApiError::conflict(
@@ -528,10 +530,12 @@ pub async fn cancel(
         })
         .await?;
         api.pending.lock().expect("lock").remove(id.as_str());
-        api.ops.emit(Event::StateChanged {
-            id: id.to_string(),
-            state: UpgradeState::Cancelled.to_string(),
-        });
+        api.ops
+            .emit(Event::StateChanged {
+                id: id.to_string(),
+                state: UpgradeState::Cancelled.to_string(),
+            })
+            .await;
         return Ok(Json(
             json!({ "cancel": { "id": id, "state": "cancelled", "note": "cancelled before it started" } }),
         )
