@@ -337,3 +337,122 @@ fn short(commit: Option<&str>) -> String {
 fn seconds(ms: u64) -> String {
     format!("{:.1}s", ms as f64 / 1000.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use graft_ledger::{NewUpgrade, RequestKind, UpgradeId, UpgradeUpdate};
+
+    fn setup() -> (tempfile::TempDir, Arc<Notifier>, Ledger) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(".graft")).unwrap();
+        let config = Config::parse(
+            Path::new("graft.toml"),
+            "[target]\nname = \"greeter\"\n\n[[webhooks]]\nname = \"all\"\nurl = \"http://127.0.0.1:9/all\"\nformat = \"json\"\n\n[[webhooks]]\nname = \"few\"\nurl = \"http://127.0.0.1:9/few\"\nevents = [\"needs_approval\"]\n",
+        )
+        .unwrap();
+        let n = Notifier::open(dir.path(), &config)
+            .unwrap()
+            .expect("webhooks configured");
+        let l = Ledger::open(&dir.path().join(".graft/ledger.db")).unwrap();
+        (dir, n, l)
+    }
+
+    fn upgrade(l: &Ledger, state: UpgradeState, dry_run: bool) -> UpgradeId {
+        let id = UpgradeId::generate(chrono::Utc::now());
+        l.insert_upgrade(&NewUpgrade {
+            id: id.clone(),
+            kind: RequestKind::Instruction,
+            title: "Split the god class".into(),
+            request: serde_json::json!({}),
+            requested_by: "schedule".into(),
+            priority: 7,
+            dry_run,
+            state,
+        })
+        .unwrap();
+        id
+    }
+
+    fn changed(id: &UpgradeId, state: &str) -> Event {
+        Event::StateChanged {
+            id: id.to_string(),
+            state: state.into(),
+        }
+    }
+
+    #[test]
+    fn an_upgrade_awaiting_approval_is_announced_to_the_webhooks_that_want_it() {
+        let (_d, n, l) = setup();
+        let id = upgrade(&l, UpgradeState::AwaitingApproval, false);
+        let mut wake = n.wake();
+        n.on_event(&changed(&id, "awaiting_approval"));
+        assert!(wake.has_changed().unwrap(), "the sender is woken");
+        let rows = l.outbox(None, 10).unwrap();
+        assert_eq!(rows.len(), 2, "both webhooks want it");
+        let body: serde_json::Value = serde_json::from_str(&rows[1].body).unwrap();
+        assert_eq!(rows[1].webhook, "all");
+        assert_eq!(body["event"], "needs_approval");
+        assert_eq!(body["target"], "greeter");
+        assert_eq!(
+            body["summary"],
+            "\u{201c}Split the god class\u{201d} waits for approval"
+        );
+        assert!(
+            body["facts"]["approve"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("POST /v1/upgrades/{id}/approve"))
+        );
+        let slack: serde_json::Value = serde_json::from_str(&rows[0].body).unwrap();
+        assert!(
+            slack["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("[greeter] needs approval"),
+            "{slack}"
+        );
+    }
+
+    #[test]
+    fn an_end_is_told_once_and_a_dry_run_ends_with_its_gates() {
+        let (_d, n, l) = setup();
+        let id = upgrade(&l, UpgradeState::Promoted, false);
+        n.on_event(&changed(&id, "promoted"));
+        n.on_event(&changed(&id, "promoted"));
+        let events: Vec<String> = l
+            .outbox(Some("all"), 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.event)
+            .collect();
+        assert_eq!(events, ["promoted"]);
+        // Rolled back later: a new end.
+        l.set_state(&id, UpgradeState::RolledBack).unwrap();
+        n.on_event(&changed(&id, "rolled_back"));
+        assert_eq!(l.outbox(Some("all"), 10).unwrap()[0].event, "rolled_back");
+
+        let dry = upgrade(&l, UpgradeState::Staging, true);
+        l.update_upgrade(
+            &dry,
+            &UpgradeUpdate {
+                state: Some(UpgradeState::Cancelled),
+                reason: Some(Some("dry_run".into())),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        n.on_event(&changed(&dry, "cancelled"));
+        let last = &l.outbox(Some("all"), 1).unwrap()[0];
+        assert_eq!(
+            (last.event.as_str(), last.upgrade_id.as_deref()),
+            ("gates_passed", Some(dry.as_str()))
+        );
+        assert!(
+            l.outbox(Some("few"), 10)
+                .unwrap()
+                .iter()
+                .all(|r| r.event == "needs_approval")
+        );
+    }
+}
