@@ -385,7 +385,7 @@ mod tests {
     fn an_upgrade_awaiting_approval_is_announced_to_the_webhooks_that_want_it() {
         let (_d, n, l) = setup();
         let id = upgrade(&l, UpgradeState::AwaitingApproval, false);
-        let mut wake = n.wake();
+        let wake = n.wake();
         n.on_event(&changed(&id, "awaiting_approval"));
         assert!(wake.has_changed().unwrap(), "the sender is woken");
         let rows = l.outbox(None, 10).unwrap();
