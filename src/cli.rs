@@ -19,6 +19,12 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Talk to the `graft run` whose HTTP API is at URL (signing each
+    /// request with $GRAFT_API_SECRET) instead of the repo's own; for
+    /// upgrade, rollback, cancel and status.
+    #[arg(long, global = true, value_name = "URL", env = "GRAFT_URL")]
+    pub url: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -69,6 +75,9 @@ pub enum Command {
     Logs(LogsArgs),
     /// Run Graft on a built-in example target and show what it does.
     Demo(DemoArgs),
+    /// Serve the Model Context Protocol on stdin/stdout, so that coding
+    /// agents (Claude Code, Cursor, ...) can drive Graft on this repo.
+    Mcp,
     /// Analyse the code: complexity, god classes and modules, import
     /// cycles, coupling, duplicates; store the suggestions in the ledger.
     Scan(ScanArgs),

@@ -18,8 +18,22 @@ fn main() -> ExitCode {
         Some(r) => r,
         None => std::env::current_dir().unwrap_or_else(|_| ".".into()),
     };
-    let ctx = Ctx { repo, json: cli.json };
+    let ctx = Ctx {
+        repo,
+        json: cli.json,
+        url: cli.url.clone(),
+    };
     let result = match &cli.command {
+        c if ctx.url.is_some()
+            && !matches!(
+                c,
+                Command::Upgrade(_) | Command::Rollback(_) | Command::Cancel(_) | Command::Status(_)
+            ) =>
+        {
+            Err(output::CliError::usage(
+                "--url (or $GRAFT_URL) works with upgrade, rollback, cancel and status; run the others on the daemon's machine",
+            ))
+        }
         Command::Init(a) => commands::init::run(&ctx, a.force),
         Command::Upgrade(a) => commands::upgrade::run(&ctx, a),
         Command::Status(a) => commands::status::run(&ctx, a.recent),
@@ -35,6 +49,7 @@ fn main() -> ExitCode {
         Command::Logs(a) => commands::logs::run(&ctx, a.follow, a.lines),
         Command::Demo(a) => commands::demo::run(&ctx, a.keep),
         Command::Scan(a) => commands::scan::run(&ctx, a),
+        Command::Mcp => commands::mcp::run(&ctx),
     };
     let code = match result {
         Ok(code) => code,

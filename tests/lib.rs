@@ -3,13 +3,17 @@
 
 mod support;
 
+mod api;
 mod autofix;
 mod cli;
+mod control;
 mod crash;
 mod hostile;
+mod mcp;
 mod perf;
 mod provider;
 mod rollback;
 mod scan;
 mod supervisor;
 mod upgrade;
+mod webhooks;

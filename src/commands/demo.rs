@@ -252,6 +252,8 @@ fn upgrade(ctx: &Ctx, client: &Client, step: &Step) -> Result<UpgradeReport, Str
         requested_by: "demo".into(),
         suggestion: None,
         provider: None,
+        source: None,
+        queue: false,
     };
     let path = format!(
         "/v1/upgrades?{}",

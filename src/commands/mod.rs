@@ -1,13 +1,16 @@
 //! One module per command. Each returns the exit code it wants, or a
 //! [`CliError`]; printing the error is `main`'s job.
 
+pub mod analyzer;
 pub mod demo;
 pub mod diff;
 pub mod init;
 pub mod ledger;
 pub mod logs;
+pub mod mcp;
 pub mod provider;
 pub mod queue;
+pub mod remote;
 pub mod rollback;
 pub mod run;
 pub mod scan;
@@ -25,6 +28,8 @@ use crate::output::CliError;
 pub struct Ctx {
     pub repo: PathBuf,
     pub json: bool,
+    /// `--url`: a daemon's HTTP API to talk to instead.
+    pub url: Option<String>,
 }
 
 impl Ctx {
@@ -37,6 +42,14 @@ impl Ctx {
             }
         }
         Ok(ws)
+    }
+
+    /// The daemon's HTTP API given by `--url`, with the secret to sign by.
+    pub fn http(&self) -> Result<Option<graft_api::client::HttpClient>, CliError> {
+        match &self.url {
+            None => Ok(None),
+            Some(url) => remote::client(self, url).map(Some),
+        }
     }
 
     /// The running `graft run` for this repo, if there is one: changes then
@@ -64,14 +77,14 @@ pub fn parse_id(id: &str) -> Result<graft_ledger::UpgradeId, CliError> {
         .map_err(|e: String| CliError::new(crate::output::EXIT_NOT_FOUND, "bad_id", e))
 }
 
-/// The analyzer, for code metrics and scheduled scans (none in this build).
+/// The analyzer, for code metrics and scheduled scans.
 pub fn analyzer() -> Option<&'static dyn graft_orchestrate::Analyzer> {
-    None
+    Some(&analyzer::ANALYZER)
 }
 
 /// The same, shareable with graft run's threads.
 pub fn analyzer_sync() -> Option<&'static (dyn graft_orchestrate::Analyzer + Sync)> {
-    None
+    Some(&analyzer::ANALYZER)
 }
 
 /// A submission the orchestrator refused, as the CLI reports it.
@@ -116,5 +129,32 @@ pub fn print_submitted(ctx: &Ctx, s: &graft_orchestrate::Submitted) -> i32 {
         crate::output::EXIT_AWAITING
     } else {
         crate::output::EXIT_OK
+    }
+}
+
+/// The webhook notifier for a pipeline run in this process (None: no
+/// webhooks configured, or the ledger cannot be opened).
+pub fn notifier(ws: &Workspace) -> Option<std::sync::Arc<graft_api::webhooks::Notifier>> {
+    match graft_api::webhooks::Notifier::open(&ws.root, &ws.config) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("graft: webhooks: {e}");
+            None
+        }
+    }
+}
+
+/// Send the webhook notifications this command queued, for a few seconds
+/// at most, unless `graft run` sends them; say so when some must wait.
+pub fn deliver_webhooks(ctx: &Ctx, ws: &Workspace) {
+    let flushed =
+        graft_api::webhooks::flush(&ws.root, &ws.config.webhooks, std::time::Duration::from_secs(5));
+    if let graft_api::webhooks::Flushed::Sent { left } = flushed
+        && left > 0
+        && !ctx.json
+    {
+        eprintln!(
+            "graft: {left} webhook notification(s) could not be sent yet; they wait in the ledger for the next graft command or graft run"
+        );
     }
 }

@@ -53,7 +53,14 @@ impl graft_orchestrate::Generators for CliGenerators {
         s: &graft_orchestrate::Submission,
     ) -> Result<Box<dyn Generator>, graft_pipeline::Failure> {
         generator(ws, &Spec::from_submission(s)).map_err(|e| {
-            graft_pipeline::Failure::new(graft_pipeline::FailureClass::Provider, e.reason, e.message)
+            // The class carries the exit code a remote CLI gives (9 for
+            // the provider, 5 for the repo not being ready).
+            use graft_pipeline::FailureClass as C;
+            let class = match e.code {
+                crate::output::EXIT_PRECONDITION => C::Precondition,
+                _ => C::Provider,
+            };
+            graft_pipeline::Failure::new(class, e.reason, e.message)
         })
     }
 }

@@ -11,13 +11,27 @@ use crate::output::{CliError, EXIT_INTERNAL, EXIT_OK, print_json, short};
 pub fn run(ctx: &Ctx, id: &str) -> Result<i32, CliError> {
     let id = parse_id(id)?;
     let progress = crate::output::Progress::new(ctx.json);
-    let report = match ctx.daemon() {
-        Some(daemon) => remote(&daemon, &id, &progress)?,
-        None => {
-            let ws = ctx.workspace()?;
-            let deploy = super::local_deploy(&ws);
-            let held = recover::exclusive(&ws, deploy, true)?.expect("a blocking lock is always taken");
-            rollback::rollback(&ws, deploy, &held, &id, &requested_by(), &progress)?
+    let report = if let Some(http) = ctx.http()? {
+        super::remote::rollback(ctx, &http, id.as_str())?
+    } else {
+        match ctx.daemon() {
+            Some(daemon) => remote(&daemon, &id, &progress)?,
+            None => {
+                let ws = ctx.workspace()?;
+                let deploy = super::local_deploy(&ws);
+                let held = recover::exclusive(&ws, deploy, true)?.expect("a blocking lock is always taken");
+                let notifier = super::notifier(&ws);
+                let mut observers: Vec<&dyn graft_pipeline::Observer> = vec![&progress];
+                if let Some(n) = &notifier {
+                    observers.push(&**n);
+                }
+                let observer = graft_pipeline::events::Fanout(observers);
+                let report = rollback::rollback(&ws, deploy, &held, &id, &requested_by(), &observer)?;
+                drop(held);
+                progress.finish();
+                super::deliver_webhooks(ctx, &ws);
+                report
+            }
         }
     };
     progress.finish();
@@ -86,6 +100,9 @@ fn remote(
 
 pub fn cancel(ctx: &Ctx, id: &str) -> Result<i32, CliError> {
     let id = parse_id(id)?;
+    if let Some(http) = ctx.http()? {
+        return super::remote::cancel(ctx, &http, id.as_str());
+    }
     if let Some(daemon) = ctx.daemon() {
         let by = serde_urlencoded::to_string([("requested_by", requested_by())]).unwrap_or_default();
         let v = daemon
@@ -112,7 +129,22 @@ pub fn cancel(ctx: &Ctx, id: &str) -> Result<i32, CliError> {
         return Ok(EXIT_OK);
     }
     let ws = ctx.workspace()?;
+    let before = ws.ledger.get_upgrade(id.as_str())?.state;
     let report = cancel::cancel(&ws, super::local_deploy(&ws), &id, &requested_by())?;
+    // One that never started has no pipeline run to announce its end.
+    if !before.is_active()
+        && !before.is_terminal()
+        && let Some(n) = super::notifier(&ws)
+    {
+        graft_pipeline::Observer::on_event(
+            &*n,
+            &graft_pipeline::Event::StateChanged {
+                id: id.to_string(),
+                state: report.state.to_string(),
+            },
+        );
+        super::deliver_webhooks(ctx, &ws);
+    }
     if ctx.json {
         print_json(&report);
     } else {

@@ -9,11 +9,29 @@ use graft_supervisor::SupervisorError;
 pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
     let root = graft_pipeline::workspace::find_root(&ctx.repo)?;
     let json = ctx.json;
-    // Requests that need a provider reach graft run too; it builds them the
-    // way `graft upgrade` does, with graft run's environment (API keys).
-    let generators: graft_supervisor::wire::GeneratorFactory =
-        std::sync::Arc::new(super::provider::CliGenerators);
-    let result = graft_supervisor::daemon::run(&root, generators, super::analyzer_sync(), |s| {
+    let generators = generator_factory();
+    // The control plane: webhooks told of every upgrade, and the HTTP API.
+    // (Opening the workspace makes `.graft/` and the ledger on a first run.)
+    let config = graft_pipeline::Workspace::open(&root)?.config.clone();
+    let notifier = graft_api::webhooks::Notifier::open(&root, &config)
+        .map_err(|e| CliError::new(EXIT_INTERNAL, "webhooks", e))?;
+    let wake = notifier.as_ref().map(|n| n.wake());
+    let observer: std::sync::Arc<dyn graft_pipeline::Observer> = match notifier {
+        Some(n) => n,
+        None => std::sync::Arc::new(graft_pipeline::NullObserver),
+    };
+    let ext = graft_supervisor::daemon::Extensions {
+        generators,
+        observer,
+        analyzer: super::analyzer_sync(),
+        mount: Some(graft_api::mount(
+            root.clone(),
+            config,
+            super::analyzer::scan_hook(),
+            wake,
+        )),
+    };
+    let result = graft_supervisor::daemon::run(&root, ext, |s| {
         if json {
             // One line, so a script can wait for it.
             println!("{}", serde_json::to_string(s).unwrap_or_default());
@@ -38,6 +56,12 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
             s.control_socket.display(),
             s.agent_url
         );
+        if let Some(api) = s.endpoints.get("api") {
+            eprintln!(
+                "  HTTP API {api} (OpenAPI at {api}/openapi.json; requests signed with the secret in {})",
+                s.endpoints.get("api_secret").map(String::as_str).unwrap_or("?")
+            );
+        }
         eprintln!(
             "  upgrades from another shell go through it: `graft upgrade --patch FILE`; `graft logs -f`"
         );
@@ -56,4 +80,11 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
         Err(SupervisorError::Pipeline(e)) => Err(e.into()),
         Err(e) => Err(CliError::new(EXIT_INTERNAL, "run", e.to_string())),
     }
+}
+
+/// Builds the provider of a request that is not a patch or edits, the way
+/// `graft upgrade` does, with this process's environment (API keys). For
+/// `graft run` and `graft mcp`.
+pub fn generator_factory() -> graft_supervisor::wire::GeneratorFactory {
+    std::sync::Arc::new(super::provider::CliGenerators)
 }

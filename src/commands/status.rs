@@ -8,6 +8,9 @@ use super::Ctx;
 use crate::output::{CliError, EXIT_OK, ago, print_json, short};
 
 pub fn run(ctx: &Ctx, recent: usize) -> Result<i32, CliError> {
+    if let Some(http) = ctx.http()? {
+        return super::remote::status(ctx, &http);
+    }
     let ws = ctx.workspace()?;
     let branch = ws.target_branch()?;
     let live = ws.git.try_rev_parse(&format!("refs/heads/{branch}"))?;
@@ -26,10 +29,9 @@ pub fn run(ctx: &Ctx, recent: usize) -> Result<i32, CliError> {
         .upgrades(&[UpgradeState::Queued, UpgradeState::AwaitingApproval], 100)?;
     let recent_list = ws.ledger.upgrades(&[], recent)?;
     // What runs: asked of graft run when it is up, else the ledger's last word.
-    let supervisor = ctx
-        .daemon()
-        .and_then(|d| d.json("GET", "/v1/status").ok())
-        .map(|v| v["supervisor"].clone());
+    let daemon_status = ctx.daemon().and_then(|d| d.json("GET", "/v1/status").ok());
+    let supervisor = daemon_status.as_ref().map(|v| v["supervisor"].clone());
+    let endpoints = daemon_status.as_ref().map(|v| v["endpoints"].clone());
     let last_live = ws.ledger.live()?;
     if ctx.json {
         print_json(&json!({
@@ -38,6 +40,7 @@ pub fn run(ctx: &Ctx, recent: usize) -> Result<i32, CliError> {
             "branch_commit": live,
             "live_commit": supervisor.as_ref().and_then(|s| s["live_commit"].as_str().map(String::from)).or_else(|| last_live.as_ref().map(|l| l.commit_id.clone())).or(live.clone()),
             "supervisor": supervisor,
+            "endpoints": endpoints,
             "in_progress": active,
             "pending": pending,
             "recent": recent_list,
@@ -76,6 +79,9 @@ pub fn run(ctx: &Ctx, recent: usize) -> Result<i32, CliError> {
         ),
         (None, None, true) => println!("{} graft run has not run yet", style("running").bold()),
         _ => {}
+    }
+    if let Some(api) = endpoints.as_ref().and_then(|e| e["api"].as_str()) {
+        println!("{} {api} (OpenAPI at {api}/openapi.json)", style("api").bold());
     }
     if active.is_empty() {
         println!("{} none", style("in progress").bold());

@@ -28,6 +28,10 @@ pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> Result<i32, CliError> {
             }
         },
     };
+    if let Some(http) = ctx.http()? {
+        let request = http_request(args, kind, input)?;
+        return super::remote::upgrade(ctx, &http, request);
+    }
     if let Some(daemon) = ctx.daemon() {
         return remote(ctx, &daemon, args, kind, input);
     }
@@ -45,10 +49,16 @@ pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> Result<i32, CliError> {
     };
     let deploy = super::local_deploy(&ws);
     let progress = Progress::new(ctx.json);
+    let notifier = super::notifier(&ws);
+    let mut observers: Vec<&dyn graft_pipeline::Observer> = vec![&progress];
+    if let Some(n) = &notifier {
+        observers.push(&**n);
+    }
+    let observer = graft_pipeline::events::Fanout(observers);
     let orch = Orchestrator {
         ws: &ws,
         deploy,
-        observer: &progress,
+        observer: &observer,
         generators: &provider::CliGenerators,
         analyzer: super::analyzer(),
     };
@@ -67,10 +77,12 @@ pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> Result<i32, CliError> {
     }
     if submitted.state == UpgradeState::AwaitingApproval || args.queue {
         progress.finish();
+        super::deliver_webhooks(ctx, &ws);
         return Ok(super::print_submitted(ctx, &submitted));
     }
     let reports = orch.run_with_retries(&submitted.id)?;
     progress.finish();
+    super::deliver_webhooks(ctx, &ws);
     let report = reports.last().expect("one report at least").clone();
     if ctx.json {
         print_json(&report);
@@ -127,6 +139,8 @@ fn remote(
         requested_by: requested_by(),
         suggestion: args.suggestion.clone(),
         provider: args.provider.clone(),
+        source: None,
+        queue: args.queue,
     };
     let path = format!(
         "/v1/upgrades?{}",
@@ -167,6 +181,41 @@ fn remote(
         print_report(&report);
     }
     Ok(exit_code_of(&report))
+}
+
+/// The JSON body of `POST /v1/upgrades` for these arguments.
+fn http_request(
+    args: &UpgradeArgs,
+    kind: RequestKind,
+    input: Option<(String, Vec<u8>)>,
+) -> Result<serde_json::Value, CliError> {
+    let mut v = serde_json::json!({
+        "title": args.title,
+        "dry_run": args.dry_run,
+        "approve_protected": args.approve_protected,
+        "priority": args.priority,
+        "provider": args.provider,
+        "requested_by": requested_by(),
+    });
+    let text = |name: &str, bytes: Vec<u8>| {
+        String::from_utf8(bytes).map_err(|_| {
+            CliError::usage(format!(
+                "{name} is not UTF-8 text, which the HTTP API cannot carry; run graft on the daemon's machine instead"
+            ))
+        })
+    };
+    match (kind, input) {
+        (RequestKind::Patch, Some((name, bytes))) => v["patch"] = text(&name, bytes)?.into(),
+        (RequestKind::Edits, Some((name, bytes))) => v["edits"] = text(&name, bytes)?.into(),
+        (RequestKind::Autofix, _) => v["autofix"] = true.into(),
+        (RequestKind::Suggestion, _) => v["suggestion"] = args.suggestion.clone().into(),
+        _ => v["instruction"] = args.instruction.clone().unwrap_or_default().into(),
+    }
+    // Leave out what was not given, so the API applies its defaults.
+    if let Some(obj) = v.as_object_mut() {
+        obj.retain(|_, x| !x.is_null());
+    }
+    Ok(v)
 }
 
 /// Who asked, for the ledger: `cli:<user>`.

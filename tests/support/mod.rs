@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod api;
 pub mod llm;
 
 use std::collections::BTreeMap;

@@ -10,6 +10,7 @@
 //! `try_from`), so a loaded [`Config`] is valid and an invalid file is
 //! refused with the exact place of the mistake.
 
+mod api;
 mod error;
 mod gate;
 mod init;
@@ -23,6 +24,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use api::{
+    ApiConfig, ApiListen, Bounded, EnvName, SecretFile, WebhookConfig, WebhookEvent, WebhookFormat,
+    WebhookUrl,
+};
 pub use error::ConfigError;
 pub use gate::{Better, GateConfig, GateKind};
 pub use init::{Ecosystem, detect_ecosystems, render_template};
@@ -67,6 +72,12 @@ pub struct Config {
     /// What `graft scan` analyses and its thresholds.
     #[serde(default)]
     pub scan: ScanConfig,
+    /// The HTTP control plane `graft run` serves.
+    #[serde(default)]
+    pub api: ApiConfig,
+    /// Chat or HTTP endpoints told of each upgrade's state changes.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 /// `[target]`: the program Graft manages.
@@ -215,6 +226,7 @@ impl Config {
             ));
         }
         self.provider.check(file, text)?;
+        api::check_webhooks(&self.webhooks, file, text)?;
         Ok(())
     }
 

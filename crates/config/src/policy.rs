@@ -31,8 +31,6 @@ pub struct PolicyConfig {
     pub too_many_files: u64,
     /// Outcomes of similar upgrades needed before they move a risk.
     pub learn_min_outcomes: u64,
-    /// Upgrades created per hour, from every source (0: no limit).
-    pub max_upgrades_per_hour: u64,
 }
 
 impl Default for PolicyConfig {
@@ -48,7 +46,6 @@ impl Default for PolicyConfig {
             many_files: 10,
             too_many_files: 30,
             learn_min_outcomes: 3,
-            max_upgrades_per_hour: 0,
         }
     }
 }

@@ -12,6 +12,7 @@
 //! survives the process being killed at any instant (the case Graft's crash
 //! tests prove); only a power loss can drop the most recent commits.
 
+mod control;
 mod generation;
 mod model;
 mod orchestration;
@@ -24,6 +25,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+pub use control::{GateDurations, OutboxCounts, OutboxRow};
 pub use generation::{GenerationRound, UpgradeUsage, UsageTotals};
 pub use model::*;
 pub use orchestration::{FileMetrics, LearningRow, MetricsDelta, StoredRequest};

@@ -249,8 +249,36 @@ CREATE TABLE agent_history (
     meta         TEXT NOT NULL DEFAULT '{}'
 );
 "#,
-    // 5: control plane (reserved).
-    "SELECT 1;",
+    // 5: control plane.
+    r#"
+-- Webhook notifications, written when an upgrade changes state and sent
+-- by whichever Graft process holds .graft/webhooks.lock: oldest first per
+-- webhook, retried with backoff, so a receiver that was down gets every
+-- one, in order, once it is back.
+CREATE TABLE webhook_outbox (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    webhook          TEXT NOT NULL,         -- the webhook's key (name, URL or env:VAR)
+    upgrade_id       TEXT,
+    event            TEXT NOT NULL,         -- planned | gates_passed | promoted | ...
+    body             TEXT NOT NULL,         -- the JSON sent, rendered when written
+    created_at       TEXT NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  TEXT NOT NULL,
+    last_error       TEXT,
+    delivered_at     TEXT,
+    dropped_at       TEXT                   -- given up: too old, or no such webhook any more
+);
+CREATE INDEX webhook_outbox_pending ON webhook_outbox(webhook, id)
+    WHERE delivered_at IS NULL AND dropped_at IS NULL;
+
+-- Approvals given to upgrades that waited for one.
+CREATE TABLE approvals (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    upgrade_id   TEXT NOT NULL REFERENCES upgrades(id),
+    at           TEXT NOT NULL,
+    approved_by  TEXT NOT NULL
+);
+"#,
     // 6: orchestration: the queue's stored requests, approvals, retries,
     // schedules, and code metrics before and after each upgrade.
     r#"

@@ -14,6 +14,7 @@
 
 pub mod learning;
 pub mod orchestrator;
+pub mod rate;
 pub mod risk;
 pub mod schedule;
 

@@ -130,18 +130,25 @@ impl Orchestrator<'_> {
     pub fn submit(&self, s: Submission, now: DateTime<Utc>) -> Result<Submitted, SubmitError> {
         let ledger = &self.ws.ledger;
         let policy = &self.ws.config.policy;
-        if policy.max_upgrades_per_hour > 0 && s.source != "retry" {
-            let since = schedule::format_time(now - chrono::Duration::hours(1));
-            let n = ledger
-                .count_created_since(&since, None)
-                .map_err(Self::ledger_err)?;
-            if n >= policy.max_upgrades_per_hour {
-                return Err(SubmitError::Limited {
-                    retry_after_secs: 3600,
-                    message: format!(
-                        "{n} upgrades were created in the last hour, the most [policy] max_upgrades_per_hour allows; try again later"
-                    ),
-                });
+        // One limit for every way in (`[api] upgrades_per_window`), counted
+        // in the ledger. The operator at the terminal is not limited (but
+        // counted), nor are dry runs and retries of an accepted upgrade.
+        if !s.dry_run && !matches!(s.source.as_str(), "cli" | "retry") {
+            let api = &self.ws.config.api;
+            match crate::rate::check(ledger, api.upgrades_per_window.0, api.window.0, now) {
+                Ok(()) => {}
+                Err(crate::rate::LimitedOr::Limited(l)) => {
+                    return Err(SubmitError::Limited {
+                        retry_after_secs: l.retry_after,
+                        message: format!(
+                            "{} upgrades in the last {} already (the limit, `[api] upgrades_per_window`); try again in {} s. Dry runs are not limited",
+                            l.used,
+                            crate::rate::human(api.window.0),
+                            l.retry_after
+                        ),
+                    });
+                }
+                Err(crate::rate::LimitedOr::Ledger(e)) => return Err(Self::ledger_err(e).into()),
             }
         }
         let rules = Rules::new(&self.ws.config);
@@ -400,16 +407,16 @@ impl Orchestrator<'_> {
     /// up to its current risk.
     pub fn approve(&self, id: &UpgradeId, by: &str) -> Result<Upgrade, PipelineError> {
         let u = self.ws.ledger.get_upgrade(id.as_str())?;
-        if u.state != UpgradeState::AwaitingApproval {
+        // Compare and set, with its audit row: two approvers at once
+        // cannot both queue it.
+        if let Err(state) = self.ws.ledger.approve_upgrade(id, by)? {
             return Err(PipelineError::Invalid(format!(
-                "upgrade {id} is {}, not awaiting approval",
-                u.state
+                "upgrade {id} is {state}, not awaiting approval"
             )));
         }
         self.ws.ledger.update_upgrade(
             id,
             &UpgradeUpdate {
-                state: Some(UpgradeState::Queued),
                 approval: Some(Some("approved".into())),
                 approved_level: Some(u.risk.clone()),
                 approved_by: Some(Some(by.to_string())),

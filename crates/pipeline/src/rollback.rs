@@ -77,18 +77,27 @@ pub fn rollback(
             "not_started",
             format!("upgrade {id} has not started; remove it with `graft cancel {id}`"),
         )),
-        _ if u.landed_commit.is_some() => roll_back_landed(
-            ws,
-            deploy,
-            id,
-            &Why {
-                cause: "manual",
-                message: "rolled back on request",
-                requested_by,
-                switch_back: true,
-            },
-            observer,
-        ),
+        _ if u.landed_commit.is_some() => {
+            let report = roll_back_landed(
+                ws,
+                deploy,
+                id,
+                &Why {
+                    cause: "manual",
+                    message: "rolled back on request",
+                    requested_by,
+                    switch_back: true,
+                },
+                observer,
+            )?;
+            // An automatic rollback ends its upgrade's run, which announces
+            // the final state; one asked for later announces its own.
+            observer.on_event(&crate::events::Event::StateChanged {
+                id: id.to_string(),
+                state: UpgradeState::RolledBack.to_string(),
+            });
+            Ok(report)
+        }
         _ => discard(ws, id, requested_by),
     }
 }

@@ -55,7 +55,8 @@ pub struct UpgradeRequest<'r> {
     pub dry_run: bool,
     /// Allow the change to touch protected paths.
     pub approve_protected: bool,
-    /// Run this upgrade, already queued (its row exists), instead of a new one.
+    /// Run this upgrade, already queued (its row exists), or give a new
+    /// one this id (announced before it could start); None: a new id.
     pub id: Option<UpgradeId>,
     /// Asked once the gates pass; may hold the upgrade for approval.
     pub review: Option<Box<dyn crate::review::Review + 'r>>,
@@ -149,15 +150,23 @@ impl Pipeline<'_> {
             }
         };
 
-        let (id, title) = match req.id.clone() {
-            Some(id) => {
+        let queued = match &req.id {
+            Some(id) => self.ws.ledger.upgrade(id.as_str())?,
+            None => None,
+        };
+        let was_queued = queued.is_some();
+        let (id, title) = match queued {
+            Some(u) => {
                 // Queued earlier: its row, title and request are in the ledger.
-                let u = self.ws.ledger.get_upgrade(id.as_str())?;
-                self.ws.ledger.set_state(&id, UpgradeState::Staging)?;
-                (id, req.title.clone().unwrap_or(u.title))
+                self.ws.ledger.set_state(&u.id, UpgradeState::Staging)?;
+                let title = req.title.clone().unwrap_or(u.title);
+                (u.id, title)
             }
             None => {
-                let id = UpgradeId::generate(chrono::Utc::now());
+                let id = req
+                    .id
+                    .clone()
+                    .unwrap_or_else(|| UpgradeId::generate(chrono::Utc::now()));
                 let title = req.title.clone().unwrap_or_else(|| default_title(&req));
                 self.ws.ledger.insert_upgrade(&NewUpgrade {
                     id: id.clone(),
@@ -176,7 +185,7 @@ impl Pipeline<'_> {
         if let ChangeSource::Generator(g) = &req.source {
             self.ws.ledger.set_provider(&id, g.name(), g.model())?;
         }
-        if req.id.is_none() {
+        if !was_queued {
             // A queued upgrade was announced when it was queued.
             self.observer.on_event(&Event::UpgradeCreated {
                 id: id.to_string(),

@@ -1,13 +1,16 @@
-//! The control API on `.graft/daemon.sock`: how `graft upgrade`,
-//! `rollback`, `cancel` and `status` reach a running `graft run`.
+//! The daemon's operations ([`Ops`]) and the control API on
+//! `.graft/daemon.sock`: how `graft upgrade`, `rollback`, `cancel` and
+//! `status` reach a running `graft run`.
 //!
 //! The socket file is created 0600: the filesystem is the access check.
 //! Every operation that changes the repo waits its turn on one fair queue,
-//! so concurrent requests run one at a time, in arrival order.
+//! so concurrent requests run one at a time, in arrival order, whether
+//! they come through this socket or through another server mounted on
+//! [`Ops`] (the HTTP API).
 
 use std::convert::Infallible;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -16,8 +19,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use graft_ledger::{RequestKind, UpgradeId, UpgradeState};
-use graft_orchestrate::{Orchestrator, Submission, SubmitError};
-use graft_pipeline::{Event, Observer, PipelineError, Workspace, cancel, recover, rollback};
+use graft_orchestrate::{Orchestrator, Submission, SubmitError, Submitted};
+use graft_pipeline::cancel::CancelReport;
+use graft_pipeline::{Event, Failure, Observer, PipelineError, Workspace, cancel, recover, rollback};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -26,21 +30,341 @@ use crate::deploy::SupervisorDeploy;
 use crate::supervisor::Supervisor;
 use crate::wire::{ErrorLine, GeneratorFactory, Line, UpgradeQuery};
 
-/// Shared by the control routes and the daemon's own operations.
+/// Shared by the control routes, the servers mounted beside them and the
+/// daemon's own operations.
 pub struct Ops {
     pub root: PathBuf,
     pub sup: Arc<Supervisor>,
     pub deploy: Arc<SupervisorDeploy>,
     /// Fair (FIFO): one operation at a time, in the order asked.
     pub queue: tokio::sync::Mutex<()>,
-    /// Every pipeline event, for whoever listens (SSE, webhooks).
+    /// Every pipeline event, for whoever listens (SSE). Lossy for a
+    /// listener that falls behind.
     pub events: tokio::sync::broadcast::Sender<Event>,
+    /// Told of every event on the thread that runs the operation, before
+    /// it goes on: for what must not miss one (the webhook outbox).
+    pub observer: Arc<dyn Observer>,
     /// Builds generators for instructions, suggestions and autofixes.
     pub generators: GeneratorFactory,
     /// Figures of files and scheduled scans, when the binary has them.
     pub analyzer: Option<&'static (dyn graft_orchestrate::Analyzer + Sync)>,
     /// Wakes the queue runner (a submission, an approval).
     pub wake: tokio::sync::Notify,
+    /// What else the daemon serves, by name (`api` → its URL).
+    pub endpoints: Mutex<Vec<(String, String)>>,
+    /// Held while a request is counted against the rate limit and queued.
+    pub admission: Mutex<()>,
+}
+
+/// One upgrade for [`Ops::upgrade`].
+pub struct UpgradeJob {
+    pub query: UpgradeQuery,
+    /// The patch or edits, or the instruction's text.
+    pub body: Bytes,
+    /// Where the request came from (`cli`, `api`, `mcp`, …).
+    pub source: String,
+    /// Also gets this upgrade's events as they happen.
+    pub sink: Option<mpsc::UnboundedSender<Line>>,
+}
+
+/// Why [`Ops::submit`] did not queue a request.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub error: ErrorLine,
+    /// Rate-limited: the seconds until a slot frees.
+    pub retry_after: Option<u64>,
+}
+
+/// Sends pipeline events to an optional stream, the broadcast and the
+/// daemon's observer.
+pub struct Relay {
+    tx: Option<mpsc::UnboundedSender<Line>>,
+    events: tokio::sync::broadcast::Sender<Event>,
+    observer: Arc<dyn Observer>,
+}
+
+impl Observer for Relay {
+    fn on_event(&self, event: &Event) {
+        self.observer.on_event(event);
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Line::Event(event.clone()));
+        }
+        let _ = self.events.send(event.clone());
+    }
+}
+
+impl Ops {
+    /// An observer for one operation: `sink` (if any) and every listener.
+    pub fn relay(&self, sink: Option<mpsc::UnboundedSender<Line>>) -> Relay {
+        Relay {
+            tx: sink,
+            events: self.events.clone(),
+            observer: self.observer.clone(),
+        }
+    }
+
+    /// Announce an event that happened outside a pipeline run. Observers
+    /// may write to SQLite, so this runs on a blocking thread.
+    pub async fn emit(self: &Arc<Self>, event: Event) {
+        let me = self.clone();
+        let _ = tokio::task::spawn_blocking(move || me.relay(None).on_event(&event)).await;
+    }
+
+    /// Put an upgrade in the durable queue and wake the runner. The
+    /// request's kind and the rate limit are checked here.
+    pub async fn submit(
+        self: &Arc<Self>,
+        q: &UpgradeQuery,
+        body: &[u8],
+        source: &str,
+    ) -> Result<Submitted, Refusal> {
+        let refused = |code: &str, class, message: String| Refusal {
+            error: ErrorLine {
+                code: code.to_string(),
+                class,
+                message,
+            },
+            retry_after: None,
+        };
+        let kind: RequestKind = q.kind.parse().map_err(|_| {
+            refused(
+                "bad_kind",
+                None,
+                format!(
+                    "kind `{}` is not one of patch, edits, instruction, suggestion, autofix",
+                    q.kind
+                ),
+            )
+        })?;
+        let mut sub = Submission::new(kind, &q.name, body.to_vec(), &q.requested_by, source);
+        sub.title = q.title.clone();
+        sub.priority = q.priority.clamp(1, 10);
+        sub.dry_run = q.dry_run;
+        sub.approve_protected = q.approve_protected;
+        sub.suggestion = q.suggestion.clone();
+        sub.provider = q.provider.clone();
+        let me = self.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            // One at a time: two requests cannot both take the last slot
+            // of the rate limit.
+            let _admission = me.admission.lock().unwrap_or_else(|p| p.into_inner());
+            me.with_orchestrator(|o| Ok(o.submit(sub, chrono::Utc::now())))
+        })
+        .await;
+        let submitted = match done {
+            Ok(Ok(Ok(s))) => s,
+            Ok(Ok(Err(SubmitError::Limited {
+                message,
+                retry_after_secs,
+            }))) => {
+                return Err(Refusal {
+                    retry_after: Some(retry_after_secs),
+                    ..refused(
+                        "rate_limited",
+                        Some(graft_pipeline::FailureClass::Precondition),
+                        message,
+                    )
+                });
+            }
+            Ok(Ok(Err(SubmitError::Pipeline(e)))) | Ok(Err(e)) => {
+                return Err(refused("pipeline", None, e.to_string()));
+            }
+            Err(e) => return Err(refused("internal", None, e.to_string())),
+        };
+        if let Some(sug) = &q.suggestion {
+            let (me, sug, id) = (self.clone(), sug.clone(), submitted.id.clone());
+            let _ = tokio::task::spawn_blocking(move || {
+                let ws = Workspace::open(&me.root)?;
+                ws.ledger.link_suggestion(&sug, &id).map_err(PipelineError::from)
+            })
+            .await;
+        }
+        self.wake.notify_one();
+        Ok(submitted)
+    }
+
+    /// Submit an upgrade and follow it to its end (or to its wait for
+    /// approval); the final line is the report or the error.
+    pub async fn upgrade(self: &Arc<Self>, job: UpgradeJob) -> Line {
+        // Subscribe first: the runner may start at once.
+        let events = self.events.subscribe();
+        match self.submit(&job.query, &job.body, &job.source).await {
+            Ok(s) => self.follow(&s.id, events, job.sink.as_ref()).await,
+            Err(r) => Line::Error(r.error),
+        }
+    }
+
+    /// Relay the events of upgrade `id` to `sink` until it ends or waits
+    /// for approval; the final line is its report from the ledger.
+    pub async fn follow(
+        self: &Arc<Self>,
+        id: &UpgradeId,
+        mut events: tokio::sync::broadcast::Receiver<Event>,
+        sink: Option<&mpsc::UnboundedSender<Line>>,
+    ) -> Line {
+        let settled = |ops: &Arc<Ops>| -> bool {
+            ops.state_of(id)
+                .is_some_and(|s| s.is_terminal() || s == UpgradeState::AwaitingApproval)
+        };
+        if !settled(self) {
+            // Missed events cannot hide the end: the ledger is checked when
+            // none came for a while; once it shows the end, the events
+            // still on their way get a moment to arrive.
+            let mut ending = false;
+            loop {
+                let quiet = std::time::Duration::from_millis(if ending { 300 } else { 1000 });
+                let ev = tokio::select! {
+                    ev = events.recv() => ev,
+                    _ = tokio::time::sleep(quiet) => {
+                        if ending {
+                            break;
+                        }
+                        ending = settled(self);
+                        continue;
+                    }
+                };
+                match ev {
+                    Ok(ev) if ev.upgrade_id() == id.as_str() => {
+                        let done = matches!(&ev, Event::StateChanged { state, .. }
+                            if state.parse::<UpgradeState>().is_ok_and(|s| s.is_terminal() || s == UpgradeState::AwaitingApproval));
+                        if let Some(tx) = sink {
+                            let _ = tx.send(Line::Event(ev));
+                        }
+                        if done && settled(self) {
+                            break;
+                        }
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        }
+        self.report_line(id).await
+    }
+
+    /// The upgrade's report as the ledger has it now.
+    pub async fn report_line(self: &Arc<Self>, id: &UpgradeId) -> Line {
+        let (root, id) = (self.root.clone(), id.clone());
+        let report = tokio::task::spawn_blocking(move || {
+            let ws = Workspace::open(&root)?;
+            graft_pipeline::review::report_from_ledger(&ws, &id)
+        })
+        .await;
+        match report {
+            Ok(Ok(r)) => Line::Report(serde_json::to_value(&r).unwrap_or_default()),
+            Ok(Err(e)) => error_line("pipeline", None, e.to_string()),
+            Err(e) => error_line("internal", None, e.to_string()),
+        }
+    }
+
+    /// Approve an upgrade that waits for it and wake the runner.
+    pub async fn approve(self: &Arc<Self>, id: &UpgradeId, by: &str) -> Result<graft_ledger::Upgrade, Line> {
+        let (me, id2, by2) = (self.clone(), id.clone(), by.to_string());
+        let done = tokio::task::spawn_blocking(move || me.with_orchestrator(|o| o.approve(&id2, &by2))).await;
+        match done {
+            Ok(Ok(u)) => {
+                self.wake.notify_one();
+                Ok(u)
+            }
+            Ok(Err(e)) => Err(error_line("not_awaiting", None, e.to_string())),
+            Err(e) => Err(error_line("internal", None, e.to_string())),
+        }
+    }
+
+    /// Reject an upgrade that waits for approval.
+    pub async fn reject(
+        self: &Arc<Self>,
+        id: &UpgradeId,
+        by: &str,
+        reason: Option<String>,
+    ) -> Result<graft_ledger::Upgrade, Line> {
+        let (me, id2, by2) = (self.clone(), id.clone(), by.to_string());
+        let done = tokio::task::spawn_blocking(move || {
+            me.with_orchestrator(|o| o.reject(&id2, &by2, reason.as_deref()))
+        })
+        .await;
+        match done {
+            Ok(Ok(u)) => Ok(u),
+            Ok(Err(e)) => Err(error_line("not_awaiting", None, e.to_string())),
+            Err(e) => Err(error_line("internal", None, e.to_string())),
+        }
+    }
+
+    /// Run `f` with an orchestrator on a fresh workspace (blocking). Its
+    /// events reach every listener and the daemon's observer.
+    pub fn with_orchestrator<T>(
+        &self,
+        f: impl FnOnce(&Orchestrator<'_>) -> Result<T, PipelineError>,
+    ) -> Result<T, PipelineError> {
+        let ws = Workspace::open(&self.root)?;
+        let observer = self.relay(None);
+        let o = Orchestrator {
+            ws: &ws,
+            deploy: &*self.deploy,
+            observer: &observer,
+            generators: &*self.generators,
+            analyzer: self.analyzer.map(|a| a as &dyn graft_orchestrate::Analyzer),
+        };
+        f(&o)
+    }
+
+    pub fn state_of(&self, id: &UpgradeId) -> Option<UpgradeState> {
+        let ledger = graft_ledger::Ledger::open(&self.root.join(".graft").join("ledger.db")).ok()?;
+        ledger.upgrade(id.as_str()).ok().flatten().map(|u| u.state)
+    }
+
+    /// Roll an upgrade back when its turn comes; the final line is the
+    /// rollback report or the error.
+    pub async fn rollback(
+        self: &Arc<Self>,
+        id: UpgradeId,
+        requested_by: String,
+        sink: Option<mpsc::UnboundedSender<Line>>,
+    ) -> Line {
+        let _turn = self.queue.lock().await;
+        let relay = self.relay(sink);
+        let (root, deploy) = (self.root.clone(), self.deploy.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            let ws = Workspace::open(&root).map_err(Failure::from)?;
+            let held = recover::exclusive(&ws, &*deploy, true)?.expect("a blocking lock is always taken");
+            rollback::rollback(&ws, &*deploy, &held, &id, &requested_by, &relay)
+        })
+        .await;
+        match done {
+            Ok(Ok(report)) => Line::Rollback(serde_json::to_value(&report).unwrap_or_default()),
+            Ok(Err(f)) => error_line(&f.reason, Some(f.class), f.message),
+            Err(e) => error_line("internal", None, e.to_string()),
+        }
+    }
+
+    /// Cancel an upgrade. Not queued: it must reach an upgrade that holds
+    /// the queue now.
+    pub async fn cancel(
+        self: &Arc<Self>,
+        id: UpgradeId,
+        requested_by: String,
+    ) -> Result<CancelReport, Failure> {
+        let (root, deploy) = (self.root.clone(), self.deploy.clone());
+        let done = tokio::task::spawn_blocking(move || -> Result<_, Failure> {
+            let ws = Workspace::open(&root).map_err(Failure::from)?;
+            let before = ws.ledger.upgrade(id.as_str()).ok().flatten().map(|u| u.state);
+            let report = cancel::cancel(&ws, &*deploy, &id, &requested_by)?;
+            Ok((report, before))
+        })
+        .await
+        .map_err(|e| Failure::new(graft_pipeline::FailureClass::Internal, "internal", e.to_string()))?;
+        let (report, before) = done?;
+        // A running upgrade announces its own end; one that never started
+        // has nobody else to do it.
+        if before.is_some_and(|s| !s.is_active() && !s.is_terminal()) {
+            self.emit(Event::StateChanged {
+                id: report.id.to_string(),
+                state: report.state.to_string(),
+            })
+            .await;
+        }
+        Ok(report)
+    }
 }
 
 pub fn router(ops: Arc<Ops>, body_limit: usize) -> axum::Router {
@@ -55,20 +379,8 @@ pub fn router(ops: Arc<Ops>, body_limit: usize) -> axum::Router {
         .with_state(ops)
 }
 
-/// Sends pipeline events down a response stream and to the broadcast.
-struct Relay {
-    tx: mpsc::UnboundedSender<Line>,
-    events: tokio::sync::broadcast::Sender<Event>,
-}
-
-impl Observer for Relay {
-    fn on_event(&self, event: &Event) {
-        let _ = self.tx.send(Line::Event(event.clone()));
-        let _ = self.events.send(event.clone());
-    }
-}
-
-fn ndjson(rx: mpsc::UnboundedReceiver<Line>) -> Response {
+/// A streamed answer: each line the operation sends, then its final one.
+pub fn ndjson(rx: mpsc::UnboundedReceiver<Line>) -> Response {
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         let line = rx.recv().await?;
         let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
@@ -81,7 +393,7 @@ fn ndjson(rx: mpsc::UnboundedReceiver<Line>) -> Response {
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-fn error_line(code: &str, class: Option<graft_pipeline::FailureClass>, message: String) -> Line {
+pub fn error_line(code: &str, class: Option<graft_pipeline::FailureClass>, message: String) -> Line {
     Line::Error(ErrorLine {
         code: code.to_string(),
         class,
@@ -90,111 +402,47 @@ fn error_line(code: &str, class: Option<graft_pipeline::FailureClass>, message: 
 }
 
 async fn status(State(ops): State<Arc<Ops>>) -> Response {
-    Json(json!({ "supervisor": ops.sup.status() })).into_response()
+    let endpoints: serde_json::Map<String, serde_json::Value> = ops
+        .endpoints
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    Json(json!({ "supervisor": ops.sup.status(), "endpoints": endpoints })).into_response()
 }
 
 async fn upgrade(State(ops): State<Arc<Ops>>, Query(q): Query<UpgradeQuery>, body: Bytes) -> Response {
-    let kind: RequestKind = match q.kind.parse() {
-        Ok(k) => k,
-        Err(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_kind",
-                format!(
-                    "kind `{}` is not one of patch, edits, instruction, suggestion, autofix",
-                    q.kind
-                ),
-            );
-        }
-    };
-    let mut sub = Submission::new(kind, &q.name, body.to_vec(), &q.requested_by, "cli");
-    sub.title = q.title.clone();
-    sub.priority = q.priority.clamp(1, 10);
-    sub.dry_run = q.dry_run;
-    sub.approve_protected = q.approve_protected;
-    sub.suggestion = q.suggestion.clone();
-    sub.provider = q.provider.clone();
+    if q.kind.parse::<RequestKind>().is_err() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_kind",
+            format!(
+                "kind `{}` is not one of patch, edits, instruction, suggestion, autofix",
+                q.kind
+            ),
+        );
+    }
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
-        // Subscribe first: the runner may start at once.
-        let events = ops.events.subscribe();
-        let ops2 = ops.clone();
-        let submitted = tokio::task::spawn_blocking(move || {
-            ops2.with_orchestrator(|o| Ok(o.submit(sub, chrono::Utc::now())))
-        })
-        .await;
-        let id = match submitted {
-            Ok(Ok(Ok(s))) => s.id,
-            Ok(Ok(Err(SubmitError::Limited { message, .. }))) => {
-                let _ = tx.send(error_line(
-                    "rate_limited",
-                    Some(graft_pipeline::FailureClass::Precondition),
-                    message,
-                ));
-                return;
+        let source = q.source.clone().unwrap_or_else(|| "cli".into());
+        let line = if q.queue {
+            match ops.submit(&q, &body, &source).await {
+                Ok(s) => ops.report_line(&s.id).await,
+                Err(r) => Line::Error(r.error),
             }
-            Ok(Ok(Err(SubmitError::Pipeline(e)))) | Ok(Err(e)) => {
-                let _ = tx.send(error_line("pipeline", None, e.to_string()));
-                return;
-            }
-            Err(e) => {
-                let _ = tx.send(error_line("internal", None, e.to_string()));
-                return;
-            }
+        } else {
+            let job = UpgradeJob {
+                query: q,
+                body,
+                source,
+                sink: Some(tx.clone()),
+            };
+            ops.upgrade(job).await
         };
-        ops.wake.notify_one();
-        follow(&ops, &id, events, &tx).await;
+        let _ = tx.send(line);
     });
     ndjson(rx)
-}
-
-/// Relay the events of upgrade `id` until it ends or waits for approval,
-/// then its report.
-async fn follow(
-    ops: &Arc<Ops>,
-    id: &UpgradeId,
-    mut events: tokio::sync::broadcast::Receiver<Event>,
-    tx: &mpsc::UnboundedSender<Line>,
-) {
-    let settled = |ops: &Arc<Ops>| -> bool {
-        ops.state_of(id)
-            .is_some_and(|s| s.is_terminal() || s == UpgradeState::AwaitingApproval)
-    };
-    if !settled(ops) {
-        loop {
-            let ev = tokio::select! {
-                ev = events.recv() => ev,
-                // Missed events cannot hide the end: check now and then.
-                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
-                    if settled(ops) { break } else { continue }
-                }
-            };
-            match ev {
-                Ok(ev) if ev.upgrade_id() == id.as_str() => {
-                    let done = matches!(&ev, Event::StateChanged { state, .. }
-                        if state.parse::<UpgradeState>().is_ok_and(|s| s.is_terminal() || s == UpgradeState::AwaitingApproval));
-                    let _ = tx.send(Line::Event(ev));
-                    if done && settled(ops) {
-                        break;
-                    }
-                }
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-            }
-        }
-    }
-    let (root, id) = (ops.root.clone(), id.clone());
-    let report = tokio::task::spawn_blocking(move || {
-        let ws = Workspace::open(&root)?;
-        graft_pipeline::review::report_from_ledger(&ws, &id)
-    })
-    .await;
-    let line = match report {
-        Ok(Ok(r)) => Line::Report(serde_json::to_value(&r).unwrap_or_default()),
-        Ok(Err(e)) => error_line("pipeline", None, e.to_string()),
-        Err(e) => error_line("internal", None, e.to_string()),
-    };
-    let _ = tx.send(line);
 }
 
 async fn approve(State(ops): State<Arc<Ops>>, Path(id): Path<String>, Query(q): Query<ByQuery>) -> Response {
@@ -205,22 +453,11 @@ async fn approve(State(ops): State<Arc<Ops>>, Path(id): Path<String>, Query(q): 
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let events = ops.events.subscribe();
-        let (ops2, id2) = (ops.clone(), id.clone());
-        let done =
-            tokio::task::spawn_blocking(move || ops2.with_orchestrator(|o| o.approve(&id2, &q.requested_by)))
-                .await;
-        match done {
-            Ok(Ok(_)) => {
-                ops.wake.notify_one();
-                follow(&ops, &id, events, &tx).await;
-            }
-            Ok(Err(e)) => {
-                let _ = tx.send(error_line("not_awaiting", None, e.to_string()));
-            }
-            Err(e) => {
-                let _ = tx.send(error_line("internal", None, e.to_string()));
-            }
-        }
+        let line = match ops.approve(&id, &q.requested_by).await {
+            Ok(_) => ops.follow(&id, events, Some(&tx)).await,
+            Err(line) => line,
+        };
+        let _ = tx.send(line);
     });
     ndjson(rx)
 }
@@ -242,16 +479,14 @@ async fn reject(
         Ok(id) => id,
         Err(e) => return error(StatusCode::NOT_FOUND, "bad_id", e),
     };
-    let ops2 = ops.clone();
-    let done = tokio::task::spawn_blocking(move || {
-        let why = (!q.reason.is_empty()).then_some(q.reason.as_str());
-        ops2.with_orchestrator(|o| o.reject(&id, &q.requested_by, why))
-    })
-    .await;
-    match done {
-        Ok(Ok(u)) => Json(json!({ "upgrade": u })).into_response(),
-        Ok(Err(e)) => error(StatusCode::CONFLICT, "not_awaiting", e.to_string()),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    let why = (!q.reason.is_empty()).then_some(q.reason);
+    match ops.reject(&id, &q.requested_by, why).await {
+        Ok(u) => Json(json!({ "upgrade": u })).into_response(),
+        Err(Line::Error(e)) if e.code == "not_awaiting" => {
+            error(StatusCode::CONFLICT, "not_awaiting", e.message)
+        }
+        Err(Line::Error(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.code, e.message),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "unexpected answer"),
     }
 }
 
@@ -295,39 +530,6 @@ pub async fn runner(ops: Arc<Ops>) {
     }
 }
 
-impl Ops {
-    /// Run `f` with an orchestrator on a fresh workspace (blocking).
-    pub fn with_orchestrator<T>(
-        &self,
-        f: impl FnOnce(&Orchestrator<'_>) -> Result<T, PipelineError>,
-    ) -> Result<T, PipelineError> {
-        let ws = Workspace::open(&self.root)?;
-        let observer = Broadcast(self.events.clone());
-        let o = Orchestrator {
-            ws: &ws,
-            deploy: &*self.deploy,
-            observer: &observer,
-            generators: &*self.generators,
-            analyzer: self.analyzer.map(|a| a as &dyn graft_orchestrate::Analyzer),
-        };
-        f(&o)
-    }
-
-    fn state_of(&self, id: &UpgradeId) -> Option<UpgradeState> {
-        let ledger = graft_ledger::Ledger::open(&self.root.join(".graft").join("ledger.db")).ok()?;
-        ledger.upgrade(id.as_str()).ok().flatten().map(|u| u.state)
-    }
-}
-
-/// Sends pipeline events to whoever listens.
-struct Broadcast(tokio::sync::broadcast::Sender<Event>);
-
-impl Observer for Broadcast {
-    fn on_event(&self, event: &Event) {
-        let _ = self.0.send(event.clone());
-    }
-}
-
 async fn roll_back(
     State(ops): State<Arc<Ops>>,
     Path(id): Path<String>,
@@ -339,23 +541,7 @@ async fn roll_back(
     };
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
-        let _turn = ops.queue.lock().await;
-        let relay = Relay {
-            tx: tx.clone(),
-            events: ops.events.clone(),
-        };
-        let (root, deploy) = (ops.root.clone(), ops.deploy.clone());
-        let done = tokio::task::spawn_blocking(move || {
-            let ws = Workspace::open(&root).map_err(graft_pipeline::Failure::from)?;
-            let held = recover::exclusive(&ws, &*deploy, true)?.expect("a blocking lock is always taken");
-            rollback::rollback(&ws, &*deploy, &held, &id, &q.requested_by, &relay)
-        })
-        .await;
-        let line = match done {
-            Ok(Ok(report)) => Line::Rollback(serde_json::to_value(&report).unwrap_or_default()),
-            Ok(Err(f)) => error_line(&f.reason, Some(f.class), f.message),
-            Err(e) => error_line("internal", None, e.to_string()),
-        };
+        let line = ops.rollback(id, q.requested_by, Some(tx.clone())).await;
         let _ = tx.send(line);
     });
     ndjson(rx)
@@ -380,20 +566,12 @@ async fn cancel_upgrade(
         Ok(id) => id,
         Err(e) => return error(StatusCode::NOT_FOUND, "bad_id", e),
     };
-    // Not queued: cancel must reach an upgrade that holds the queue now.
-    let (root, deploy) = (ops.root.clone(), ops.deploy.clone());
-    let done = tokio::task::spawn_blocking(move || {
-        let ws = Workspace::open(&root).map_err(graft_pipeline::Failure::from)?;
-        cancel::cancel(&ws, &*deploy, &id, &q.requested_by)
-    })
-    .await;
-    match done {
-        Ok(Ok(report)) => Json(json!({ "cancel": report })).into_response(),
-        Ok(Err(f)) => (
+    match ops.cancel(id, q.requested_by).await {
+        Ok(report) => Json(json!({ "cancel": report })).into_response(),
+        Err(f) => (
             StatusCode::CONFLICT,
             Json(json!({ "error": { "code": f.reason, "class": f.class, "message": f.message } })),
         )
             .into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     }
 }

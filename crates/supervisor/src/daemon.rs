@@ -28,7 +28,7 @@ use std::sync::Arc;
 use graft_ledger::{Ledger, UpgradeState};
 use graft_pipeline::git::Git;
 use graft_pipeline::rollback::{self, Why};
-use graft_pipeline::{NullObserver, Workspace, recover, staging};
+use graft_pipeline::{NullObserver, Observer as _, Workspace, recover, staging};
 use nix::fcntl::{Flock, FlockArg};
 use serde::Serialize;
 
@@ -49,16 +49,53 @@ pub struct Started {
     pub agent_url: String,
     pub control_socket: PathBuf,
     pub recovered: Vec<graft_pipeline::recover::Recovered>,
+    /// What the mounted servers serve, by name (`api` → its URL).
+    pub endpoints: std::collections::BTreeMap<String, String>,
 }
 
-/// Run until SIGTERM or SIGINT. `on_started` is called once serving;
-/// `generators` builds the providers of requests that are not patches.
-pub fn run(
-    root: &Path,
-    generators: crate::wire::GeneratorFactory,
-    analyzer: Option<&'static (dyn graft_orchestrate::Analyzer + Sync)>,
-    on_started: impl FnOnce(&Started),
-) -> Result<(), SupervisorError> {
+/// Starts more servers on the daemon's operations once it serves (the
+/// HTTP API); returns what it serves as (name, URL) pairs, or why it
+/// could not start. Supplied by the binary, so that this crate does not
+/// depend on the servers built on it.
+pub type Mount = Box<
+    dyn FnOnce(
+            Arc<Ops>,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<Vec<(String, String)>, String>> + Send>,
+        > + Send,
+>;
+
+/// What the binary adds to the daemon.
+pub struct Extensions {
+    /// Builds the providers of requests that are not patches.
+    pub generators: crate::wire::GeneratorFactory,
+    /// Told of every event of every operation, on the thread that runs it.
+    pub observer: Arc<dyn graft_pipeline::Observer>,
+    /// Figures of files and scheduled scans, when the binary has them.
+    pub analyzer: Option<&'static (dyn graft_orchestrate::Analyzer + Sync)>,
+    pub mount: Option<Mount>,
+}
+
+impl Extensions {
+    /// Only generators: no observer, nothing mounted.
+    pub fn generators(generators: crate::wire::GeneratorFactory) -> Extensions {
+        Extensions {
+            generators,
+            observer: Arc::new(NullObserver),
+            analyzer: None,
+            mount: None,
+        }
+    }
+}
+
+/// Run until SIGTERM or SIGINT. `on_started` is called once serving.
+pub fn run(root: &Path, ext: Extensions, on_started: impl FnOnce(&Started)) -> Result<(), SupervisorError> {
+    let Extensions {
+        generators,
+        observer,
+        analyzer,
+        mount,
+    } = ext;
     let ws = Workspace::open(root)?;
     let root = ws.root.clone();
     let config = ws.config.clone();
@@ -159,13 +196,28 @@ pub fn run(
             deploy: deploy.clone(),
             queue: tokio::sync::Mutex::new(()),
             events,
+            observer,
             generators,
             analyzer,
             wake: tokio::sync::Notify::new(),
+            endpoints: std::sync::Mutex::new(Vec::new()),
+            admission: std::sync::Mutex::new(()),
         });
         let body_limit = (config.limits.max_change_bytes as usize).saturating_mul(2).max(64 * 1024);
         let control_router = control::router(ops.clone(), body_limit);
         tokio::spawn(async move { axum::serve(control_listener, control_router).await });
+        if let Some(mount) = mount {
+            let served = match mount(ops.clone()).await {
+                Ok(served) => served,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&socket_path);
+                    sup.shutdown().await;
+                    sockets::cleanup(sup.sockets());
+                    return Err(SupervisorError::Setup(e));
+                }
+            };
+            ops.endpoints.lock().expect("lock").extend(served);
+        }
 
         let ops2 = ops.clone();
         tokio::spawn(async move {
@@ -185,6 +237,7 @@ pub fn run(
             agent_url,
             control_socket: socket_path.clone(),
             recovered,
+            endpoints: ops.endpoints.lock().expect("lock").iter().cloned().collect(),
         });
 
         wait_for_stop().await;
@@ -214,6 +267,7 @@ async fn wait_for_stop() {
 async fn crash_loop(ops: &Arc<Ops>, commit: &str) {
     let _turn = ops.queue.lock().await;
     let (root, deploy, commit) = (ops.root.clone(), ops.deploy.clone(), commit.to_string());
+    let relay = ops.relay(None);
     let result = tokio::task::spawn_blocking(move || -> Result<String, String> {
         let ws = Workspace::open(&root).map_err(|e| e.to_string())?;
         let held = recover::exclusive(&ws, &*deploy, true).map_err(|e| e.to_string())?;
@@ -240,9 +294,15 @@ async fn crash_loop(ops: &Arc<Ops>, commit: &str) {
                 requested_by: "graft",
                 switch_back: true,
             },
-            &NullObserver,
+            &relay,
         )
-        .map(|r| format!("rolled back {} (revert {})", u.id, r.revert_commit.as_deref().map(short).unwrap_or("-")))
+        .map(|r| {
+            relay.on_event(&graft_pipeline::Event::StateChanged {
+                id: u.id.to_string(),
+                state: UpgradeState::RolledBack.to_string(),
+            });
+            format!("rolled back {} (revert {})", u.id, r.revert_commit.as_deref().map(short).unwrap_or("-"))
+        })
         .map_err(|f| f.message)
     })
     .await;

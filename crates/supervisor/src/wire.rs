@@ -28,6 +28,13 @@ pub struct UpgradeQuery {
     pub suggestion: Option<String>,
     /// A configured provider by name (default: `[provider] default`).
     pub provider: Option<String>,
+    /// Where the request came from (`cli` when not given): the rate limit
+    /// applies to every source but the operator's own CLI.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Only queue it: answer with its report at once, not at its end.
+    #[serde(default)]
+    pub queue: bool,
 }
 
 fn five() -> i64 {

@@ -1,0 +1,10 @@
+//! Webhooks told of each upgrade's state changes: [`notify`] turns
+//! pipeline events into notifications in the ledger's outbox,
+//! [`deliver`] sends them, [`payload`] is what they look like.
+
+pub mod deliver;
+pub mod notify;
+pub mod payload;
+
+pub use deliver::{Flushed, flush};
+pub use notify::Notifier;

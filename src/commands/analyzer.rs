@@ -1,0 +1,118 @@
+//! The analyzer as orchestration and the control plane use it: figures of
+//! the files an upgrade touches (before and after), scheduled scans, and
+//! scans started over the API or MCP. Built on `graft-scan`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use graft_config::Config;
+use graft_ledger::FileMetrics;
+use graft_pipeline::Workspace;
+use graft_scan::{ScanOptions, ScanReport};
+
+/// `graft-scan` behind [`graft_orchestrate::Analyzer`].
+pub struct ScanAnalyzer;
+
+/// The one analyzer of this binary.
+pub static ANALYZER: ScanAnalyzer = ScanAnalyzer;
+
+fn quiet(_: graft_scan::ScanProgress) {}
+
+/// The `[scan]` settings of the repo at `root` (the defaults without a
+/// readable `graft.toml`: figures are best effort).
+fn config_at(root: &Path) -> Config {
+    Config::load(root).unwrap_or_default()
+}
+
+impl graft_orchestrate::Analyzer for ScanAnalyzer {
+    fn metrics(&self, root: &Path, files: &[String]) -> BTreeMap<String, FileMetrics> {
+        if files.is_empty() {
+            return BTreeMap::new();
+        }
+        let config = config_at(root);
+        // Duplicates and cycles need the whole repo; the per-file cache
+        // lives in the repo's own `.graft/`, not in a staging worktree.
+        let cache = root.join(".graft").join("ledger.db").exists();
+        let Ok(report) = graft_scan::scan_with(
+            root,
+            &config.scan,
+            &ScanOptions {
+                scope: None,
+                cache,
+                progress: &quiet,
+            },
+        ) else {
+            return BTreeMap::new();
+        };
+        figures(&report, files)
+    }
+
+    fn scan(&self, ws: &Workspace) -> Result<Vec<graft_ledger::Suggestion>, String> {
+        let report = graft_scan::scan(&ws.root, &ws.config.scan, None, &quiet).map_err(|e| e.to_string())?;
+        let commit = ws.git.try_rev_parse("HEAD").ok().flatten();
+        graft_scan::store(&ws.ledger, &report, commit).map_err(|e| e.to_string())?;
+        ws.ledger.suggestions(&report.id).map_err(|e| e.to_string())
+    }
+}
+
+/// The figures of `files` in a scan report; a file the scan did not
+/// analyse (not code, or not there) has none.
+pub fn figures(report: &ScanReport, files: &[String]) -> BTreeMap<String, FileMetrics> {
+    let mut out = BTreeMap::new();
+    for f in &report.files {
+        if !files.iter().any(|p| p == &f.path) {
+            continue;
+        }
+        let duplicates = report
+            .clones
+            .iter()
+            .filter(|g| g.fragments.iter().any(|fr| fr.path == f.path))
+            .count();
+        let cycles = report
+            .cycles
+            .iter()
+            .filter(|c| {
+                c.modules
+                    .iter()
+                    .any(|m| m == &f.path || f.path.starts_with(&format!("{m}/")))
+            })
+            .count();
+        out.insert(
+            f.path.clone(),
+            FileMetrics {
+                loc: i64::from(f.nloc),
+                functions: f.functions.len() as i64,
+                complexity: f.functions.iter().map(|x| i64::from(x.cyclomatic)).sum(),
+                max_complexity: f
+                    .functions
+                    .iter()
+                    .map(|x| i64::from(x.cyclomatic))
+                    .max()
+                    .unwrap_or(0),
+                duplicates: duplicates as i64,
+                cycles: cycles as i64,
+            },
+        );
+    }
+    out
+}
+
+/// Runs a scan for the daemon's API and the MCP server and stores it.
+pub fn scan_hook() -> graft_api::ScanHook {
+    std::sync::Arc::new(|root: &Path, scope: Option<&str>| {
+        let fail = |code: &str, message: String| graft_api::ScanFailure {
+            code: code.into(),
+            message,
+        };
+        let ws = Workspace::open(root).map_err(|e| fail("unavailable", e.to_string()))?;
+        let scope = scope.map(|s| root.join(s));
+        let report =
+            graft_scan::scan(&ws.root, &ws.config.scan, scope.as_deref(), &quiet).map_err(|e| match e {
+                graft_scan::ScanError::NoSuchPath(_) => fail("not_found", e.to_string()),
+                _ => fail("bad_scope", e.to_string()),
+            })?;
+        let commit = ws.git.try_rev_parse("HEAD").ok().flatten();
+        graft_scan::store(&ws.ledger, &report, commit).map_err(|e| fail("ledger", e.to_string()))?;
+        Ok(report.id)
+    })
+}
