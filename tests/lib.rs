@@ -10,6 +10,7 @@ mod control;
 mod crash;
 mod hostile;
 mod mcp;
+mod orchestrate;
 mod perf;
 mod provider;
 mod rollback;

@@ -11,6 +11,7 @@ use crate::output::{CliError, EXIT_OK, ago, print_json};
 pub fn run(ctx: &Ctx, recent: usize) -> Result<i32, CliError> {
     let ws = ctx.workspace()?;
     let stats = ws.ledger.stats(recent)?;
+    let learnt = graft_orchestrate::learning::learnt(&ws.ledger, ws.config.policy.learn_min_outcomes)?;
     let causes: Vec<_> = stats
         .failures_by_cause
         .iter()
@@ -20,6 +21,7 @@ pub fn run(ctx: &Ctx, recent: usize) -> Result<i32, CliError> {
         let mut v = serde_json::to_value(&stats).unwrap_or_default();
         v["failures_by_cause"] = json!(causes);
         v["generation"] = serde_json::to_value(ws.ledger.usage_totals(recent)?).unwrap_or_default();
+        v["learning"] = serde_json::to_value(&learnt).unwrap_or_default();
         print_json(&v);
         return Ok(EXIT_OK);
     }
@@ -60,6 +62,7 @@ pub fn run(ctx: &Ctx, recent: usize) -> Result<i32, CliError> {
             println!("        {} {}", style("→").cyan(), recommendation(&c.cause));
         }
     }
+    print_learning(&learnt);
     println!("{}", style("recent").bold());
     for u in &stats.recent {
         println!(
@@ -71,4 +74,65 @@ pub fn run(ctx: &Ctx, recent: usize) -> Result<i32, CliError> {
         );
     }
     Ok(EXIT_OK)
+}
+
+/// Success by kind, module and provider; what to do about what fails; and
+/// whether landed upgrades made the code better.
+fn print_learning(l: &graft_orchestrate::learning::Learnt) {
+    for (title, rows) in [
+        ("success by kind", &l.by_kind),
+        ("success by module", &l.by_module),
+        ("success by provider", &l.by_provider),
+    ] {
+        if rows.is_empty() {
+            continue;
+        }
+        println!("{}", style(title).bold());
+        for r in rows.iter() {
+            let rate = if r.total == 0 {
+                "n/a".to_string()
+            } else {
+                format!("{:.0} %", r.promoted as f64 * 100.0 / r.total as f64)
+            };
+            let cause = r
+                .top_cause
+                .as_ref()
+                .map(|(c, n)| format!("  mostly {c} ({n})"))
+                .unwrap_or_default();
+            println!(
+                "  {:<20} {:>4} total  {:>6} promoted{}",
+                truncate(&r.key, 20),
+                r.total,
+                rate,
+                style(cause).dim()
+            );
+        }
+    }
+    if !l.recommendations.is_empty() {
+        println!("{}", style("recommendations").bold());
+        for r in &l.recommendations {
+            println!("  {} {r}", style("→").cyan());
+        }
+    }
+    if !l.improvement.is_empty() {
+        println!(
+            "{}",
+            style("code before → after promoted upgrades (touched files)").bold()
+        );
+        for d in &l.improvement {
+            println!(
+                "  {:<12} {:>3} upgrade(s)  complexity {} → {}  lines {} → {}  duplicates {} → {}  cycles {} → {}",
+                d.key,
+                d.upgrades,
+                d.before.complexity,
+                d.after.complexity,
+                d.before.loc,
+                d.after.loc,
+                d.before.duplicates,
+                d.after.duplicates,
+                d.before.cycles,
+                d.after.cycles
+            );
+        }
+    }
 }

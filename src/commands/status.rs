@@ -27,6 +27,10 @@ pub fn run(ctx: &Ctx, recent: usize) -> Result<i32, CliError> {
     let pending = ws
         .ledger
         .upgrades(&[UpgradeState::Queued, UpgradeState::AwaitingApproval], 100)?;
+    let queued = ws.ledger.queued(100)?;
+    let awaiting = ws.ledger.upgrades(&[UpgradeState::AwaitingApproval], 100)?;
+    let today = completed_today(&ws)?;
+    let scans = scan_times(&ws)?;
     let recent_list = ws.ledger.upgrades(&[], recent)?;
     // What runs: asked of graft run when it is up, else the ledger's last word.
     let daemon_status = ctx.daemon().and_then(|d| d.json("GET", "/v1/status").ok());
@@ -43,6 +47,10 @@ pub fn run(ctx: &Ctx, recent: usize) -> Result<i32, CliError> {
             "endpoints": endpoints,
             "in_progress": active,
             "pending": pending,
+            "queued": queued,
+            "awaiting_approval": awaiting,
+            "completed_today": today,
+            "scans": scans,
             "recent": recent_list,
         }));
         return Ok(EXIT_OK);
@@ -96,18 +104,59 @@ pub fn run(ctx: &Ctx, recent: usize) -> Result<i32, CliError> {
             );
         }
     }
-    if !pending.is_empty() {
-        println!("{}", style("pending").bold());
-        for u in &pending {
+    if !queued.is_empty() {
+        println!("{} (in the order they run)", style("queued").bold());
+        for u in &queued {
             println!(
-                "  {}  {:<40}  priority {}  {}",
+                "  {}  {:<40}  priority {:>2}  risk {}",
                 u.id,
                 truncate(&u.title, 40),
                 u.priority,
-                u.state
+                u.risk.as_deref().unwrap_or("not yet rated")
             );
         }
     }
+    if !awaiting.is_empty() {
+        println!("{}", style("awaiting approval").bold());
+        for u in &awaiting {
+            println!(
+                "  {}  {:<40}  priority {:>2}  {}  risk {}",
+                u.id,
+                truncate(&u.title, 40),
+                u.priority,
+                style("awaiting approval").yellow(),
+                u.risk.as_deref().unwrap_or("?")
+            );
+        }
+        println!(
+            "  {}",
+            style("`graft approve ID` runs one, `graft reject ID` drops it").dim()
+        );
+    }
+    let counts: Vec<String> = today["by_state"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect())
+        .unwrap_or_default();
+    println!(
+        "{} {}",
+        style("completed today").bold(),
+        if counts.is_empty() {
+            "none".to_string()
+        } else {
+            counts.join("   ")
+        }
+    );
+    println!(
+        "{} last {}   next {}",
+        style("scans").bold(),
+        scans["last"]["at"]
+            .as_str()
+            .map(|t| format!("{} ({} suggestion(s))", ago(t), scans["last"]["suggestions"]))
+            .unwrap_or_else(|| "never".into()),
+        scans["next"]
+            .as_str()
+            .unwrap_or("when asked ([schedule] scan = manual)")
+    );
     if recent_list.is_empty() {
         println!(
             "{} none yet: try `graft upgrade --patch FILE --dry-run`",
@@ -147,4 +196,59 @@ pub fn truncate(s: &str, n: usize) -> String {
         t.push('…');
         t
     }
+}
+
+/// Upgrades that ended since local midnight, counted by final state.
+fn completed_today(ws: &graft_pipeline::Workspace) -> Result<serde_json::Value, CliError> {
+    let midnight = chrono::Local::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .and_then(|t| t.and_local_timezone(chrono::Local).earliest())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_else(chrono::Utc::now);
+    let since = graft_orchestrate::schedule::format_time(midnight);
+    let ended = ws.ledger.upgrades(
+        &[
+            UpgradeState::Promoted,
+            UpgradeState::Failed,
+            UpgradeState::RolledBack,
+            UpgradeState::Cancelled,
+        ],
+        1000,
+    )?;
+    let mut by_state = serde_json::Map::new();
+    for u in ended
+        .iter()
+        .filter(|u| !u.dry_run && u.finished_at.as_deref().is_some_and(|f| f >= since.as_str()))
+    {
+        let n = by_state
+            .get(u.state.as_str())
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
+        by_state.insert(u.state.to_string(), json!(n + 1));
+    }
+    Ok(json!({ "since": since, "by_state": by_state }))
+}
+
+/// The last scan (any) and when the scan schedule runs next.
+fn scan_times(ws: &graft_pipeline::Workspace) -> Result<serde_json::Value, CliError> {
+    let last = ws.ledger.scans(1)?.into_iter().next();
+    let last = match last {
+        Some(s) => json!({
+            "id": s.id,
+            "at": s.created_at,
+            "suggestions": ws.ledger.suggestions(&s.id)?.len(),
+        }),
+        None => serde_json::Value::Null,
+    };
+    let every = &ws.config.schedule.scan;
+    let now = chrono::Utc::now();
+    let from = ws
+        .ledger
+        .last_schedule_run("scan")?
+        .as_deref()
+        .and_then(graft_orchestrate::schedule::parse_time)
+        .unwrap_or(now);
+    let next = graft_orchestrate::schedule::next(every, from).map(graft_orchestrate::schedule::format_time);
+    Ok(json!({ "last": last, "next": next }))
 }

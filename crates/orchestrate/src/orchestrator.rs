@@ -477,7 +477,7 @@ impl Orchestrator<'_> {
             let message = format!(
                 "waited for approval since {} (longer than [policy] approval_timeout, {})",
                 u.approval_requested_at.as_deref().unwrap_or("?"),
-                humantime_short(timeout)
+                crate::rate::human(timeout)
             );
             self.close_waiting(&u.id, "expired", &message)?;
             out.push(u.id);
@@ -654,8 +654,24 @@ impl Orchestrator<'_> {
         );
         let mut queued = Vec::new();
         let mut skipped = 0;
+        let mut already = 0;
+        let mut limited = None;
+        // A finding already waiting (queued or for approval) from an earlier
+        // scan is not queued again.
+        let open: Vec<String> = self
+            .ws
+            .ledger
+            .upgrades(&[UpgradeState::Queued, UpgradeState::AwaitingApproval], 10_000)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|u| u.title)
+            .collect();
         for sug in suggestions.iter().filter(|s| s.priority >= sched.min_priority) {
-            if budget == 0 {
+            if open.contains(&sug.title) {
+                already += 1;
+                continue;
+            }
+            if budget == 0 || limited.is_some() {
                 skipped += 1;
                 continue;
             }
@@ -675,10 +691,20 @@ impl Orchestrator<'_> {
                     queued.push(json!({ "id": done.id, "state": done.state, "suggestion": sug.id }));
                     budget -= 1;
                 }
+                Err(SubmitError::Limited { message, .. }) => {
+                    skipped += 1;
+                    limited = Some(message);
+                }
                 Err(e) => return json!({ "error": e.to_string(), "queued": queued }),
             }
         }
-        json!({ "suggestions": suggestions.len(), "queued": queued, "left_for_later": skipped })
+        json!({
+            "suggestions": suggestions.len(),
+            "queued": queued,
+            "already_waiting": already,
+            "left_for_later": skipped,
+            "rate_limited": limited,
+        })
     }
 
     fn scheduled_autofix(&self, now: DateTime<Utc>) -> serde_json::Value {
@@ -728,16 +754,6 @@ pub fn signature(reason: &str, message: &str) -> String {
     let re = regex::Regex::new(r"[0-9a-f]{7,40}|\d+(\.\d+)?").expect("valid regex");
     let first: String = message.lines().take(5).collect::<Vec<_>>().join("\n");
     format!("{reason}|{}", re.replace_all(&first, "#"))
-}
-
-fn humantime_short(d: std::time::Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        s if s % 86400 == 0 && s > 0 => format!("{} d", s / 86400),
-        s if s % 3600 == 0 && s > 0 => format!("{} h", s / 3600),
-        s if s % 60 == 0 && s > 0 => format!("{} min", s / 60),
-        s => format!("{s} s"),
-    }
 }
 
 fn default_title(s: &Submission, ledger: &graft_ledger::Ledger) -> String {

@@ -48,10 +48,12 @@ pub fn check(
     Err(LimitedOr::Limited(Limited { retry_after, used }))
 }
 
-/// A window's length the way people say it: `1h`, `30m`, `90s`.
+/// A duration the way `graft.toml` writes it: `3d`, `1h`, `30m`, `90s`.
 pub fn human(d: Duration) -> String {
     let s = d.as_secs();
-    if s > 0 && s.is_multiple_of(3600) {
+    if s > 0 && s.is_multiple_of(86400) {
+        format!("{}d", s / 86400)
+    } else if s > 0 && s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
     } else if s > 0 && s.is_multiple_of(60) {
         format!("{}m", s / 60)

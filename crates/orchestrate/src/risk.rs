@@ -328,21 +328,23 @@ impl Rules {
         }
         // The track record moves the soft part.
         let mut level = soft;
-        let poor = record
+        let poor: Vec<String> = record
             .similar
             .iter()
             .filter(|(_, total, failed)| *total >= p.learn_min_outcomes && *failed * 2 >= *total)
-            .max_by_key(|(_, total, failed)| (*failed * 100 / (*total).max(1), *total));
+            .map(|(what, total, failed)| format!("{what} {failed} of {total}"))
+            .collect();
         let good = record
             .similar
             .iter()
             .all(|(_, total, failed)| *total >= p.learn_min_outcomes.max(5) && *failed * 10 <= *total)
             && !record.similar.is_empty();
-        if let Some((what, total, failed)) = poor {
+        if !poor.is_empty() {
             level = level.up();
             reasons.push(format!(
-                "{}: similar upgrades ({what}) failed {failed} of {total} times",
-                level.as_str()
+                "{}: similar upgrades failed often ({})",
+                level.as_str(),
+                poor.join("; ")
             ));
         } else if good && level > p.risk_floor {
             level = level.down().max(p.risk_floor);
@@ -687,7 +689,7 @@ mod tests {
         assert!(
             r.reasons
                 .iter()
-                .any(|s| s.contains("similar upgrades (module storage) failed 3 of 4 times")),
+                .any(|s| s == "medium: similar upgrades failed often (module storage 3 of 4)"),
             "{:?}",
             r.reasons
         );
