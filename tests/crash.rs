@@ -94,6 +94,8 @@ crash_upgrade_at! {
     kill_after_parse_gate: "gate:parse:after" => false,
     kill_before_test_gate: "gate:test:before" => false,
     kill_after_test_gate: "gate:test:after" => false,
+    kill_before_review: "review:before" => false,
+    kill_after_review: "review:after" => false,
     kill_before_release: "release:before" => false,
     kill_after_release: "release:after" => false,
     kill_before_backup: "backup:before" => false,

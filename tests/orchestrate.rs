@@ -30,6 +30,16 @@ fn ids(v: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The row of a `graft ledger --json` list with this `key`.
+fn row(list: &Value, key: &str) -> Value {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == key)
+        .cloned()
+        .unwrap_or_else(|| panic!("no `{key}` in {list}"))
+}
+
 fn state(t: &Target, id: &str) -> String {
     t.upgrade_row(id).0
 }
@@ -74,6 +84,11 @@ fn the_queue_runs_by_priority_then_age() {
         [landed[2].as_str(), landed[1].as_str(), landed[0].as_str()]
     );
     t.graft(&["queue", "run"]).success().stdout_has("nothing queued");
+    let status = t.graft(&["status", "--json"]).json();
+    assert_eq!(status["completed_today"]["by_state"], json!({ "promoted": 3 }));
+    t.graft(&["status"])
+        .success()
+        .stdout_has("completed today promoted 3");
 }
 
 #[test]
@@ -321,6 +336,14 @@ fn a_weekly_scan_and_a_daily_autofix_fire_on_the_clock_and_queue_work() {
     assert_eq!(s[0]["schedule"], "scan");
     assert_eq!(s[0]["every"], "weekly");
     assert_eq!(s[0]["next"], "2026-12-07T03:00:00Z");
+    // So does graft status, with the last scan.
+    let status = t.graft(&["status", "--json"]).json();
+    assert_eq!(status["scans"]["next"], "2026-12-07T03:00:00Z");
+    assert_eq!(status["scans"]["last"]["suggestions"], 1, "{status}");
+    t.graft(&["status"])
+        .success()
+        .stdout_has("scans last ")
+        .stdout_has("next 2026-12-07T03:00:00Z");
 }
 
 /// The Python target with an LLM provider at `server`, one round per
@@ -450,16 +473,215 @@ fn failures_in_one_module_raise_its_risk_and_bring_a_recommendation() {
         "tests fail after changes to storage/: add coverage before auto-approving there (failed 3 of 3; upgrades there are now rated a level riskier)",
     );
     let v = t.graft(&["ledger", "--json"]).json();
-    let storage = v["learning"]["by_module"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["key"] == "storage")
-        .cloned()
-        .unwrap_or_else(|| panic!("{v}"));
+    let storage = row(&v["learning"]["by_module"], "storage");
     assert_eq!(
         (storage["total"].as_u64(), storage["failed"].as_u64()),
         (Some(3), Some(3))
     );
     assert_eq!(storage["top_cause"][0], "gate test failed");
+}
+
+/// The steps `land` began for an upgrade (twice would mean it ran twice).
+fn lands(t: &Target, id: &str) -> i64 {
+    t.count(&format!(
+        "SELECT COUNT(*) FROM steps WHERE upgrade_id = '{id}' AND step = 'land' AND phase = 'begin'"
+    ))
+}
+
+#[test]
+fn graft_run_works_the_queue_announces_approvals_and_a_restart_loses_nothing() {
+    use crate::support::agent::*;
+    use crate::support::api::*;
+    let receiver = Receiver::start();
+    let (t, port) = crate::api::api_target(&format!(
+        "[[webhooks]]\nname = \"ops\"\nurl = \"{}\"\nformat = \"json\"\nevents = [\"needs_approval\", \"promoted\"]\nmax_backoff = \"1s\"\n",
+        receiver.url("/ops")
+    ));
+    // Queued while graft run is down: it works them in priority order.
+    let docs = queue_edits(&t, &crate::api::docs_edit("# agent, documented\n"), "2");
+    let v2 = queue_edits(&t, &version_edits("v2"), "9");
+    // A build file: held for approval, announced.
+    let manifest = json!([{ "op": "modify", "path": "Cargo.toml", "search": "[package]\n", "replace": "[package]\n# the example agent\n" }]);
+    let run = t.upgrade_edits(&manifest.to_string(), &["--json"]);
+    run.code(11);
+    let held = run.json()["id"].as_str().unwrap().to_string();
+
+    let d = crate::api::start(&t);
+    let api = Api::of(&d);
+    assert_eq!(api.wait_ended(&v2)["upgrade"]["state"], "promoted");
+    assert_eq!(api.wait_ended(&docs)["upgrade"]["state"], "promoted");
+    assert_eq!(hello(port), "hello from v2\n");
+    let finished = |id: &str| -> String {
+        t.ledger()
+            .query_row("SELECT finished_at FROM upgrades WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    };
+    assert!(
+        finished(&v2) < finished(&docs),
+        "priority 9 ran before priority 2"
+    );
+    assert_eq!(
+        api.get(&format!("/v1/upgrades/{held}")).json()["upgrade"]["state"],
+        "awaiting_approval"
+    );
+    let announced = receiver.wait_at("/ops", 1, 30);
+    assert_eq!(announced[0].event, "needs_approval");
+    assert_eq!(announced[0].body["upgrade"]["id"], held.as_str());
+
+    // Approved over the API: the daemon's runner takes it.
+    let r = api.signed("POST", &format!("/v1/upgrades/{held}/approve"), "");
+    r.expect(200);
+    assert_eq!(r.json()["approved_by"], "api");
+    assert_eq!(api.wait_ended(&held)["upgrade"]["state"], "promoted");
+    assert!(t.read("Cargo.toml").contains("# the example agent"));
+
+    // Two more: the daemon dies while the first is live in its watch
+    // window. After a restart nothing is lost and nothing runs twice.
+    let first = api.signed(
+        "POST",
+        "/v1/upgrades",
+        &edits_request(&version_edits("v3"), r#""priority":9"#),
+    );
+    first.expect(202);
+    let first = first.json()["id"].as_str().unwrap().to_string();
+    let second = api.signed(
+        "POST",
+        "/v1/upgrades",
+        &edits_request(&version_edits("v4"), r#""priority":1"#),
+    );
+    second.expect(202);
+    let second = second.json()["id"].as_str().unwrap().to_string();
+    eventually(60, "the first upgrade is in its watch window", || {
+        state(&t, &first) == "watching"
+    });
+    let mut d = d;
+    d.kill9();
+    assert_eq!(state(&t, &second), "queued", "it had not started");
+    let d = crate::api::start(&t);
+    let api = Api::of(&d);
+    let first_end = api.wait_ended(&first)["upgrade"]["state"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        ["rolled_back", "promoted"].contains(&first_end.as_str()),
+        "the interrupted upgrade was resolved: {first_end}"
+    );
+    assert_eq!(api.wait_ended(&second)["upgrade"]["state"], "promoted");
+    assert_eq!(hello(port), "hello from v4\n");
+    for id in [&docs, &v2, &held, &first, &second] {
+        assert!(lands(&t, id) <= 1, "{id} landed once at most");
+    }
+    assert_eq!(lands(&t, &second), 1);
+    assert_eq!(t.count("SELECT COUNT(*) FROM upgrades WHERE state = 'queued'"), 0);
+}
+
+#[test]
+fn what_a_provider_wrote_is_judged_after_the_gates_and_held_when_risky() {
+    let server = LlmServer::start(Api::Openai);
+    let t = llm_target(&server, "");
+    // Asked for one thing, the model also drops a test: the gates pass
+    // (fewer tests!), but the staged diff weakens them.
+    server.reply(
+        "test_app.py\n```python\n<<<<<<< SEARCH\n    def test_greet(self):\n        self.assertTrue(app.greet(\"Ada\").endswith(\"Ada\"))\n\n=======\n>>>>>>> REPLACE\n```\n",
+    );
+    let head = t.head();
+    let run = t.graft_env(
+        &["upgrade", "tidy the tests", "--json"],
+        &[("GRAFT_TEST_KEY", "k")],
+    );
+    run.code(11);
+    let report = run.json();
+    assert_eq!(report["state"], "awaiting_approval", "{report}");
+    assert_eq!(report["risk"], "high");
+    assert!(
+        report["risk_reasons"]
+            .to_string()
+            .contains("removes 1 test function(s) (test_greet)"),
+        "{report}"
+    );
+    let id = report["id"].as_str().unwrap().to_string();
+    assert!(
+        report["gates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| g["status"] == "passed")
+    );
+    assert_eq!(t.head(), head, "held before landing");
+    assert!(t.read("test_app.py").contains("test_greet"));
+    // Someone commits meanwhile; approval replays the reviewed change on
+    // top and gates it again, without asking the model again.
+    t.write("NOTES.md", "notes\n");
+    t.commit("notes");
+    let approved = t.graft_env(&["approve", &id, "--json"], &[("GRAFT_TEST_KEY", "k")]);
+    approved.success();
+    assert_eq!(approved.json()["state"], "promoted", "{}", approved.stdout);
+    assert!(!t.read("test_app.py").contains("test_greet"));
+    assert!(t.path("NOTES.md").exists());
+    assert_eq!(server.requests().len(), 1, "the reviewed change, not a new one");
+    let gate_runs = t.count(&format!(
+        "SELECT COUNT(*) FROM steps WHERE upgrade_id = '{id}' AND step = 'gate:test' AND phase = 'begin'"
+    ));
+    assert_eq!(
+        gate_runs, 2,
+        "gated before the hold and again on the moved branch"
+    );
+}
+
+#[test]
+fn every_upgrade_records_the_figures_of_its_files_before_and_after() {
+    let t = Target::python();
+    // A third branch in `add`: one more point of complexity, one more line.
+    let patch = "--- a/app.py\n+++ b/app.py\n@@ -1,2 +1,4 @@\n def add(a, b):\n+    if a is None:\n+        return b\n     return a + b\n";
+    let run = t.upgrade_patch(patch, &["--json"]);
+    run.success();
+    let id = run.json()["id"].as_str().unwrap().to_string();
+    let figures = |phase: &str| -> (i64, i64, i64) {
+        t.ledger()
+            .query_row(
+                "SELECT functions, complexity, loc FROM file_metrics WHERE upgrade_id = ?1 AND path = 'app.py' AND phase = ?2",
+                [&id, phase],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap()
+    };
+    assert_eq!(figures("before"), (2, 2, 4));
+    assert_eq!(figures("after"), (2, 3, 6));
+    let v = t.graft(&["ledger", "--json"]).json();
+    let total = row(&v["learning"]["improvement"], "total");
+    assert_eq!(total["upgrades"], 1);
+    assert_eq!(
+        (
+            total["before"]["complexity"].as_i64(),
+            total["after"]["complexity"].as_i64()
+        ),
+        (Some(2), Some(3))
+    );
+    t.graft(&["ledger"])
+        .success()
+        .stdout_has("total          1 upgrade(s)  complexity 2 → 3  lines 4 → 6");
+}
+
+#[test]
+fn a_crash_while_an_approved_upgrade_resumes_recovers_with_nothing_landed() {
+    for point in ["checkpoint:after", "restage:after", "land:before"] {
+        let server = LlmServer::start(Api::Openai);
+        let t = llm_target(&server, "");
+        server.reply(
+            "test_app.py\n```python\n<<<<<<< SEARCH\n        self.assertEqual(app.add(2, 3), 5)\n=======\n        pass\n>>>>>>> REPLACE\n```\n",
+        );
+        let run = t.graft_env(&["upgrade", "simplify", "--json"], &[("GRAFT_TEST_KEY", "k")]);
+        run.code(11);
+        let id = run.json()["id"].as_str().unwrap().to_string();
+        let before = t.snapshot();
+        t.graft_env(&["approve", &id], &[("GRAFT_TEST_KILL_AT", point)])
+            .killed();
+        t.assert_recovered_interrupted(&id, &before, point);
+        assert_eq!(t.git(&["status", "--porcelain"]), "", "{point}: working tree");
+        // And the repo works again.
+        t.upgrade_patch(&good_patch(), &[]).success();
+    }
 }

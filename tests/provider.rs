@@ -497,16 +497,8 @@ fn kill_during_a_repair_round_recovers() {
             &[(KEY_ENV, KEY), ("GRAFT_TEST_KILL_AT", point)],
         )
         .killed();
-        t.graft(&["status"]).success().stderr_has("graft: recovered");
         let id = t.last_upgrade();
-        assert!(t.open_steps(&id).is_empty(), "{point}: open steps");
-        let (state, reason, _) = t.upgrade_row(&id);
-        assert_eq!(
-            (state.as_str(), reason.as_deref()),
-            ("failed", Some("interrupted")),
-            "{point}"
-        );
-        t.snapshot().assert_same(&before, point);
+        t.assert_recovered_interrupted(&id, &before, point);
         assert_eq!(
             std::fs::read_to_string(t.path(".graft/staging/app.py")).unwrap(),
             APP_PY,

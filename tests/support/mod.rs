@@ -203,6 +203,24 @@ impl Target {
     }
 
     /// The id of the newest upgrade in the ledger.
+    /// After a kill at `point`: the next command recovers, upgrade `id`
+    /// ended `failed`/`interrupted` with no open step, and the repo is as
+    /// in `before`.
+    pub fn assert_recovered_interrupted(&self, id: &str, before: &Snapshot, point: &str) {
+        self.graft(&["status"]).success().stderr_has("graft: recovered");
+        assert!(
+            self.open_steps(id).is_empty(),
+            "{point}: open steps after recovery"
+        );
+        let (state, reason, _) = self.upgrade_row(id);
+        assert_eq!(
+            (state.as_str(), reason.as_deref()),
+            ("failed", Some("interrupted")),
+            "{point}"
+        );
+        self.snapshot().assert_same(before, point);
+    }
+
     pub fn last_upgrade(&self) -> String {
         self.ledger()
             .query_row(
