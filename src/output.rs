@@ -201,6 +201,17 @@ fn step_detail(step: &str, detail: &serde_json::Value) -> String {
         "stage" => format!("{} file(s), commit {}", n("files"), short(&s("commit"))),
         "backup" => format!("{} data file(s) copied", n("copied")),
         "land" => format!("{} tagged {}", short(&s("commit")), s("tag")),
+        "review" if detail.get("hold").and_then(|v| v.as_bool()) == Some(true) => {
+            format!("risk {}: held for approval", s("risk"))
+        }
+        "review" => format!("risk {}", s("risk")),
+        "release" => short(&s("tree")).to_string(),
+        "deploy" if detail.get("pid").is_some() => {
+            format!("pid {}, ready in {}", n("pid"), seconds(n("ready_ms")))
+        }
+        "watch" if detail.get("window_ms").is_some() => {
+            format!("{} window, healthy", seconds(n("window_ms")))
+        }
         _ if step.starts_with("gate:") => {
             let ms = n("duration_ms");
             let status = s("status");

@@ -268,3 +268,25 @@ fn over_mcp_changes_go_through_graft_run_and_deploy() {
     );
     drop(d);
 }
+
+#[test]
+fn over_mcp_a_risky_change_waits_for_a_person() {
+    let (t, _port) = api_target("");
+    let edits = json!([{ "op": "create", "path": "build.rs", "content": "fn main() {}\n" }]).to_string();
+    let out = session(
+        &t,
+        json!([call(
+            "self_improve",
+            json!({ "action": "execute", "edits": edits })
+        )]),
+    );
+    let r = &out["results"];
+    assert_eq!(r[0]["is_error"], false, "{}", r[0]);
+    assert_eq!(r[0]["structured"]["state"], "awaiting_approval", "{}", r[0]);
+    assert!(
+        text(&r[0]).contains("waits for approval (risk medium: medium: changes build file `build.rs`)"),
+        "{}",
+        text(&r[0])
+    );
+    assert!(!t.path("build.rs").exists(), "nothing ran");
+}

@@ -242,6 +242,16 @@ fn outcome_line(r: &graft_pipeline::UpgradeReport) -> String {
         .map(|g| format!("{} {}", g.name, g.status))
         .collect();
     let files = r.files.len();
+    if r.state == graft_ledger::UpgradeState::AwaitingApproval {
+        return format!(
+            "upgrade {} waits for approval (risk {}: {}); a person approves it with `graft approve {}` (or POST /v1/upgrades/{}/approve), or rejects it",
+            r.id,
+            r.risk.as_deref().unwrap_or("?"),
+            r.risk_reasons.join("; "),
+            r.id,
+            r.id
+        );
+    }
     match (&r.failure, r.dry_run) {
         (None, true) => format!(
             "plan {}: every required gate passed ({}); {files} file(s) would change; nothing was changed",
