@@ -18,6 +18,22 @@ pub static ANALYZER: ScanAnalyzer = ScanAnalyzer;
 
 fn quiet(_: graft_scan::ScanProgress) {}
 
+/// Repos up to this many tracked files get whole-repo figures per upgrade.
+const WHOLE_REPO_FILES: usize = 2000;
+
+/// How many files git tracks at `root` (`usize::MAX` when git cannot say,
+/// so that the cheap way is taken).
+fn tracked_files(root: &Path) -> usize {
+    std::process::Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(root)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or(usize::MAX, |o| o.stdout.iter().filter(|b| **b == 0).count())
+}
+
 /// The `[scan]` settings of the repo at `root` (the defaults without a
 /// readable `graft.toml`: figures are best effort).
 fn config_at(root: &Path) -> Config {
@@ -30,21 +46,35 @@ impl graft_orchestrate::Analyzer for ScanAnalyzer {
             return BTreeMap::new();
         }
         let config = config_at(root);
-        // Duplicates and cycles need the whole repo; the per-file cache
-        // lives in the repo's own `.graft/`, not in a staging worktree.
-        let cache = root.join(".graft").join("ledger.db").exists();
-        let Ok(report) = graft_scan::scan_with(
-            root,
-            &config.scan,
-            &ScanOptions {
-                scope: None,
-                cache,
-                progress: &quiet,
-            },
-        ) else {
-            return BTreeMap::new();
+        let scan = |scope: Option<&Path>, cache: bool| {
+            graft_scan::scan_with(
+                root,
+                &config.scan,
+                &ScanOptions {
+                    scope,
+                    cache,
+                    progress: &quiet,
+                },
+            )
+            .ok()
         };
-        figures(&report, files)
+        // Duplicates and cycles need the whole repo: scanned whole (with
+        // the per-file cache in the tree's own `.graft/`, the staging
+        // worktree's persisting between upgrades) up to a size where that
+        // stays a small part of an upgrade. Beyond it, only the touched
+        // files are scanned (without the cache, whose entries a partial
+        // scan would prune), so their duplicates and cycles count among
+        // themselves; the scheduled scans measure the whole.
+        if tracked_files(root) <= WHOLE_REPO_FILES {
+            return scan(None, true).map_or_else(BTreeMap::new, |r| figures(&r, files));
+        }
+        let mut out = BTreeMap::new();
+        for f in files {
+            if let Some(r) = scan(Some(&root.join(f)), false) {
+                out.extend(figures(&r, files));
+            }
+        }
+        out
     }
 
     fn scan(&self, ws: &Workspace) -> Result<Vec<graft_ledger::Suggestion>, String> {
