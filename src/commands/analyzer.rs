@@ -21,17 +21,32 @@ fn quiet(_: graft_scan::ScanProgress) {}
 /// Repos up to this many tracked files get whole-repo figures per upgrade.
 const WHOLE_REPO_FILES: usize = 2000;
 
-/// How many files git tracks at `root` (`usize::MAX` when git cannot say,
-/// so that the cheap way is taken).
+/// How many files git tracks at `root`: the entry count in the header of
+/// its index (a worktree's `.git` file names its git dir), read without
+/// starting git. `usize::MAX` when it cannot be read, so that the cheap
+/// way is taken.
 fn tracked_files(root: &Path) -> usize {
-    std::process::Command::new("git")
-        .args(["ls-files", "-z"])
-        .current_dir(root)
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map_or(usize::MAX, |o| o.stdout.iter().filter(|b| **b == 0).count())
+    let dot_git = root.join(".git");
+    let git_dir = if dot_git.is_dir() {
+        dot_git
+    } else {
+        match std::fs::read_to_string(&dot_git) {
+            Ok(text) => match text.trim().strip_prefix("gitdir:") {
+                Some(dir) => root.join(dir.trim()),
+                None => return usize::MAX,
+            },
+            Err(_) => return usize::MAX,
+        }
+    };
+    let mut header = [0u8; 12];
+    let read = std::fs::File::open(git_dir.join("index"))
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header));
+    match read {
+        Ok(()) if &header[..4] == b"DIRC" => {
+            u32::from_be_bytes([header[8], header[9], header[10], header[11]]) as usize
+        }
+        _ => usize::MAX,
+    }
 }
 
 /// The `[scan]` settings of the repo at `root` (the defaults without a
@@ -145,4 +160,36 @@ pub fn scan_hook() -> graft_api::ScanHook {
         graft_scan::store(&ws.ledger, &report, commit).map_err(|e| fail("ledger", e.to_string()))?;
         Ok(report.id)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tracked_files_reads_the_index_of_a_repo_and_of_a_worktree() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = |args: &[&str], cwd: &std::path::Path| {
+            let ok = std::process::Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+                .args(args)
+                .current_dir(cwd)
+                .output()
+                .unwrap()
+                .status
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        let repo = dir.path().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        git(&["init", "-q"], &repo);
+        for i in 0..3 {
+            std::fs::write(repo.join(format!("f{i}.txt")), "x").unwrap();
+        }
+        git(&["add", "-A"], &repo);
+        git(&["commit", "-qm", "three"], &repo);
+        assert_eq!(super::tracked_files(&repo), 3);
+        let wt = dir.path().join("wt");
+        git(&["worktree", "add", "-q", wt.to_str().unwrap()], &repo);
+        assert_eq!(super::tracked_files(&wt), 3);
+        assert_eq!(super::tracked_files(dir.path()), usize::MAX, "not a repo");
+    }
 }
