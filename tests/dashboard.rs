@@ -42,9 +42,9 @@ const TWIN: &str = "def total(rows):
     return round(out, 2)
 ";
 
-/// A SEARCH/REPLACE reply turning VERSION v1 into v2.
+/// A reply turning VERSION v1 into v2, as a unified diff.
 fn v2_reply() -> String {
-    "VERSION\n```\n<<<<<<< SEARCH\nv1\n=======\nv2\n>>>>>>> REPLACE\n```\n".to_string()
+    "Here it is.\n\n```diff\n--- a/VERSION\n+++ b/VERSION\n@@ -1 +1 @@\n-v1\n+v2\n```\n".to_string()
 }
 
 /// The agent target with an LLM at `server`, NOTES.md high risk (an
@@ -161,7 +161,7 @@ fn a_browser_signs_in_upgrades_rolls_back_and_approves_on_the_dashboard() {
     assert_eq!(r["diff_split_rows"].as_u64().map(|n| n >= 1), Some(true), "{r}");
     // Rolled back, and the ledger's chart shows it.
     assert_eq!(r["rolled_back_state"], "rolled_back");
-    assert_eq!(r["rollback_chart"], json!([{ "cause": "requested", "count": "1" }]));
+    assert_eq!(r["rollback_chart"], json!([{ "cause": "manual", "count": "1" }]));
     // Approved with the keyboard: it ran and went live.
     assert_eq!(r["approved_state"], "promoted");
     // The scan: a cycle drawn, the duplicates side by side.

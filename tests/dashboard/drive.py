@@ -38,6 +38,21 @@ def main() -> int:
         page.click(f"#nav a[data-page={name}]")
         ready(page, name)
 
+    try:
+        run(a, shots, out, errors, phase, watch, ready, nav)
+    except BaseException:
+        # What the page showed, for whoever reads the failure.
+        print(json.dumps({"failed_in": phase[0], "so_far": out, "errors": errors}), file=sys.stderr)
+        raise
+    out["console_errors"] = [
+        e for e in errors if not (e[0] == "wrong-secret" and "401" in e[1])
+    ]
+    out["console_allowed"] = [e for e in errors if e not in out["console_errors"]]
+    print(json.dumps(out))
+    return 0
+
+
+def run(a, shots, out, errors, phase, watch, ready, nav):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=a.chromium, headless=True, args=["--no-sandbox"])
         ctx = browser.new_context(viewport={"width": 1280, "height": 800})
@@ -50,7 +65,7 @@ def main() -> int:
         phase[0] = "wrong-secret"
         page.fill("#secret", "not-the-secret-at-all-000")
         page.click("#sign-in-form button[type=submit]")
-        page.wait_for_function("document.getElementById('sign-in-error').textContent.length > 0")
+        page.wait_for_selector("#sign-in-error:not(:empty)")
         out["wrong_secret"] = page.text_content("#sign-in-error")
 
         phase[0] = "sign-in"
@@ -65,6 +80,8 @@ def main() -> int:
         page.click("#preview-button")
         page.wait_for_selector("[data-preview]", timeout=LONG)
         out["preview"] = page.get_attribute("[data-preview]", "data-preview")
+        if out["preview"] != "passed":
+            raise SystemExit("the preview failed: " + page.inner_text("#preview"))
         page.evaluate(
             """() => {
               window.__states = [];
@@ -169,13 +186,6 @@ def main() -> int:
             page.screenshot(path=str(shots / f"{name}-phone.png"), full_page=True)
         phone.close()
         browser.close()
-
-    out["console_errors"] = [
-        e for e in errors if not (e[0] == "wrong-secret" and "401" in e[1])
-    ]
-    out["console_allowed"] = [e for e in errors if e not in out["console_errors"]]
-    print(json.dumps(out))
-    return 0
 
 
 if __name__ == "__main__":
