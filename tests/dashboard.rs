@@ -143,7 +143,12 @@ fn a_browser_signs_in_upgrades_rolls_back_and_approves_on_the_dashboard() {
         .expect("run the browser driver");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the browser driver failed:\n{stdout}\n{stderr}\n--- graft run\n{}", d.stderr());
+    assert!(
+        out.status.success(),
+        "the browser driver failed:\n{stdout}\n{stderr}\n--- upgrades\n{}\n--- graft run\n{}",
+        api.get("/v1/upgrades?limit=10").body,
+        d.stderr()
+    );
     let r: Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
         .unwrap_or_else(|e| panic!("the driver's last line is not JSON ({e}):\n{stdout}\n{stderr}"));
 

@@ -26,8 +26,10 @@ def main() -> int:
     out: dict = {}
     errors: list = []
     phase = ["start"]
+    current = [None]
 
     def watch(page):
+        current[0] = page
         page.on("console", lambda m: m.type == "error" and errors.append([phase[0], m.text]))
         page.on("pageerror", lambda e: errors.append([phase[0], "uncaught: " + str(e)]))
 
@@ -38,12 +40,19 @@ def main() -> int:
         page.click(f"#nav a[data-page={name}]")
         ready(page, name)
 
-    try:
-        run(a, shots, out, errors, phase, watch, ready, nav)
-    except BaseException:
+    def failed():
         # What the page showed, for whoever reads the failure.
+        shown = ""
+        if current[0] is not None:
+            try:
+                current[0].screenshot(path=str(shots / "failure.png"), full_page=True)
+                shown = current[0].inner_text("body")
+            except Exception as e:  # the browser may be gone
+                shown = f"(no page: {e})"
         print(json.dumps({"failed_in": phase[0], "so_far": out, "errors": errors}), file=sys.stderr)
-        raise
+        print("--- the page (screenshot: failure.png)\n" + shown, file=sys.stderr)
+
+    run(a, shots, out, errors, phase, watch, ready, nav, failed)
     out["console_errors"] = [
         e for e in errors if not (e[0] == "wrong-secret" and "401" in e[1])
     ]
@@ -52,8 +61,17 @@ def main() -> int:
     return 0
 
 
-def run(a, shots, out, errors, phase, watch, ready, nav):
+def run(a, shots, out, errors, phase, watch, ready, nav, failed):
     with sync_playwright() as p:
+        try:
+            steps(p, a, shots, out, phase, watch, ready, nav)
+        except BaseException:
+            failed()
+            raise
+
+
+def steps(p, a, shots, out, phase, watch, ready, nav):
+    if True:
         browser = p.chromium.launch(executable_path=a.chromium, headless=True, args=["--no-sandbox"])
         ctx = browser.new_context(viewport={"width": 1280, "height": 800})
         page = ctx.new_page()

@@ -113,6 +113,16 @@ export function h(spec, attrs, ...children) {
   return el;
 }
 
+/** Replace an element's children; like h(), skips null and flattens lists. */
+export function fill(el, ...children) {
+  el.replaceChildren();
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
 /** An SVG element. */
 export function s(tag, attrs, ...children) {
   return h(tag, { ...attrs, svg: true }, ...children);

@@ -51,14 +51,14 @@ async function route() {
   keyHandler = null;
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.page === page || (page === "upgrade" && a.dataset.page === "queue"));
   const view = document.getElementById("view");
-  view.replaceChildren(api.h("p.muted", {}, "Loading…"));
+  api.fill(view, api.h("p.muted", {}, "Loading…"));
   view.dataset.page = page;
   view.removeAttribute("data-ready");
   try {
     const cleanup = await pages[page](view, decodeURIComponent(arg || ""));
     current = { name: page, cleanup };
   } catch (e) {
-    view.replaceChildren(api.h("div.card.error", {}, h2("Could not show this page"), api.h("p", {}, e.message)));
+    api.fill(view, api.h("div.card.error", {}, h2("Could not show this page"), api.h("p", {}, e.message)));
     current = null;
   }
   view.setAttribute("data-ready", "1");
@@ -81,7 +81,7 @@ async function health() {
 function showSignIn(message) {
   document.getElementById("sign-in").hidden = false;
   document.getElementById("sign-out").hidden = true;
-  document.getElementById("view").replaceChildren();
+  api.fill(document.getElementById("view"));
   const err = document.getElementById("sign-in-error");
   err.textContent = message || "";
   document.getElementById("secret").focus();

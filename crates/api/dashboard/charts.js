@@ -2,14 +2,14 @@
 // no network): success rate over time, upgrades by kind and outcome, gate
 // durations, rollbacks and their causes, cost per upgrade.
 
-import { h, s, get, when } from "./api.js";
+import { h, s, get, when, fill } from "./api.js";
 import { onEvent } from "./app.js";
 
 const OUTCOMES = ["promoted", "failed", "rolled_back", "cancelled"];
 
 /** Vertical stacked bars: [{label, title, parts: [{value, cls, title}]}]; optional line (0..1 per bar). */
 function bars(name, items, { unit = "", line = null, height = 180 } = {}) {
-  const W = Math.max(320, items.length * 38 + 60), H = height, left = 40, bottom = 34, top = 10;
+  const W = Math.max(480, items.length * 38 + 60), H = height, left = 40, bottom = 34, top = 10;
   const max = Math.max(1e-9, ...items.map((b) => b.parts.reduce((a, p) => a + p.value, 0)));
   const bw = Math.min(28, (W - left - 10) / Math.max(items.length, 1) - 8);
   const y = (v) => H - bottom - (v / max) * (H - bottom - top);
@@ -43,7 +43,7 @@ function bars(name, items, { unit = "", line = null, height = 180 } = {}) {
 function fmt(v) {
   if (v >= 100) return Math.round(v).toString();
   if (v >= 1) return (Math.round(v * 10) / 10).toString();
-  return (Math.round(v * 1000) / 1000).toString();
+  return v > 0 ? Number(v.toPrecision(2)).toString() : "0";
 }
 
 const legend = (pairs) => h("p.legend", {}, pairs.map(([cls, text]) => h("span", {}, h("i", { class: "sw " + cls }), text)));
@@ -91,7 +91,7 @@ export async function ledgerPage(view) {
 
     const cost = bars("cost", series.cost.slice(-40).map((c) => ({ label: c.upgrade_id.slice(-6), parts: [{ value: c.cost_usd, cls: "cost", title: `${c.upgrade_id}: $${c.cost_usd.toFixed(4)} (${c.input_tokens} in / ${c.output_tokens} out)${c.cost_known ? "" : ", price unknown"}` }] })), { unit: "" });
 
-    view.replaceChildren(
+    fill(view, 
       summary,
       card("chart-success", "Success rate over time", bars("success", days, { line: rates }), outcomeLegend),
       card("chart-kinds", "Upgrades by kind and outcome", bars("kinds", kinds), legend(["promoted", "failed", "rolled_back", "cancelled", "awaiting_approval", "queued"].map((o) => ["o-" + o, o.replace(/_/g, " ")]))),

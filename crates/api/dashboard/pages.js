@@ -1,7 +1,7 @@
 // The live pipeline view with the instruction box, the queue, and the
 // agent's state.
 
-import { h, get, post, when, toast, stateBadge } from "./api.js";
+import { h, get, post, when, toast, stateBadge, fill } from "./api.js";
 import { onEvent, setKeys } from "./app.js";
 import { actions, pipelineView, renderDiff } from "./upgrade.js";
 
@@ -12,7 +12,7 @@ const TERMINAL = ["promoted", "rolled_back", "failed", "cancelled"];
 export async function livePage(view) {
   const pipeline = h("div.card#pipeline", {});
   const box = instructionBox((id) => live.follow(id));
-  view.replaceChildren(h("div.grid2", {}, box, pipeline));
+  fill(view, h("div.grid2", {}, box, pipeline));
   const live = pipelineView(pipeline);
   const st = await get("/v1/status");
   const first = (st.in_progress && st.in_progress[0]) || (st.recent && st.recent.find((u) => !u.dry_run));
@@ -44,13 +44,13 @@ function instructionBox(onExecute) {
     if (!instruction) return toast("Say what to change first.", "bad");
     preview.disabled = true;
     execute.disabled = true;
-    out.replaceChildren(h("p.muted", {}, "Planning: the provider writes the change, then the gates run on it…"));
+    fill(out, h("p.muted", {}, "Planning: the provider writes the change, then the gates run on it…"));
     try {
       const r = await post("/v1/upgrades", { instruction, dry_run: true, requested_by: "dashboard" });
       const done = await settle(r.id);
       const [u, d] = await Promise.all([get("/v1/upgrades/" + r.id), get("/v1/upgrades/" + r.id + "/diff")]);
       const ok = done.reason === "dry_run";
-      out.replaceChildren(
+      fill(out, 
         h("p", { "data-preview": ok ? "passed" : "failed" }, ok ? "Preview passed: every gate is green. " : "Preview failed: " + (done.error || done.reason || done.state) + " ",
           h("a", { href: "#/upgrade/" + r.id }, "details")),
         h("ul.gates", {}, (u.gates || []).map((g) => h("li", {}, h("span.state", { class: "state st-" + g.status }, g.status), " ", g.name))),
@@ -61,7 +61,7 @@ function instructionBox(onExecute) {
         execute.disabled = false;
       }
     } catch (e) {
-      out.replaceChildren(h("p.error", {}, e.message));
+      fill(out, h("p.error", {}, e.message));
     } finally {
       preview.disabled = false;
     }
@@ -71,12 +71,12 @@ function instructionBox(onExecute) {
     try {
       const r = await post("/v1/upgrades", { instruction: text.value.trim(), requested_by: "dashboard" });
       toast("Upgrade " + r.id + " is " + r.state.replace(/_/g, " ") + ".");
-      out.replaceChildren(h("p", {}, "Sent as ", h("a", { href: "#/upgrade/" + r.id }, r.id), ". Follow it on the right."));
+      fill(out, h("p", {}, "Sent as ", h("a", { href: "#/upgrade/" + r.id }, r.id), ". Follow it on the right."));
       text.value = "";
       previewed = null;
       onExecute(r.id);
     } catch (e) {
-      out.replaceChildren(h("p.error", {}, e.message));
+      fill(out, h("p.error", {}, e.message));
     }
   });
   const buttons = [preview, execute];
@@ -159,7 +159,7 @@ export async function queuePage(view) {
         h("h2", {}, title, " ", h("span.count", {}, String(list.length))),
         list.length ? h("div.scroll", {}, h("table.list", {}, tbody)) : h("p.muted", {}, "Nothing here.")));
     }
-    view.replaceChildren(help, ...cards);
+    fill(view, help, ...cards);
     selected = Math.min(selected, Math.max(rows.length - 1, 0));
     mark();
     view.setAttribute("data-ready", "1");
@@ -202,7 +202,7 @@ export async function agentPage(view) {
     get("/v1/agent/history?after=0&limit=500"),
   ]);
   const entries = history.entries || [];
-  view.replaceChildren(
+  fill(view, 
     h("section.card#agent-task", {},
       h("h2", {}, "Current task"),
       task ? [h("pre.task", {}, task.content), h("p.muted.small", {}, "version " + task.version + " · saved " + when(task.updated_at))] : h("p.muted", {}, "No task has been saved yet.")),

@@ -2,7 +2,7 @@
 // import cycles drawn as a graph, duplicated code side by side — each
 // with a button that queues it as an upgrade; and a button to scan now.
 
-import { h, s, get, post, when, toast } from "./api.js";
+import { h, s, get, post, when, toast, fill } from "./api.js";
 import { highlight, langOf } from "./highlight.js";
 
 export async function scanPage(view) {
@@ -23,13 +23,13 @@ export async function scanPage(view) {
       }
     });
     if (!scans.length) {
-      view.replaceChildren(h("section.card", {}, h("h2", {}, "Scan"), h("p.muted", {}, "No scan yet."), start));
+      fill(view, h("section.card", {}, h("h2", {}, "Scan"), h("p.muted", {}, "No scan yet."), start));
       return;
     }
     const { scan, suggestions } = await get("/v1/scans/" + scans[0].id);
     const by = (kinds) => suggestions.filter((x) => kinds.includes(x.kind));
     const sm = scan.summary || {};
-    view.replaceChildren(
+    fill(view, 
       h("section.card#scan-summary", { "data-scan": scan.id },
         h("h2", {}, "Latest scan ", h("span.muted.small", {}, `${scan.id} · ${when(scan.created_at)} · ${scan.duration_ms} ms`)),
         h("div.figures", {}, Object.entries(sm).filter(([, v]) => typeof v === "number").slice(0, 8).map(([k, v]) => h("div.figure", {}, h("span.value", {}, String(v)), h("span.label", {}, k.replace(/_/g, " "))))),
@@ -123,7 +123,7 @@ function duplicate(x) {
     try {
       const r = await get(`/v1/files?path=${encodeURIComponent(f.path)}&start=${f.start_line}&end=${Math.min(f.end_line, f.start_line + 199)}`);
       const lang = langOf(f.path);
-      pre.replaceChildren(...r.lines.map((line, k) => h("div.codeline", {}, h("span.ln", {}, String(r.start + k)), h("code", {}, highlight(line, lang)))));
+      fill(pre, ...r.lines.map((line, k) => h("div.codeline", {}, h("span.ln", {}, String(r.start + k)), h("code", {}, highlight(line, lang)))));
     } catch (e) {
       pre.textContent = e.message;
     }

@@ -2,7 +2,7 @@
 // output, the deploy timeline, rollbacks; the buttons that act on it; and
 // the live pipeline view the Live page is built from.
 
-import { h, get, post, when, toast, stateBadge } from "./api.js";
+import { h, get, post, when, toast, stateBadge, fill } from "./api.js";
 import { onEvent } from "./app.js";
 import { diffView } from "./diff.js";
 
@@ -85,7 +85,7 @@ export function pipelineView(el) {
     const sup = supervisor
       ? h("p.small", {}, "Live release ", h("code", {}, String(supervisor.live_commit || "").slice(0, 10)), " · ", supervisor.ready ? "ready" : "not ready", supervisor.in_watch_window ? " · in its watch window" : "")
       : null;
-    el.replaceChildren(
+    fill(el, 
       h("h2", {}, "Pipeline ", stateBadge(u.state)),
       h("p", {}, h("a", { href: "#/upgrade/" + u.id }, u.title || u.id), h("span.muted.small", {}, " " + u.id + (u.dry_run ? " · dry run" : ""))),
       phases,
@@ -97,16 +97,22 @@ export function pipelineView(el) {
         sup),
     );
   };
+  // Answers may come back out of order: only the newest request's answer
+  // for the upgrade shown now is drawn.
+  let seq = 0;
   const refresh = async () => {
     if (!id) return;
-    const d = await get("/v1/upgrades/" + id);
+    const mine = ++seq, forId = id;
+    const d = await get("/v1/upgrades/" + forId);
+    const sup = ["deploying", "watching", "promoted", "rolled_back"].includes(d.upgrade.state) ? (await get("/v1/status")).supervisor : null;
+    if (mine !== seq || forId !== id) return;
     u = d.upgrade;
+    supervisor = sup;
     steps = stepsOf(d.steps);
     for (const g of d.gates || []) {
       const cur = gates.get(g.name);
       gates.set(g.name, { name: g.name, status: g.status, duration_ms: g.duration_ms, output: cur && cur.output && cur.output.length > (g.output_tail || "").length ? cur.output : g.output_tail });
     }
-    if (["deploying", "watching", "promoted", "rolled_back"].includes(u.state)) supervisor = (await get("/v1/status")).supervisor;
     render();
   };
   let pending = null;
@@ -118,17 +124,19 @@ export function pipelineView(el) {
     async follow(newId) {
       if (id === newId) return;
       id = newId;
+      u = null;
       steps = new Map();
       gates = new Map();
-      await refresh();
       clearInterval(timer);
-      // The watch window has no events of its own: poll while it runs.
-      timer = setInterval(() => u && !TERMINAL.includes(u.state) && refresh().catch(() => {}), 1500);
+      // The watch window has no events of its own, and an event can be
+      // missed: poll until the upgrade shown has ended.
+      timer = setInterval(() => (!u || u.id !== id || !TERMINAL.includes(u.state)) && refresh().catch(() => {}), 1500);
+      await refresh();
     },
     event(ev) {
       if (!id || ev.id !== id) return;
-      if (ev.type === "state_changed" && u) {
-        u.state = ev.state;
+      if (ev.type === "state_changed") {
+        if (u && u.id === id) u.state = ev.state;
         soon();
       } else if (ev.type === "step_begin") {
         steps.set(ev.step, { name: ev.step, status: "running", at: new Date().toISOString() });
@@ -149,9 +157,9 @@ export function pipelineView(el) {
       } else return;
       render();
     },
-    finished: () => !u || TERMINAL.includes(u.state) || u.state === "awaiting_approval",
+    finished: () => !id || (u && u.id === id && (TERMINAL.includes(u.state) || u.state === "awaiting_approval")),
     idle() {
-      el.replaceChildren(h("h2", {}, "Pipeline"), h("p.muted", {}, "No upgrade yet. Give an instruction, or queue a suggestion from the Scan page."));
+      fill(el, h("h2", {}, "Pipeline"), h("p.muted", {}, "No upgrade yet. Give an instruction, or queue a suggestion from the Scan page."));
     },
     stop() {
       clearInterval(timer);
@@ -167,8 +175,7 @@ export async function upgradePage(view, id) {
   async function render() {
     const [d, diff] = await Promise.all([get("/v1/upgrades/" + id), get("/v1/upgrades/" + id + "/diff")]);
     const u = d.upgrade;
-    const req = u.request || {};
-    const asked = req.instruction || req.title || (typeof req === "string" ? req : JSON.stringify(req, null, 2));
+    const sub = (u.request && u.request.submission) || {};
     const steps = [...stepsOf(d.steps).values()];
     const t0 = steps.length ? new Date(steps[0].at).getTime() : 0;
     const modeButtons = h("div.toggle", { role: "group", "aria-label": "Diff view" },
@@ -176,13 +183,16 @@ export async function upgradePage(view, id) {
         class: "small" + (m === mode ? " on" : ""), "data-mode": m,
         onclick: () => { mode = m; localStorage.setItem("graft.diff", m); render(); },
       }, m === "split" ? "Side by side" : "Unified")));
-    view.replaceChildren(
+    fill(view, 
       h("section.card#upgrade", { "data-id": u.id, "data-state": u.state },
         h("h1", {}, u.title || u.id, " ", stateBadge(u.state)),
         h("p.muted.small", {}, `${u.id} · ${u.kind} · by ${u.requested_by} · ${when(u.created_at)}` + (u.dry_run ? " · dry run" : "")),
         h("div.buttons", {}, actions(u, render)),
         u.error ? h("p.error", {}, (u.reason ? u.reason + ": " : "") + u.error) : null),
-      h("section.card#request", {}, h("h2", {}, "Request"), h("pre.request", {}, String(asked))),
+      h("section.card#request", {}, h("h2", {}, "Request"),
+        d.asked ? h("pre.request", {}, d.asked) : h("p", {}, u.title),
+        h("p.small.muted", {}, [`${u.kind} from ${u.source || sub.source || "?"}`, `priority ${u.priority}`, sub.provider && `provider ${sub.provider}`, sub.suggestion && `suggestion ${sub.suggestion}`, u.retry_of && `retry of ${u.retry_of}`].filter(Boolean).join(" · ")),
+        h("details", {}, h("summary.small", {}, "The request as recorded"), h("pre.request.small", {}, JSON.stringify(u.request, null, 2)))),
       h("section.card#risk", {}, h("h2", {}, "Risk ", u.risk ? h("span.risk", { class: "risk r-" + u.risk }, u.risk) : h("span.muted", {}, "not assessed yet")),
         (u.risk_reasons || []).length ? h("ul", {}, u.risk_reasons.map((r) => h("li", {}, r))) : h("p.muted.small", {}, "No reasons recorded."),
         u.approval ? h("p.small", {}, `Approval: ${u.approval}` + (u.approved_by ? ` by ${u.approved_by}` : "")) : null,

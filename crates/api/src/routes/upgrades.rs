@@ -311,12 +311,25 @@ pub async fn get(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Result<
                 "rollbacks": l.rollbacks(Some(&key))?,
                 "approvals": l.approvals(&key)?.into_iter().map(|(at, by)| json!({ "at": at, "approved_by": by })).collect::<Vec<_>>(),
                 "steps": l.steps(&key)?,
+                "asked": asked(l, &key)?,
             })))
         })
         .await?;
     found
         .map(|v| Json(v).into_response())
         .ok_or_else(|| not_found(&id))
+}
+
+/// What was asked, as text (the dashboard shows it), cut at 64 KiB.
+fn asked(l: &graft_ledger::Ledger, id: &str) -> Result<Option<String>, ApiError> {
+    const MAX: usize = 64 * 1024;
+    Ok(l.request(id)?.filter(|r| !r.body.is_empty()).map(|r| {
+        let text = String::from_utf8_lossy(&r.body);
+        match text.char_indices().nth(MAX) {
+            Some((cut, _)) => format!("{}…", &text[..cut]),
+            None => text.into_owned(),
+        }
+    }))
 }
 
 fn not_found(id: &UpgradeId) -> ApiError {
