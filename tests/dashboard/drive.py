@@ -112,8 +112,8 @@ def steps(p, a, shots, out, phase, watch, ready, nav):
             }"""
         )
         page.click("#execute")
-        page.wait_for_selector("#preview a[href^='#/upgrade/']")
-        executed = page.get_attribute("#preview a[href^='#/upgrade/']", "href").split("/")[-1]
+        page.wait_for_selector("#preview [data-sent]")
+        executed = page.get_attribute("#preview [data-sent]", "data-sent")
         out["executed"] = executed
         page.wait_for_selector(f"#pipeline[data-id='{executed}'][data-state=promoted]", timeout=LONG)
         states = page.evaluate("window.__states")

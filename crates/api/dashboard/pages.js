@@ -71,7 +71,7 @@ function instructionBox(onExecute) {
     try {
       const r = await post("/v1/upgrades", { instruction: text.value.trim(), requested_by: "dashboard" });
       toast("Upgrade " + r.id + " is " + r.state.replace(/_/g, " ") + ".");
-      fill(out, h("p", {}, "Sent as ", h("a", { href: "#/upgrade/" + r.id }, r.id), ". Follow it on the right."));
+      fill(out, h("p", { "data-sent": r.id }, "Sent as ", h("a", { href: "#/upgrade/" + r.id }, r.id), ". Follow it on the right."));
       text.value = "";
       previewed = null;
       onExecute(r.id);
