@@ -87,7 +87,11 @@ fn every_endpoint_answers_and_a_signed_upgrade_goes_through() {
             );
             if path == "/v1/session/link" {
                 // Needs no signature: the body's login token is the credential.
-                assert_eq!((r.status, r.code().as_str()), (400, "bad_body"), "{method} {path}");
+                assert_eq!(
+                    (r.status, r.code().as_str()),
+                    (400, "bad_body"),
+                    "{method} {path}"
+                );
             } else if method != "get" {
                 assert_eq!(
                     (r.status, r.code().as_str()),

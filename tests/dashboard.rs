@@ -61,7 +61,10 @@ fn dashboard_target(server: &LlmServer) -> (Target, u16) {
     t.write("pkg/a.py", CYCLE_A);
     t.write("pkg/b.py", CYCLE_B);
     t.write("billing.py", TWIN);
-    t.write("invoices.py", &TWIN.replace("total", "invoice_total").replace("rows", "items"));
+    t.write(
+        "invoices.py",
+        &TWIN.replace("total", "invoice_total").replace("rows", "items"),
+    );
     t.commit("code to scan");
     (t, port)
 }
@@ -95,7 +98,10 @@ fn wait_state(api: &Api, id: &str, state: &str) -> Value {
         if v["upgrade"]["state"] == state {
             return v;
         }
-        assert!(Instant::now() < deadline, "upgrade {id} never became {state}: {v}");
+        assert!(
+            Instant::now() < deadline,
+            "upgrade {id} never became {state}: {v}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -108,18 +114,39 @@ fn a_browser_signs_in_upgrades_rolls_back_and_approves_on_the_dashboard() {
     let (t, port) = dashboard_target(&server);
     let d = start(&t);
     let api = Api::of(&d);
-    let login = d.info["dashboard_login"].as_str().expect("graft run --json prints the dashboard's login link").to_string();
+    let login = d.info["dashboard_login"]
+        .as_str()
+        .expect("graft run --json prints the dashboard's login link")
+        .to_string();
     assert!(login.starts_with(&format!("{}/#login=", api.url)), "{login}");
 
     // Agent state to show, and an upgrade held for approval (NOTES.md is
     // high risk).
-    api.signed("PUT", "/v1/agent/task", r#"{"content":"answer greetings with the version"}"#).expect(200);
-    api.signed("POST", "/v1/agent/history", r#"{"role":"user","content":"which version are you?"}"#).expect(201);
-    api.signed("POST", "/v1/agent/history", r#"{"role":"assistant","content":"hello from v1"}"#).expect(201);
+    api.signed(
+        "PUT",
+        "/v1/agent/task",
+        r#"{"content":"answer greetings with the version"}"#,
+    )
+    .expect(200);
+    api.signed(
+        "POST",
+        "/v1/agent/history",
+        r#"{"role":"user","content":"which version are you?"}"#,
+    )
+    .expect(201);
+    api.signed(
+        "POST",
+        "/v1/agent/history",
+        r#"{"role":"assistant","content":"hello from v1"}"#,
+    )
+    .expect(201);
     let held = api.signed(
         "POST",
         "/v1/upgrades",
-        &edits_request(&json!([{ "op": "create", "path": "NOTES.md", "content": "# notes\n" }]).to_string(), r#""title":"add notes""#),
+        &edits_request(
+            &json!([{ "op": "create", "path": "NOTES.md", "content": "# notes\n" }]).to_string(),
+            r#""title":"add notes""#,
+        ),
     );
     held.expect(202);
     let held = held.json()["id"].as_str().unwrap().to_string();
@@ -134,7 +161,9 @@ fn a_browser_signs_in_upgrades_rolls_back_and_approves_on_the_dashboard() {
     println!("dashboard screenshots: {}", shots.display());
     let out = std::process::Command::new(&python)
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard/drive.py"))
-        .args(["--url", &api.url, "--secret", SECRET, "--login", &login, "--held", &held])
+        .args([
+            "--url", &api.url, "--secret", SECRET, "--login", &login, "--held", &held,
+        ])
         .arg("--chromium")
         .arg(&browser)
         .arg("--shots")
@@ -153,14 +182,25 @@ fn a_browser_signs_in_upgrades_rolls_back_and_approves_on_the_dashboard() {
         .unwrap_or_else(|e| panic!("the driver's last line is not JSON ({e}):\n{stdout}\n{stderr}"));
 
     // Sign-in: the wrong secret refused with the page's words, then in.
-    assert_eq!(r["wrong_secret"], "Wrong secret: the server refused the signature. Check $GRAFT_API_SECRET (or .graft/api-secret) of this graft run.");
+    assert_eq!(
+        r["wrong_secret"],
+        "Wrong secret: the server refused the signature. Check $GRAFT_API_SECRET (or .graft/api-secret) of this graft run."
+    );
     assert_eq!(r["signed_in"], true);
     // The instruction: previewed, executed, seen going live.
     assert_eq!(r["preview"], "passed");
     let id = r["executed"].as_str().unwrap().to_string();
-    let seen: Vec<&str> = r["states_seen"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    let seen: Vec<&str> = r["states_seen"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
     assert_eq!(seen.last(), Some(&"promoted"), "{seen:?}");
-    assert!(seen.len() >= 2, "the live view should move through states, saw {seen:?}");
+    assert!(
+        seen.len() >= 2,
+        "the live view should move through states, saw {seen:?}"
+    );
     // Its diff, both views.
     assert!(r["diff_unified"].as_str().unwrap().contains("v2"), "{r}");
     assert_eq!(r["diff_split_rows"].as_u64().map(|n| n >= 1), Some(true), "{r}");
@@ -170,7 +210,14 @@ fn a_browser_signs_in_upgrades_rolls_back_and_approves_on_the_dashboard() {
     // Approved with the keyboard: it ran and went live.
     assert_eq!(r["approved_state"], "promoted");
     // The scan: a cycle drawn, the duplicates side by side.
-    assert!(r["cycle_nodes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().contains("pkg")), "{r}");
+    assert!(
+        r["cycle_nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("pkg")),
+        "{r}"
+    );
     assert_eq!(r["duplicate_paths"], json!(["billing.py", "invoices.py"]));
     assert!(r["duplicate_first_line"].as_str().unwrap().contains("def"), "{r}");
     assert_eq!(r["agent_task"], "answer greetings with the version");
@@ -190,12 +237,20 @@ fn a_browser_signs_in_upgrades_rolls_back_and_approves_on_the_dashboard() {
     assert_eq!(u["upgrade"]["requested_by"], "dashboard:dashboard");
     assert_eq!(u["rollbacks"][0]["requested_by"], "dashboard:dashboard");
     let approved = api.get(&format!("/v1/upgrades/{held}")).json();
-    assert_eq!(approved["approvals"][0]["approved_by"], "dashboard:dashboard", "{approved}");
+    assert_eq!(
+        approved["approvals"][0]["approved_by"], "dashboard:dashboard",
+        "{approved}"
+    );
     assert_eq!(hello(port), "hello from v1\n");
     assert_eq!(t.read("NOTES.md"), "# notes\n");
     // The login link was used by the phone's browser: it works once.
     let token = login.rsplit('=').next().unwrap();
-    let again = api.send("POST", "/v1/session/link", &[("content-type", "application/json")], json!({ "token": token }).to_string().as_bytes());
+    let again = api.send(
+        "POST",
+        "/v1/session/link",
+        &[("content-type", "application/json")],
+        json!({ "token": token }).to_string().as_bytes(),
+    );
     assert_eq!((again.status, again.code().as_str()), (401, "bad_login_link"));
 }
 
@@ -218,36 +273,113 @@ fn the_dashboards_reads_and_sign_in_refuse_what_they_must() {
     // The page and its files, under a strict Content-Security-Policy.
     let page = api.get("/");
     page.expect(200);
-    assert!(page.body.contains("<script type=\"module\" src=\"/dashboard/app.js\">"), "{}", page.body);
-    let csp = page.header("content-security-policy").unwrap_or_default().to_string();
-    assert!(csp.contains("script-src 'self'") && csp.contains("connect-src 'self'"), "{csp}");
+    assert!(
+        page.body
+            .contains("<script type=\"module\" src=\"/dashboard/app.js\">"),
+        "{}",
+        page.body
+    );
+    let csp = page
+        .header("content-security-policy")
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("connect-src 'self'"),
+        "{csp}"
+    );
     let js = api.get("/dashboard/app.js");
     js.expect(200);
     assert!(js.header("content-type").unwrap().starts_with("text/javascript"));
     let nope = api.get("/dashboard/nope.js");
-    assert_eq!((nope.status, nope.body.as_str()), (404, "no dashboard file `nope.js`"));
+    assert_eq!(
+        (nope.status, nope.body.as_str()),
+        (404, "no dashboard file `nope.js`")
+    );
 
     // File excerpts: lines of a file inside the repo, nothing else.
     let f = api.get("/v1/files?path=lib/util.py&start=2&end=3");
     f.expect(200);
-    assert_eq!(f.json(), json!({ "path": "lib/util.py", "start": 2, "end": 3, "total_lines": 3, "lines": ["b = 2", "c = 3"] }));
+    assert_eq!(
+        f.json(),
+        json!({ "path": "lib/util.py", "start": 2, "end": 3, "total_lines": 3, "lines": ["b = 2", "c = 3"] })
+    );
     let refused = [
-        ("/v1/files?path=../x", 400, "bad_path", "the path `../x` contains `..`"),
-        ("/v1/files?path=/etc/passwd", 400, "bad_path", "the path `/etc/passwd` is absolute"),
-        ("/v1/files?path=.git/config", 400, "bad_path", "the path `.git/config` is inside `.git`"),
-        ("/v1/files?path=graft.toml", 403, "protected", "`graft.toml` is protected (pattern `graft.toml`): the dashboard does not show it"),
+        (
+            "/v1/files?path=../x",
+            400,
+            "bad_path",
+            "the path `../x` contains `..`",
+        ),
+        (
+            "/v1/files?path=/etc/passwd",
+            400,
+            "bad_path",
+            "the path `/etc/passwd` is absolute",
+        ),
+        (
+            "/v1/files?path=.git/config",
+            400,
+            "bad_path",
+            "the path `.git/config` is inside `.git`",
+        ),
+        (
+            "/v1/files?path=graft.toml",
+            403,
+            "protected",
+            "`graft.toml` is protected (pattern `graft.toml`): the dashboard does not show it",
+        ),
         ("/v1/files?path=.env", 403, "protected", "`.env` is protected"),
-        ("/v1/files?path=.graft/ledger.db", 403, "protected", "is protected"),
-        ("/v1/files?path=escape.txt", 403, "outside_repo", "`escape.txt` leads out of the repository (through a symbolic link)"),
-        ("/v1/files?path=lib/none.py", 404, "not_found", "no file `lib/none.py` in the repository"),
-        ("/v1/files?path=lib", 400, "not_a_file", "`lib` is not a regular file"),
-        ("/v1/files?path=lib/util.py&start=3&end=1", 400, "bad_query", "`end` (1) is before `start` (3)"),
-        ("/v1/files?path=lib/util.py&start=1&end=501", 400, "bad_query", "at most 500 lines at a time"),
-        ("/v1/files?path=lib/util.py&start=0", 400, "bad_query", "`start` must be from 1"),
+        (
+            "/v1/files?path=.graft/ledger.db",
+            403,
+            "protected",
+            "is protected",
+        ),
+        (
+            "/v1/files?path=escape.txt",
+            403,
+            "outside_repo",
+            "`escape.txt` leads out of the repository (through a symbolic link)",
+        ),
+        (
+            "/v1/files?path=lib/none.py",
+            404,
+            "not_found",
+            "no file `lib/none.py` in the repository",
+        ),
+        (
+            "/v1/files?path=lib",
+            400,
+            "not_a_file",
+            "`lib` is not a regular file",
+        ),
+        (
+            "/v1/files?path=lib/util.py&start=3&end=1",
+            400,
+            "bad_query",
+            "`end` (1) is before `start` (3)",
+        ),
+        (
+            "/v1/files?path=lib/util.py&start=1&end=501",
+            400,
+            "bad_query",
+            "at most 500 lines at a time",
+        ),
+        (
+            "/v1/files?path=lib/util.py&start=0",
+            400,
+            "bad_query",
+            "`start` must be from 1",
+        ),
     ];
     for (path, status, code, words) in refused {
         let r = api.get(path);
-        assert_eq!((r.status, r.code().as_str()), (status, code), "{path}: {}", r.body);
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (status, code),
+            "{path}: {}",
+            r.body
+        );
         let message = r.json()["error"]["message"].as_str().unwrap().to_string();
         assert!(message.contains(words), "{path}: {message}");
     }
@@ -255,12 +387,20 @@ fn the_dashboards_reads_and_sign_in_refuse_what_they_must() {
     // Chart series.
     let s = api.get("/v1/ledger/series");
     s.expect(200);
-    assert_eq!(s.json(), json!({ "by_day": [], "by_kind": [], "gates": [], "rollbacks": [], "cost": [] }));
+    assert_eq!(
+        s.json(),
+        json!({ "by_day": [], "by_kind": [], "gates": [], "rollbacks": [], "cost": [] })
+    );
     assert_eq!(api.get("/v1/ledger/series?limit=0").code(), "bad_query");
 
     // Sessions: none yet; a bad login token is refused and opens nothing.
     assert_eq!(api.get("/v1/session").json(), json!({ "signed_in": false }));
-    let bad = api.send("POST", "/v1/session/link", &[("content-type", "application/json")], br#"{"token":"00"}"#);
+    let bad = api.send(
+        "POST",
+        "/v1/session/link",
+        &[("content-type", "application/json")],
+        br#"{"token":"00"}"#,
+    );
     assert_eq!((bad.status, bad.code().as_str()), (401, "bad_login_link"));
     assert!(bad.header("set-cookie").is_none());
     let garbage = api.send("POST", "/v1/session/link", &[], b"\xff\xfe");
@@ -269,9 +409,18 @@ fn the_dashboards_reads_and_sign_in_refuse_what_they_must() {
     let opened = api.signed("POST", "/v1/session", "");
     opened.expect(201);
     let csrf = opened.json()["csrf_token"].as_str().unwrap().to_string();
-    let cookie = opened.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
+    let cookie = opened
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
     let back = api.send("GET", "/v1/session", &[("cookie", &cookie)], b"").json();
-    assert_eq!((back["signed_in"].as_bool(), back["csrf_token"].as_str()), (Some(true), Some(csrf.as_str())));
+    assert_eq!(
+        (back["signed_in"].as_bool(), back["csrf_token"].as_str()),
+        (Some(true), Some(csrf.as_str()))
+    );
 
     // Reject: only an upgrade awaiting approval; by session, with the token.
     let waiting = "upg_20261121_103001_a1b2c3";
@@ -289,14 +438,29 @@ fn the_dashboards_reads_and_sign_in_refuse_what_they_must() {
     let r = api.send(
         "POST",
         &path,
-        &[("cookie", &cookie), ("x-csrf-token", &csrf), ("content-type", "application/json")],
+        &[
+            ("cookie", &cookie),
+            ("x-csrf-token", &csrf),
+            ("content-type", "application/json"),
+        ],
         br#"{"requested_by":"ada","reason":"not now"}"#,
     );
     r.expect(200);
-    assert_eq!(r.json(), json!({ "id": waiting, "state": "cancelled", "rejected_by": "dashboard:ada" }));
+    assert_eq!(
+        r.json(),
+        json!({ "id": waiting, "state": "cancelled", "rejected_by": "dashboard:ada" })
+    );
     assert_eq!(t.upgrade_row(waiting).0, "cancelled");
-    let again = api.send("POST", &path, &[("cookie", &cookie), ("x-csrf-token", &csrf)], b"");
-    assert_eq!((again.status, again.code().as_str()), (409, "not_awaiting_approval"));
+    let again = api.send(
+        "POST",
+        &path,
+        &[("cookie", &cookie), ("x-csrf-token", &csrf)],
+        b"",
+    );
+    assert_eq!(
+        (again.status, again.code().as_str()),
+        (409, "not_awaiting_approval")
+    );
     assert_eq!(
         again.json()["error"]["message"],
         format!("upgrade {waiting} is cancelled; only an upgrade awaiting approval can be rejected")

@@ -79,12 +79,9 @@ pub fn mount(
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default()
             });
-            let protected = graft_change::Policy::new(
-                &config.target.protected.0,
-                graft_change::Limits::default(),
-                false,
-            )
-            .map_err(|e| format!("`[target] protected` in graft.toml: {e}"))?;
+            let protected =
+                graft_change::Policy::new(&config.target.protected.0, graft_change::Limits::default(), false)
+                    .map_err(|e| format!("`[target] protected` in graft.toml: {e}"))?;
             let api = Arc::new(state::Api {
                 ops,
                 root,

@@ -158,7 +158,10 @@ impl Ledger {
             let (name, point) = row.map_err(wrap)?;
             gates
                 .entry(name.clone())
-                .or_insert_with(|| GateSeries { name, runs: Vec::new() })
+                .or_insert_with(|| GateSeries {
+                    name,
+                    runs: Vec::new(),
+                })
                 .runs
                 .push(point);
         }
@@ -201,10 +204,38 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = Ledger::open(&dir.path().join("ledger.db")).unwrap();
         let rows = [
-            ("upg_20261120_100000_aaaaaa", "patch", "promoted", "2026-11-20T10:00:00.000Z", 0, 0.0),
-            ("upg_20261120_110000_bbbbbb", "patch", "rolled_back", "2026-11-20T11:00:00.000Z", 0, 0.0),
-            ("upg_20261121_100000_cccccc", "instruction", "failed", "2026-11-21T10:00:00.000Z", 0, 0.25),
-            ("upg_20261121_110000_dddddd", "instruction", "promoted", "2026-11-21T11:00:00.000Z", 1, 0.5),
+            (
+                "upg_20261120_100000_aaaaaa",
+                "patch",
+                "promoted",
+                "2026-11-20T10:00:00.000Z",
+                0,
+                0.0,
+            ),
+            (
+                "upg_20261120_110000_bbbbbb",
+                "patch",
+                "rolled_back",
+                "2026-11-20T11:00:00.000Z",
+                0,
+                0.0,
+            ),
+            (
+                "upg_20261121_100000_cccccc",
+                "instruction",
+                "failed",
+                "2026-11-21T10:00:00.000Z",
+                0,
+                0.25,
+            ),
+            (
+                "upg_20261121_110000_dddddd",
+                "instruction",
+                "promoted",
+                "2026-11-21T11:00:00.000Z",
+                1,
+                0.5,
+            ),
         ];
         for (id, kind, state, at, dry, cost) in rows {
             l.connection()
@@ -228,11 +259,24 @@ mod tests {
         assert_eq!(
             s.by_day,
             vec![
-                DayOutcomes { day: "2026-11-20".into(), promoted: 1, rolled_back: 1, ..Default::default() },
-                DayOutcomes { day: "2026-11-21".into(), failed: 1, ..Default::default() },
+                DayOutcomes {
+                    day: "2026-11-20".into(),
+                    promoted: 1,
+                    rolled_back: 1,
+                    ..Default::default()
+                },
+                DayOutcomes {
+                    day: "2026-11-21".into(),
+                    failed: 1,
+                    ..Default::default()
+                },
             ]
         );
-        let kinds: Vec<(&str, u64)> = s.by_kind.iter().map(|k| (k.kind.as_str(), k.by_state.values().sum())).collect();
+        let kinds: Vec<(&str, u64)> = s
+            .by_kind
+            .iter()
+            .map(|k| (k.kind.as_str(), k.by_state.values().sum()))
+            .collect();
         assert_eq!(kinds, [("instruction", 1), ("patch", 2)]);
         assert_eq!(s.gates.len(), 1);
         assert_eq!(s.gates[0].runs.len(), 1, "the dry run's gate run is left out");

@@ -8,17 +8,57 @@ use axum::response::{IntoResponse, Response};
 
 /// (name under `/dashboard/`, content type, bytes).
 const FILES: &[(&str, &str, &str)] = &[
-    ("app.js", "text/javascript", include_str!("../../dashboard/app.js")),
-    ("api.js", "text/javascript", include_str!("../../dashboard/api.js")),
-    ("hmac.js", "text/javascript", include_str!("../../dashboard/hmac.js")),
-    ("pages.js", "text/javascript", include_str!("../../dashboard/pages.js")),
-    ("upgrade.js", "text/javascript", include_str!("../../dashboard/upgrade.js")),
-    ("charts.js", "text/javascript", include_str!("../../dashboard/charts.js")),
-    ("scan.js", "text/javascript", include_str!("../../dashboard/scan.js")),
-    ("diff.js", "text/javascript", include_str!("../../dashboard/diff.js")),
-    ("highlight.js", "text/javascript", include_str!("../../dashboard/highlight.js")),
+    (
+        "app.js",
+        "text/javascript",
+        include_str!("../../dashboard/app.js"),
+    ),
+    (
+        "api.js",
+        "text/javascript",
+        include_str!("../../dashboard/api.js"),
+    ),
+    (
+        "hmac.js",
+        "text/javascript",
+        include_str!("../../dashboard/hmac.js"),
+    ),
+    (
+        "pages.js",
+        "text/javascript",
+        include_str!("../../dashboard/pages.js"),
+    ),
+    (
+        "upgrade.js",
+        "text/javascript",
+        include_str!("../../dashboard/upgrade.js"),
+    ),
+    (
+        "charts.js",
+        "text/javascript",
+        include_str!("../../dashboard/charts.js"),
+    ),
+    (
+        "scan.js",
+        "text/javascript",
+        include_str!("../../dashboard/scan.js"),
+    ),
+    (
+        "diff.js",
+        "text/javascript",
+        include_str!("../../dashboard/diff.js"),
+    ),
+    (
+        "highlight.js",
+        "text/javascript",
+        include_str!("../../dashboard/highlight.js"),
+    ),
     ("style.css", "text/css", include_str!("../../dashboard/style.css")),
-    ("icon.svg", "image/svg+xml", include_str!("../../dashboard/icon.svg")),
+    (
+        "icon.svg",
+        "image/svg+xml",
+        include_str!("../../dashboard/icon.svg"),
+    ),
 ];
 
 const INDEX: &str = include_str!("../../dashboard/index.html");
@@ -33,7 +73,10 @@ fn with_headers(content_type: &str, body: &'static str) -> Response {
         h.insert(header::CONTENT_TYPE, v);
     }
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     // Same binary, same files: a new `graft` brings new ones, so cache
@@ -65,11 +108,18 @@ mod tests {
     #[test]
     fn every_module_the_page_imports_is_served() {
         // A missing file would be a 404 in the browser and a dead page.
-        let all: String = super::FILES.iter().map(|(_, _, b)| *b).collect::<Vec<_>>().join("\n") + super::INDEX;
+        let all: String = super::FILES
+            .iter()
+            .map(|(_, _, b)| *b)
+            .collect::<Vec<_>>()
+            .join("\n")
+            + super::INDEX;
         for line in all.lines() {
             for quote in ['"', '\''] {
                 for piece in line.split(quote).skip(1).step_by(2) {
-                    if let Some(name) = piece.strip_prefix("./").or_else(|| piece.strip_prefix("/dashboard/"))
+                    if let Some(name) = piece
+                        .strip_prefix("./")
+                        .or_else(|| piece.strip_prefix("/dashboard/"))
                         && (name.ends_with(".js") || name.ends_with(".css") || name.ends_with(".svg"))
                     {
                         assert!(

@@ -53,7 +53,10 @@ pub async fn file(State(api): State<Arc<Api>>, query: QueryOf<FileQuery>) -> Res
     let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
     let raw = q.path.unwrap_or_default();
     let path = RelPath::new(&raw).map_err(|e| {
-        ApiError::bad_request("bad_path", format!("{e}; give a path relative to the repository root"))
+        ApiError::bad_request(
+            "bad_path",
+            format!("{e}; give a path relative to the repository root"),
+        )
     })?;
     if let Some(pattern) = api.protected.is_protected(&path) {
         return Err(ApiError::new(
@@ -65,7 +68,10 @@ pub async fn file(State(api): State<Arc<Api>>, query: QueryOf<FileQuery>) -> Res
     let start = bounded("start", q.start, 1, 1, i64::from(u32::MAX))?;
     let end = bounded("end", q.end, start + MAX_LINES - 1, 1, i64::from(u32::MAX))?;
     if end < start {
-        return Err(ApiError::bad_request("bad_query", format!("`end` ({end}) is before `start` ({start})")));
+        return Err(ApiError::bad_request(
+            "bad_query",
+            format!("`end` ({end}) is before `start` ({start})"),
+        ));
     }
     if end - start + 1 > MAX_LINES {
         return Err(ApiError::bad_request(
@@ -98,7 +104,9 @@ pub async fn file(State(api): State<Arc<Api>>, query: QueryOf<FileQuery>) -> Res
 /// repo, when it is not a regular file, too big, or not UTF-8.
 fn read_inside(root: &std::path::Path, rel: &str) -> Result<String, ApiError> {
     let missing = || ApiError::not_found("not_found", format!("no file `{rel}` in the repository"));
-    let root = root.canonicalize().map_err(|e| ApiError::internal(e.to_string()))?;
+    let root = root
+        .canonicalize()
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     let real = root.join(rel).canonicalize().map_err(|_| missing())?;
     let inside = real.strip_prefix(&root).map_err(|_| {
         ApiError::new(
@@ -107,24 +115,37 @@ fn read_inside(root: &std::path::Path, rel: &str) -> Result<String, ApiError> {
             format!("`{rel}` leads out of the repository (through a symbolic link)"),
         )
     })?;
-    let first = inside.components().next().map(|c| c.as_os_str().to_string_lossy().to_string());
+    let first = inside
+        .components()
+        .next()
+        .map(|c| c.as_os_str().to_string_lossy().to_string());
     if matches!(first.as_deref(), Some(".git" | ".graft")) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "protected",
-            format!("`{rel}` leads into {} (through a symbolic link)", first.unwrap_or_default()),
+            format!(
+                "`{rel}` leads into {} (through a symbolic link)",
+                first.unwrap_or_default()
+            ),
         ));
     }
     let meta = std::fs::metadata(&real).map_err(|_| missing())?;
     if !meta.is_file() {
-        return Err(ApiError::bad_request("not_a_file", format!("`{rel}` is not a regular file")));
+        return Err(ApiError::bad_request(
+            "not_a_file",
+            format!("`{rel}` is not a regular file"),
+        ));
     }
     if meta.len() > MAX_FILE_BYTES {
         return Err(ApiError::bad_request(
             "too_large",
-            format!("`{rel}` is {} bytes; the dashboard shows files up to {MAX_FILE_BYTES} bytes", meta.len()),
+            format!(
+                "`{rel}` is {} bytes; the dashboard shows files up to {MAX_FILE_BYTES} bytes",
+                meta.len()
+            ),
         ));
     }
     let bytes = std::fs::read(&real).map_err(|e| ApiError::internal(format!("cannot read `{rel}`: {e}")))?;
-    String::from_utf8(bytes).map_err(|_| ApiError::bad_request("not_text", format!("`{rel}` is not UTF-8 text")))
+    String::from_utf8(bytes)
+        .map_err(|_| ApiError::bad_request("not_text", format!("`{rel}` is not UTF-8 text")))
 }

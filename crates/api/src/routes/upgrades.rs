@@ -472,7 +472,10 @@ pub async fn reject(
         body_json(&body)?
     };
     if b.reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
-        return Err(ApiError::bad_request("bad_request", "`reason` is longer than 500 characters"));
+        return Err(ApiError::bad_request(
+            "bad_request",
+            "`reason` is longer than 500 characters",
+        ));
     }
     let by = requester(&caller, b.requested_by.as_deref())?;
     let id = parse_id(&id)?;
