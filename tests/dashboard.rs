@@ -297,11 +297,16 @@ fn the_dashboards_reads_and_sign_in_refuse_what_they_must() {
     );
 
     // File excerpts: lines of a file inside the repo, nothing else.
-    let f = api.get("/v1/files?path=lib/util.py&start=2&end=3");
+    let f = api.get("/v1/files?path=lib/util.py&start=2&count=2");
     f.expect(200);
     assert_eq!(
         f.json(),
         json!({ "path": "lib/util.py", "start": 2, "end": 3, "total_lines": 3, "lines": ["b = 2", "c = 3"] })
+    );
+    let past = api.get("/v1/files?path=lib/util.py&start=9").json();
+    assert_eq!(
+        (past["lines"].clone(), past["total_lines"].clone()),
+        (json!([]), json!(3))
     );
     let refused = [
         (
@@ -349,21 +354,15 @@ fn the_dashboards_reads_and_sign_in_refuse_what_they_must() {
         ),
         (
             "/v1/files?path=lib",
-            400,
+            404,
             "not_a_file",
             "`lib` is not a regular file",
         ),
         (
-            "/v1/files?path=lib/util.py&start=3&end=1",
+            "/v1/files?path=lib/util.py&count=501",
             400,
             "bad_query",
-            "`end` (1) is before `start` (3)",
-        ),
-        (
-            "/v1/files?path=lib/util.py&start=1&end=501",
-            400,
-            "bad_query",
-            "at most 500 lines at a time",
+            "`count` must be from 1 to 500, got 501",
         ),
         (
             "/v1/files?path=lib/util.py&start=0",
@@ -465,6 +464,13 @@ fn the_dashboards_reads_and_sign_in_refuse_what_they_must() {
         again.json()["error"]["message"],
         format!("upgrade {waiting} is cancelled; only an upgrade awaiting approval can be rejected")
     );
+    let list = api.send(
+        "POST",
+        &path,
+        &[("cookie", &cookie), ("x-csrf-token", &csrf)],
+        b"[null, null]",
+    );
+    assert_eq!((list.status, list.code().as_str()), (400, "bad_body"));
     let missing = api.signed("POST", "/v1/upgrades/upg_20000101_000000_abcdef/reject", "");
     assert_eq!((missing.status, missing.code().as_str()), (404, "not_found"));
 }

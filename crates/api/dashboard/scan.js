@@ -121,7 +121,7 @@ function duplicate(x) {
   frags.forEach(async (f, i) => {
     const pre = box.children[i].querySelector("pre");
     try {
-      const r = await get(`/v1/files?path=${encodeURIComponent(f.path)}&start=${f.start_line}&end=${Math.min(f.end_line, f.start_line + 199)}`);
+      const r = await get(`/v1/files?path=${encodeURIComponent(f.path)}&start=${f.start_line}&count=${Math.min(f.end_line - f.start_line + 1, 200)}`);
       const lang = langOf(f.path);
       fill(pre, ...r.lines.map((line, k) => h("div.codeline", {}, h("span.ln", {}, String(r.start + k)), h("code", {}, highlight(line, lang)))));
     } catch (e) {

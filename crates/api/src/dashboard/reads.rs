@@ -44,20 +44,15 @@ pub async fn series(State(api): State<Arc<Api>>, query: QueryOf<SeriesQuery>) ->
 pub struct FileQuery {
     path: Option<String>,
     start: Option<i64>,
-    end: Option<i64>,
+    count: Option<i64>,
 }
 
-/// `GET /v1/files?path=&start=&end=`: lines `start..=end` (1-based) of a
-/// file of the repo's working tree.
+/// `GET /v1/files?path=&start=&count=`: up to `count` lines from line
+/// `start` (1-based) of a file of the repo's working tree.
 pub async fn file(State(api): State<Arc<Api>>, query: QueryOf<FileQuery>) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
     let raw = q.path.unwrap_or_default();
-    let path = RelPath::new(&raw).map_err(|e| {
-        ApiError::bad_request(
-            "bad_path",
-            format!("{e}; give a path relative to the repository root"),
-        )
-    })?;
+    let path = RelPath::new(&raw).map_err(|e| ApiError::bad_request("bad_path", e.to_string()))?;
     if let Some(pattern) = api.protected.is_protected(&path) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -66,19 +61,7 @@ pub async fn file(State(api): State<Arc<Api>>, query: QueryOf<FileQuery>) -> Res
         ));
     }
     let start = bounded("start", q.start, 1, 1, i64::from(u32::MAX))?;
-    let end = bounded("end", q.end, start + MAX_LINES - 1, 1, i64::from(u32::MAX))?;
-    if end < start {
-        return Err(ApiError::bad_request(
-            "bad_query",
-            format!("`end` ({end}) is before `start` ({start})"),
-        ));
-    }
-    if end - start + 1 > MAX_LINES {
-        return Err(ApiError::bad_request(
-            "bad_query",
-            format!("at most {MAX_LINES} lines at a time; ask for `start` to `end` in pieces"),
-        ));
-    }
+    let count = bounded("count", q.count, MAX_LINES, 1, MAX_LINES)?;
     let root = api.root.clone();
     let rel = path.as_str().to_string();
     let read = tokio::task::spawn_blocking(move || read_inside(&root, &rel))
@@ -88,7 +71,7 @@ pub async fn file(State(api): State<Arc<Api>>, query: QueryOf<FileQuery>) -> Res
     let lines: Vec<&str> = read
         .lines()
         .skip((start - 1) as usize)
-        .take((end - start + 1) as usize)
+        .take(count as usize)
         .collect();
     Ok(Json(json!({
         "path": path.as_str(),
@@ -131,7 +114,7 @@ fn read_inside(root: &std::path::Path, rel: &str) -> Result<String, ApiError> {
     }
     let meta = std::fs::metadata(&real).map_err(|_| missing())?;
     if !meta.is_file() {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::not_found(
             "not_a_file",
             format!("`{rel}` is not a regular file"),
         ));

@@ -469,6 +469,14 @@ pub async fn reject(
     let b: RejectBody = if body.iter().all(u8::is_ascii_whitespace) {
         RejectBody::default()
     } else {
+        // An object only: serde would also read a struct from a list.
+        let v: Value = body_json(&body)?;
+        if !v.is_object() {
+            return Err(ApiError::bad_request(
+                "bad_body",
+                "the request body must be a JSON object (`requested_by`, `reason`)",
+            ));
+        }
         body_json(&body)?
     };
     if b.reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
