@@ -3,9 +3,10 @@
 //! drive.py): sign in (a wrong secret refused), give an instruction and
 //! watch it go live, read its diff, roll it back and find the rollback in
 //! the ledger's chart, approve an upgrade held for approval with the
-//! keyboard, scan; no console error on any page; screenshots of every
-//! page at desktop and phone width. And, without a browser, the reads
-//! and the sign-in the dashboard adds to the API, with their refusals.
+//! keyboard, scan and queue a finding; no console error on any page;
+//! screenshots of every page at desktop and phone width. And, without a
+//! browser, the reads and the sign-in the dashboard adds to the API, with
+//! their refusals.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -220,6 +221,18 @@ fn a_browser_signs_in_upgrades_rolls_back_and_approves_on_the_dashboard() {
     );
     assert_eq!(r["duplicate_paths"], json!(["billing.py", "invoices.py"]));
     assert!(r["duplicate_first_line"].as_str().unwrap().contains("def"), "{r}");
+    let (suggestion, from_scan) = (
+        r["queued_suggestion"][0].as_str().unwrap().to_string(),
+        r["queued_suggestion"][1].as_str().unwrap().to_string(),
+    );
+    // A medium-risk finding: it waits for approval.
+    let queued = wait_state(&api, &from_scan, "awaiting_approval");
+    assert_eq!(queued["upgrade"]["kind"], "suggestion", "{queued}");
+    assert_eq!(queued["upgrade"]["requested_by"], "dashboard:dashboard");
+    assert_eq!(
+        queued["upgrade"]["request"]["submission"]["suggestion"],
+        suggestion.as_str()
+    );
     assert_eq!(r["agent_task"], "answer greetings with the version");
     assert_eq!(r["console_errors"], json!([]));
     assert_eq!(r["phone_login_link"], true);

@@ -175,6 +175,13 @@ def steps(p, a, shots, out, phase, watch, ready, nav):
         out["duplicate_paths"] = first_dup.locator(".fragment").evaluate_all("fs => fs.map(f => f.dataset.path)")
         out["duplicate_first_line"] = first_dup.locator(".fragment pre .codeline").first.text_content()
         page.screenshot(path=str(shots / "scan-desktop.png"), full_page=True)
+        # Queue the cycle's suggestion as an upgrade.
+        page.click("#scan-cycles article.suggestion button[data-action=queue-suggestion]")
+        page.wait_for_selector("#scan-cycles article.suggestion a.button[href^='#/upgrade/']")
+        out["queued_suggestion"] = [
+            page.get_attribute("#scan-cycles article.suggestion", "data-suggestion"),
+            page.get_attribute("#scan-cycles article.suggestion a.button", "href").split("/")[-1],
+        ]
 
         phase[0] = "agent"
         nav(page, "agent")
