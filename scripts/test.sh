@@ -36,31 +36,33 @@ export GRAFT_TEST_RUFF="$ruff"
 
 # The control plane's tests drive the API with tools nobody here wrote:
 # the official MCP Python SDK, schemathesis, prometheus_client's parser.
-PY_TOOLS="mcp==2.3.0 schemathesis==4.32.5 prometheus_client==0.26.0"
+PY_TOOLS="mcp==2.3.0 schemathesis==4.32.5 prometheus_client==0.26.0 playwright==1.65.2"
 if [ -x "$tools/venv/bin/python" ]; then
     py="$tools/venv/bin/python"
-    if ! "$py" -c "import mcp, schemathesis, prometheus_client" 2>/dev/null; then
+    if ! "$py" -c "import mcp, schemathesis, prometheus_client, playwright" 2>/dev/null; then
         echo "test.sh: installing $PY_TOOLS into $tools/venv" >&2
         "$tools/venv/bin/pip" install --quiet --disable-pip-version-check $PY_TOOLS
     fi
 else
     # No venv module: the same target directory as ruff, on PYTHONPATH.
     py="$(command -v python3)"
-    if ! PYTHONPATH="$tools/pip" "$py" -c "import mcp, schemathesis, prometheus_client" 2>/dev/null; then
+    if ! PYTHONPATH="$tools/pip" "$py" -c "import mcp, schemathesis, prometheus_client, playwright" 2>/dev/null; then
         echo "test.sh: installing $PY_TOOLS into $tools/pip" >&2
         python3 -m pip install --quiet --disable-pip-version-check --target "$tools/pip" $PY_TOOLS
     fi
     export PYTHONPATH="$tools/pip${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export GRAFT_TEST_PYTHON="$py"
-# The README's signed-request example runs for real: it needs curl and openssl.
-for tool in curl openssl; do
+# The README's signed-request example runs for real: it needs curl and
+# openssl. The dashboard's tests drive Debian's chromium (with Playwright,
+# above: it uses the system browser, nothing is downloaded).
+for tool in curl openssl chromium; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
             echo "test.sh: installing $tool" >&2
             apt-get update -qq && apt-get install -y -qq "$tool" >/dev/null
         else
-            echo "test.sh: $tool is required (the README's curl example is tested): install it" >&2
+            echo "test.sh: $tool is required (curl and openssl: the README's curl example is tested; chromium: the dashboard's browser tests): install it" >&2
             exit 1
         fi
     fi

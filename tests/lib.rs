@@ -8,6 +8,7 @@ mod autofix;
 mod cli;
 mod control;
 mod crash;
+mod dashboard;
 mod hostile;
 mod mcp;
 mod orchestrate;

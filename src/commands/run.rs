@@ -20,6 +20,7 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
         Some(n) => n,
         None => std::sync::Arc::new(graft_pipeline::NullObserver),
     };
+    let logins = graft_api::dashboard::LoginLinks::new();
     let ext = graft_supervisor::daemon::Extensions {
         generators,
         observer,
@@ -29,12 +30,20 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
             config,
             super::analyzer::scan_hook(),
             wake,
+            logins.clone(),
         )),
     };
     let result = graft_supervisor::daemon::run(&root, ext, |s| {
+        // The dashboard's one-time sign-in link: printed, never in
+        // `endpoints` (which `GET /v1/status` shows to anyone).
+        let login = s.endpoints.get("api").map(|api| logins.link(api));
         if json {
             // One line, so a script can wait for it.
-            println!("{}", serde_json::to_string(s).unwrap_or_default());
+            let mut v = serde_json::to_value(s).unwrap_or_default();
+            if let Some(link) = &login {
+                v["dashboard_login"] = serde_json::json!(link);
+            }
+            println!("{}", serde_json::to_string(&v).unwrap_or_default());
             return;
         }
         for r in &s.recovered {
@@ -61,6 +70,10 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
                 "  HTTP API {api} (OpenAPI at {api}/openapi.json; requests signed with the secret in {})",
                 s.endpoints.get("api_secret").map(String::as_str).unwrap_or("?")
             );
+            eprintln!("  dashboard {api}/ (sign in with the secret)");
+        }
+        if let Some(link) = &login {
+            eprintln!("  one-time dashboard sign-in link (10 minutes): {link}");
         }
         eprintln!(
             "  upgrades from another shell go through it: `graft upgrade --patch FILE`; `graft logs -f`"

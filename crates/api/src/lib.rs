@@ -8,7 +8,8 @@
 //! [`rate`] limits upgrades; [`server`] serves connections within limits;
 //! [`events`] is `GET /events`, [`metrics`] `GET /metrics`, [`openapi`]
 //! `GET /openapi.json`; [`webhooks`] is the outbox and its sender;
-//! [`client`] is the CLI's signing client.
+//! [`client`] is the CLI's signing client; [`dashboard`] is the web
+//! dashboard served at `/`.
 //!
 //! API boundary: this crate drives the daemon through
 //! `graft_supervisor::control::Ops` (the same queue the control socket
@@ -17,6 +18,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod metrics;
@@ -40,12 +42,14 @@ pub use state::{ScanFailure, ScanHook};
 /// What `graft run` mounts once it serves: the webhook sender (when
 /// `wake` is given: there are webhooks), and the HTTP API unless
 /// `[api] enabled = false`. Reports `api` (its URL) and `api_secret`
-/// (where the secret came from).
+/// (where the secret came from). `logins` holds the dashboard's one-time
+/// login tokens; the binary issues the link it prints from it.
 pub fn mount(
     root: PathBuf,
     config: Config,
     scan: ScanHook,
     wake: Option<tokio::sync::watch::Receiver<u64>>,
+    logins: Arc<dashboard::LoginLinks>,
 ) -> Mount {
     Box::new(move |ops| {
         Box::pin(async move {
@@ -75,6 +79,9 @@ pub fn mount(
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default()
             });
+            let protected =
+                graft_change::Policy::new(&config.target.protected.0, graft_change::Limits::default(), false)
+                    .map_err(|e| format!("`[target] protected` in graft.toml: {e}"))?;
             let api = Arc::new(state::Api {
                 ops,
                 root,
@@ -88,6 +95,8 @@ pub fn mount(
                 scanning: tokio::sync::Mutex::new(()),
                 webhooks: config.webhooks.clone(),
                 target_name,
+                logins,
+                protected,
             });
             let app = routes::router(api);
             tokio::spawn(server::serve(

@@ -42,6 +42,10 @@ pub struct Api {
     pub webhooks: Vec<graft_config::WebhookConfig>,
     /// The name the target goes by (`[target] name` or the directory's).
     pub target_name: String,
+    /// One-time dashboard login tokens (`graft run` prints a link).
+    pub logins: Arc<crate::dashboard::LoginLinks>,
+    /// Paths the dashboard's file excerpts never show.
+    pub protected: graft_change::Policy,
 }
 
 impl Api {

@@ -17,6 +17,7 @@ mod generation;
 mod model;
 mod orchestration;
 mod schema;
+mod series;
 mod stats;
 mod supervisor;
 
@@ -29,6 +30,7 @@ pub use control::{GateDurations, OutboxCounts, OutboxRow};
 pub use generation::{GenerationRound, UpgradeUsage, UsageTotals};
 pub use model::*;
 pub use orchestration::{FileMetrics, LearningRow, MetricsDelta, StoredRequest};
+pub use series::{CostPoint, DayOutcomes, GatePoint, GateSeries, KindOutcomes, RollbackPoint, Series};
 pub use stats::{CauseCount, KindStats, LedgerStats};
 pub use supervisor::{AgentTask, HistoryEntry, InstanceRow, LiveRow, ReleaseRow};
 

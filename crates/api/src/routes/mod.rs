@@ -24,7 +24,7 @@ use serde_json::json;
 use crate::auth::{self, Caller};
 use crate::error::ApiError;
 use crate::state::Api;
-use crate::{events, metrics, openapi};
+use crate::{dashboard, events, metrics, openapi};
 
 pub type QueryOf<T> = Result<Query<T>, QueryRejection>;
 
@@ -38,6 +38,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/events", "get"),
     ("/v1/session", "post"),
     ("/v1/session", "delete"),
+    ("/v1/session", "get"),
+    ("/v1/session/link", "post"),
     ("/v1/status", "get"),
     ("/v1/upgrades", "get"),
     ("/v1/upgrades", "post"),
@@ -46,10 +48,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/v1/upgrades/{id}/approve", "post"),
     ("/v1/upgrades/{id}/cancel", "post"),
     ("/v1/upgrades/{id}/rollback", "post"),
+    ("/v1/upgrades/{id}/reject", "post"),
     ("/v1/scans", "get"),
     ("/v1/scans", "post"),
     ("/v1/scans/{id}", "get"),
     ("/v1/ledger", "get"),
+    ("/v1/ledger/series", "get"),
+    ("/v1/files", "get"),
     ("/v1/agent/task", "get"),
     ("/v1/agent/task", "put"),
     ("/v1/agent/history", "get"),
@@ -64,7 +69,13 @@ pub fn router(api: Arc<Api>) -> axum::Router {
         .route("/openapi.json", get(openapi::serve))
         .route("/metrics", get(metrics::serve))
         .route("/events", get(events::stream))
-        .route("/v1/session", post(session_create).delete(session_delete))
+        .route(
+            "/v1/session",
+            post(session_create)
+                .delete(session_delete)
+                .get(dashboard::login::session_get),
+        )
+        .route("/v1/session/link", post(dashboard::login::session_from_link))
         .route("/v1/status", get(reads::status))
         .route("/v1/upgrades", get(upgrades::list).post(upgrades::create))
         .route("/v1/upgrades/{id}", get(upgrades::get))
@@ -72,9 +83,12 @@ pub fn router(api: Arc<Api>) -> axum::Router {
         .route("/v1/upgrades/{id}/approve", post(upgrades::approve))
         .route("/v1/upgrades/{id}/cancel", post(upgrades::cancel))
         .route("/v1/upgrades/{id}/rollback", post(upgrades::rollback))
+        .route("/v1/upgrades/{id}/reject", post(upgrades::reject))
         .route("/v1/scans", get(reads::scans).post(reads::start_scan))
         .route("/v1/scans/{id}", get(reads::scan))
         .route("/v1/ledger", get(reads::ledger))
+        .route("/v1/ledger/series", get(dashboard::reads::series))
+        .route("/v1/files", get(dashboard::reads::file))
         .route("/v1/agent/task", get(reads::get_task).put(reads::put_task))
         .route(
             "/v1/agent/history",
@@ -83,6 +97,9 @@ pub fn router(api: Arc<Api>) -> axum::Router {
         .route("/v1/webhooks", get(reads::webhooks))
         .route_layer(from_fn_with_state(api.clone(), auth::guard))
         .route_layer(from_fn_with_state(api.clone(), metrics::count))
+        // The dashboard's own files: static, open, outside the API's table.
+        .route("/", get(dashboard::assets::index))
+        .route("/dashboard/{file}", get(dashboard::assets::file))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(api.config.max_body_bytes.0 as usize))
         .with_state(api)
@@ -198,18 +215,7 @@ async fn session_create(State(api): State<Arc<Api>>, caller: axum::Extension<Cal
         )
         .into_response();
     }
-    let (id, s) = api.sessions.create();
-    let cookie = format!(
-        "{}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-        auth::SESSION_COOKIE,
-        api.sessions.ttl().as_secs()
-    );
-    (
-        StatusCode::CREATED,
-        [("set-cookie", cookie)],
-        Json(json!({ "csrf_token": s.csrf, "expires_at": s.expires_at })),
-    )
-        .into_response()
+    dashboard::login::open_session(&api)
 }
 
 /// `DELETE /v1/session`: end the session of the cookie.

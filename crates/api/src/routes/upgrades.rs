@@ -311,12 +311,25 @@ pub async fn get(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Result<
                 "rollbacks": l.rollbacks(Some(&key))?,
                 "approvals": l.approvals(&key)?.into_iter().map(|(at, by)| json!({ "at": at, "approved_by": by })).collect::<Vec<_>>(),
                 "steps": l.steps(&key)?,
+                "asked": asked(l, &key)?,
             })))
         })
         .await?;
     found
         .map(|v| Json(v).into_response())
         .ok_or_else(|| not_found(&id))
+}
+
+/// What was asked, as text (the dashboard shows it), cut at 64 KiB.
+fn asked(l: &graft_ledger::Ledger, id: &str) -> Result<Option<String>, ApiError> {
+    const MAX: usize = 64 * 1024;
+    Ok(l.request(id)?.filter(|r| !r.body.is_empty()).map(|r| {
+        let text = String::from_utf8_lossy(&r.body);
+        match text.char_indices().nth(MAX) {
+            Some((cut, _)) => format!("{}…", &text[..cut]),
+            None => text.into_owned(),
+        }
+    }))
 }
 
 fn not_found(id: &UpgradeId) -> ApiError {
@@ -435,4 +448,62 @@ pub async fn rollback(
         return Ok(ndjson(rx));
     }
     Ok(final_answer(api.ops.rollback(id, by, None).await))
+}
+
+/// The optional body of reject.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RejectBody {
+    requested_by: Option<String>,
+    reason: Option<String>,
+}
+
+/// `POST /v1/upgrades/{id}/reject`: refuse an upgrade that awaits
+/// approval; it ends `cancelled` with the reason.
+pub async fn reject(
+    State(api): State<Arc<Api>>,
+    caller: axum::Extension<Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let b: RejectBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RejectBody::default()
+    } else {
+        // An object only: serde would also read a struct from a list.
+        let v: Value = body_json(&body)?;
+        if !v.is_object() {
+            return Err(ApiError::bad_request(
+                "bad_body",
+                "the request body must be a JSON object (`requested_by`, `reason`)",
+            ));
+        }
+        body_json(&body)?
+    };
+    if b.reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
+        return Err(ApiError::bad_request(
+            "bad_request",
+            "`reason` is longer than 500 characters",
+        ));
+    }
+    let by = requester(&caller, b.requested_by.as_deref())?;
+    let id = parse_id(&id)?;
+    let key = id.to_string();
+    let known = api.ledger(move |l| Ok(l.upgrade(&key)?.is_some())).await?;
+    if !known {
+        return Err(not_found(&id));
+    }
+    match api.ops.reject(&id, &by, b.reason.clone()).await {
+        Ok(u) => Ok(Json(json!({ "id": id, "state": u.state, "rejected_by": by })).into_response()),
+        Err(Line::Error(e)) if e.code == "not_awaiting" => {
+            let key = id.to_string();
+            let state = api.ledger(move |l| Ok(l.get_upgrade(&key)?.state)).await?;
+            Err(ApiError::conflict(
+                "not_awaiting_approval",
+                format!("upgrade {id} is {state}; only an upgrade awaiting approval can be rejected"),
+            )
+            .with("state", json!(state)))
+        }
+        Err(Line::Error(e)) => Err(error_of(e)),
+        Err(_) => Err(ApiError::internal("reject ended without an outcome")),
+    }
 }

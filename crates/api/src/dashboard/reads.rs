@@ -1,0 +1,134 @@
+//! Reads made for the dashboard: the ledger's figures over time for its
+//! charts, and excerpts of the repo's files (duplicates side by side).
+//!
+//! A file excerpt is open like every read, so it is held to what a change
+//! may touch and less: a relative path inside the repo (no `..`, nothing
+//! under `.git/`, no link leading out), never a protected path (Graft's
+//! config and state, `.env`, keys, the `[target] protected` globs), a
+//! regular UTF-8 text file of at most [`MAX_FILE_BYTES`], and at most
+//! [`MAX_LINES`] lines at a time.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use graft_change::RelPath;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::routes::{QueryOf, bounded};
+use crate::state::Api;
+
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+pub const MAX_LINES: i64 = 500;
+
+#[derive(Debug, Deserialize)]
+pub struct SeriesQuery {
+    limit: Option<i64>,
+}
+
+/// `GET /v1/ledger/series`: outcomes per day and per kind, gate durations,
+/// rollbacks with their causes, cost per upgrade, over the newest
+/// `limit` upgrades.
+pub async fn series(State(api): State<Arc<Api>>, query: QueryOf<SeriesQuery>) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+    let limit = bounded("limit", q.limit, 200, 1, 5000)? as usize;
+    let s = api.ledger(move |l| Ok(l.series(limit)?)).await?;
+    Ok(Json(s).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FileQuery {
+    path: Option<String>,
+    start: Option<i64>,
+    count: Option<i64>,
+}
+
+/// `GET /v1/files?path=&start=&count=`: up to `count` lines from line
+/// `start` (1-based) of a file of the repo's working tree.
+pub async fn file(State(api): State<Arc<Api>>, query: QueryOf<FileQuery>) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+    let raw = q.path.unwrap_or_default();
+    let path = RelPath::new(&raw).map_err(|e| ApiError::bad_request("bad_path", e.to_string()))?;
+    if let Some(pattern) = api.protected.is_protected(&path) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "protected",
+            format!("`{path}` is protected (pattern `{pattern}`): the dashboard does not show it"),
+        ));
+    }
+    let start = bounded("start", q.start, 1, 1, i64::from(u32::MAX))?;
+    let count = bounded("count", q.count, MAX_LINES, 1, MAX_LINES)?;
+    let root = api.root.clone();
+    let rel = path.as_str().to_string();
+    let read = tokio::task::spawn_blocking(move || read_inside(&root, &rel))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let total = read.lines().count() as i64;
+    let lines: Vec<&str> = read
+        .lines()
+        .skip((start - 1) as usize)
+        .take(count as usize)
+        .collect();
+    Ok(Json(json!({
+        "path": path.as_str(),
+        "start": start,
+        "end": (start + lines.len() as i64 - 1).max(start - 1),
+        "total_lines": total,
+        "lines": lines,
+    }))
+    .into_response())
+}
+
+/// The text of `rel` under `root`, refused when a link leads out of the
+/// repo, when it is not a regular file, too big, or not UTF-8.
+fn read_inside(root: &std::path::Path, rel: &str) -> Result<String, ApiError> {
+    let missing = || ApiError::not_found("not_found", format!("no file `{rel}` in the repository"));
+    let root = root
+        .canonicalize()
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let real = root.join(rel).canonicalize().map_err(|_| missing())?;
+    let inside = real.strip_prefix(&root).map_err(|_| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "outside_repo",
+            format!("`{rel}` leads out of the repository (through a symbolic link)"),
+        )
+    })?;
+    let first = inside
+        .components()
+        .next()
+        .map(|c| c.as_os_str().to_string_lossy().to_string());
+    if matches!(first.as_deref(), Some(".git" | ".graft")) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "protected",
+            format!(
+                "`{rel}` leads into {} (through a symbolic link)",
+                first.unwrap_or_default()
+            ),
+        ));
+    }
+    let meta = std::fs::metadata(&real).map_err(|_| missing())?;
+    if !meta.is_file() {
+        return Err(ApiError::not_found(
+            "not_a_file",
+            format!("`{rel}` is not a regular file"),
+        ));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(ApiError::bad_request(
+            "too_large",
+            format!(
+                "`{rel}` is {} bytes; the dashboard shows files up to {MAX_FILE_BYTES} bytes",
+                meta.len()
+            ),
+        ));
+    }
+    let bytes = std::fs::read(&real).map_err(|e| ApiError::internal(format!("cannot read `{rel}`: {e}")))?;
+    String::from_utf8(bytes)
+        .map_err(|_| ApiError::bad_request("not_text", format!("`{rel}` is not UTF-8 text")))
+}
