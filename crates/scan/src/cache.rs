@@ -206,3 +206,49 @@ impl<'de, T, F: Fn(&[u8]) -> T> serde::de::Visitor<'de> for Records<F> {
         Ok(v.chunks_exact(self.0).map(&self.1).collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ClonePrints;
+
+    fn facts() -> FileFacts {
+        FileFacts {
+            lines: 3,
+            tokens: vec![1, 2, 16, u32::MAX],
+            exact_tokens: vec![0x8000_0001, 2, 16, 7],
+            token_lines: vec![1, 1, 2, 3],
+            prints: Some(ClonePrints {
+                min_tokens: 50,
+                exact: vec![(0, u64::MAX), (3, 42)],
+                folded: vec![],
+            }),
+            ..FileFacts::default()
+        }
+    }
+
+    #[test]
+    fn entries_survive_a_save_and_a_load_and_are_handed_over_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = facts();
+        let key = 7u128 << 124 | 1;
+        Cache::load(dir.path()).save(&[(key, &f)], true);
+        let cache = Cache::load(dir.path());
+        assert_eq!(cache.take(key), Some(f));
+        assert_eq!(cache.take(key), None, "an entry is moved out, not copied");
+        assert_eq!(cache.take(key + 1), None);
+    }
+
+    #[test]
+    fn a_damaged_shard_is_an_empty_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = facts();
+        let key = 3u128 << 124;
+        Cache::load(dir.path()).save(&[(key, &f)], true);
+        let path = dir.path().join(DIR_NAME).join("03.bin");
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.truncate(bytes.len() - 5);
+        std::fs::write(&path, bytes).unwrap();
+        assert_eq!(Cache::load(dir.path()).take(key), None);
+    }
+}

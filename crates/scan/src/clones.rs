@@ -443,6 +443,26 @@ mod tests {
     }
 
     #[test]
+    fn a_copy_on_one_line_does_not_sink_the_real_copies() {
+        // `a` and `b` hold the same 40 tokens over 10 lines; `c` holds
+        // them on one line, as a bundle would. `c`'s copy is too short in
+        // lines to be a fragment, and must not take `a` and `b` down.
+        let body: Vec<u32> = (0..40).map(|i| 20 + (i * 7919) % 97).collect();
+        let lines: Vec<u32> = (0..40).map(|i| i / 4 + 1).collect();
+        let one_line = vec![1u32; 40];
+        let streams = [
+            stream("a", &body, &lines),
+            stream("b", &body, &lines),
+            stream("c", &body, &one_line),
+        ];
+        let groups = detect("javascript", &streams, 30, 5);
+        assert_eq!(groups.len(), 1, "{groups:?}");
+        let paths: Vec<&str> = groups[0].fragments.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["a", "b"]);
+        assert_eq!(groups[0].lines, 10);
+    }
+
+    #[test]
     fn short_or_single_line_matches_are_not_clones() {
         let body: Vec<u32> = (0..40).map(|i| 20 + i).collect();
         let one_line = vec![1u32; 40];

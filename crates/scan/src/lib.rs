@@ -247,13 +247,18 @@ pub fn scan_with(root: &Path, config: &ScanConfig, opts: &ScanOptions<'_>) -> Re
     let save = || {
         if let Some(cache) = cache {
             cache.save(&used, scope.is_none());
+            trace("cache saved", started);
         }
     };
     let ((graph, clone_groups), ()) = pool.install(|| {
         rayon::join(
             || {
                 rayon::join(
-                    || graph::build(&root, &sources),
+                    || {
+                        let g = graph::build(&root, &sources);
+                        trace("graph", started);
+                        g
+                    },
                     || {
                         let per_lang: Vec<Vec<CloneGroup>> = by_lang
                             .par_iter()
@@ -266,6 +271,7 @@ pub fn scan_with(root: &Path, config: &ScanConfig, opts: &ScanOptions<'_>) -> Re
                                 )
                             })
                             .collect();
+                        trace("clones", started);
                         per_lang.into_iter().flatten().collect::<Vec<_>>()
                     },
                 )
