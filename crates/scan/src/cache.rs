@@ -10,9 +10,16 @@
 //! and decoded in parallel. Each write is atomic (a temporary file, then a
 //! rename), so a scan that dies midway leaves whole shards. A full scan
 //! drops the entries it did not use, so the cache stays the repo's size.
+//!
+//! The token streams, most of a shard's bytes, are stored as raw
+//! little-endian words ([`words`], [`prints`]): decoding them is a copy,
+//! where a varint per token cost more than the rest of a warm scan's
+//! loading. An entry is moved out of the cache when a file uses it, not
+//! copied.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -21,7 +28,7 @@ use crate::model::FileFacts;
 
 /// Bumped whenever what [`FileFacts`] holds or how it is computed changes;
 /// it is part of every key, and a shard of another version is ignored.
-pub(crate) const ANALYZER_VERSION: u64 = 4;
+pub(crate) const ANALYZER_VERSION: u64 = 5;
 
 pub(crate) const DIR_NAME: &str = "scan-cache";
 
@@ -39,9 +46,12 @@ struct ShardRef<'a> {
     entries: Vec<(u128, &'a FileFacts)>,
 }
 
+/// One shard's entries; each is taken by the first file that uses it.
+type Entries = HashMap<u128, Mutex<Option<FileFacts>>>;
+
 pub(crate) struct Cache {
     dir: PathBuf,
-    shards: Vec<HashMap<u128, FileFacts>>,
+    shards: Vec<Entries>,
 }
 
 fn shard_of(key: u128) -> usize {
@@ -60,21 +70,31 @@ impl Cache {
                     .ok()
                     .and_then(|bytes| postcard::from_bytes::<Shard>(&bytes).ok())
                     .filter(|s| s.version == ANALYZER_VERSION)
-                    .map(|s| s.entries.into_iter().collect())
+                    .map(|s| {
+                        s.entries
+                            .into_iter()
+                            .map(|(k, f)| (k, Mutex::new(Some(f))))
+                            .collect()
+                    })
                     .unwrap_or_default()
             })
             .collect();
         Cache { dir, shards }
     }
 
-    pub(crate) fn get(&self, key: u128) -> Option<FileFacts> {
-        self.shards[shard_of(key)].get(&key).cloned()
+    /// The facts cached for `key`, moved out. A second file with the same
+    /// content finds nothing and is analysed again (such files are nearly
+    /// always empty).
+    pub(crate) fn take(&self, key: u128) -> Option<FileFacts> {
+        let slot = self.shards[shard_of(key)].get(&key)?;
+        slot.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// Write back the shards that changed: those with a new entry, and on a
     /// full scan (`prune`) those holding entries no file uses any more. A
     /// failed write only costs the next scan time.
-    pub(crate) fn save(&self, used: &[(u128, &FileFacts)], prune: bool) {
+    pub(crate) fn save(self, used: &[(u128, &FileFacts)], prune: bool) {
+        let Cache { dir, shards } = self;
         let mut by_shard: Vec<Vec<(u128, &FileFacts)>> = vec![Vec::new(); SHARDS];
         let mut seen: HashSet<u128> = HashSet::with_capacity(used.len());
         for &(key, facts) in used {
@@ -82,37 +102,44 @@ impl Cache {
                 by_shard[shard_of(key)].push((key, facts));
             }
         }
-        if std::fs::create_dir_all(&self.dir).is_err() {
+        if std::fs::create_dir_all(&dir).is_err() {
             return;
         }
-        by_shard.into_par_iter().enumerate().for_each(|(i, mut entries)| {
-            let old = &self.shards[i];
-            let added = entries.iter().any(|(k, _)| !old.contains_key(k));
-            let stale =
-                old.len() > entries.len() || old.keys().any(|k| shard_of(*k) == i && !seen.contains(k));
-            if !(added || (prune && stale)) {
-                return;
-            }
-            if !prune {
-                entries.extend(
-                    old.iter()
+        by_shard
+            .into_par_iter()
+            .zip(shards)
+            .enumerate()
+            .for_each(|(i, (mut entries, old))| {
+                let added = entries.iter().any(|(k, _)| !old.contains_key(k));
+                let stale = old.keys().any(|k| !seen.contains(k));
+                if !(added || (prune && stale)) {
+                    return;
+                }
+                // A scoped scan keeps what it did not see (never taken).
+                let kept: Vec<(u128, FileFacts)> = if prune {
+                    Vec::new()
+                } else {
+                    old.into_iter()
                         .filter(|(k, _)| !seen.contains(k))
-                        .map(|(k, f)| (*k, f)),
-                );
-            }
-            entries.sort_unstable_by_key(|(k, _)| *k);
-            let Ok(bytes) = postcard::to_stdvec(&ShardRef {
-                version: ANALYZER_VERSION,
-                entries,
-            }) else {
-                return;
-            };
-            let path = self.dir.join(format!("{i:02}.bin"));
-            let tmp = self.dir.join(format!("{i:02}.tmp{}", std::process::id()));
-            if std::fs::write(&tmp, bytes).is_err() || std::fs::rename(&tmp, &path).is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
-        });
+                        .filter_map(|(k, f)| {
+                            f.into_inner().unwrap_or_else(|p| p.into_inner()).map(|f| (k, f))
+                        })
+                        .collect()
+                };
+                entries.extend(kept.iter().map(|(k, f)| (*k, f)));
+                entries.sort_unstable_by_key(|(k, _)| *k);
+                let Ok(bytes) = postcard::to_stdvec(&ShardRef {
+                    version: ANALYZER_VERSION,
+                    entries,
+                }) else {
+                    return;
+                };
+                let path = dir.join(format!("{i:02}.bin"));
+                let tmp = dir.join(format!("{i:02}.tmp{}", std::process::id()));
+                if std::fs::write(&tmp, bytes).is_err() || std::fs::rename(&tmp, &path).is_err() {
+                    let _ = std::fs::remove_file(&tmp);
+                }
+            });
     }
 }
 
@@ -120,4 +147,108 @@ impl Cache {
 pub(crate) fn key(bytes: &[u8], lang: graft_lang::Lang) -> u128 {
     let seed = (ANALYZER_VERSION << 8) | lang as u64;
     xxhash_rust::xxh3::xxh3_128_with_seed(bytes, seed)
+}
+
+/// A `Vec<u32>` as one byte string of little-endian words.
+pub(crate) mod words {
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u32], s: S) -> Result<S::Ok, S::Error> {
+        let bytes: Vec<u8> = v.iter().flat_map(|w| w.to_le_bytes()).collect();
+        s.serialize_bytes(&bytes)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
+        d.deserialize_bytes(super::Records(4, |b: &[u8]| {
+            u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+        }))
+    }
+}
+
+/// Clone fingerprints, `(u32, u64)`, as one byte string of 12-byte records.
+pub(crate) mod prints {
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[(u32, u64)], s: S) -> Result<S::Ok, S::Error> {
+        let mut bytes = Vec::with_capacity(v.len() * 12);
+        for (i, h) in v {
+            bytes.extend_from_slice(&i.to_le_bytes());
+            bytes.extend_from_slice(&h.to_le_bytes());
+        }
+        s.serialize_bytes(&bytes)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(u32, u64)>, D::Error> {
+        d.deserialize_bytes(super::Records(12, |b: &[u8]| {
+            let (i, h) = b.split_at(4);
+            (
+                u32::from_le_bytes(i.try_into().unwrap_or_default()),
+                u64::from_le_bytes(h.try_into().unwrap_or_default()),
+            )
+        }))
+    }
+}
+
+/// Decodes a byte string of records of `.0` bytes each with `.1`.
+struct Records<F>(usize, F);
+
+impl<'de, T, F: Fn(&[u8]) -> T> serde::de::Visitor<'de> for Records<F> {
+    type Value = Vec<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a byte string of fixed-size records")
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<T>, E> {
+        if !v.len().is_multiple_of(self.0) {
+            return Err(E::invalid_length(v.len(), &self));
+        }
+        Ok(v.chunks_exact(self.0).map(&self.1).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ClonePrints;
+
+    fn facts() -> FileFacts {
+        FileFacts {
+            lines: 3,
+            tokens: vec![1, 2, 16, u32::MAX],
+            exact_tokens: vec![0x8000_0001, 2, 16, 7],
+            token_lines: vec![1, 1, 2, 3],
+            prints: Some(ClonePrints {
+                min_tokens: 50,
+                exact: vec![(0, u64::MAX), (3, 42)],
+                folded: vec![],
+            }),
+            ..FileFacts::default()
+        }
+    }
+
+    #[test]
+    fn entries_survive_a_save_and_a_load_and_are_handed_over_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = facts();
+        let key = 7u128 << 124 | 1;
+        Cache::load(dir.path()).save(&[(key, &f)], true);
+        let cache = Cache::load(dir.path());
+        assert_eq!(cache.take(key), Some(f));
+        assert_eq!(cache.take(key), None, "an entry is moved out, not copied");
+        assert_eq!(cache.take(key + 1), None);
+    }
+
+    #[test]
+    fn a_damaged_shard_is_an_empty_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = facts();
+        let key = 3u128 << 124;
+        Cache::load(dir.path()).save(&[(key, &f)], true);
+        let path = dir.path().join(DIR_NAME).join("03.bin");
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.truncate(bytes.len() - 5);
+        std::fs::write(&path, bytes).unwrap();
+        assert_eq!(Cache::load(dir.path()).take(key), None);
+    }
 }

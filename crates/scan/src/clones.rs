@@ -71,24 +71,38 @@ pub(crate) fn detect(
     min_tokens: usize,
     min_lines: u32,
 ) -> Vec<CloneGroup> {
-    let mut matches = Vec::new();
-    // Exact copies first, then renamed ones: in folded streams repetitive
-    // code (tables of `NAME = "value"`) matches its first look-alike, not
-    // its real twin, which the exact pass pairs correctly.
-    find_matches(
-        streams,
-        |s| s.exact,
-        |s| cached(s, min_tokens).map(|p| &p.exact[..]),
-        min_tokens,
-        &mut matches,
+    // Exact copies, and renamed ones: in folded streams repetitive code
+    // (tables of `NAME = "value"`) matches its first look-alike, not its
+    // real twin, which the exact pass pairs correctly. The two passes are
+    // independent (groups do not depend on the order of matches), so they
+    // run side by side.
+    let (mut matches, folded) = rayon::join(
+        || {
+            let mut m = Vec::new();
+            find_matches(
+                streams,
+                |s| s.exact,
+                |s| cached(s, min_tokens).map(|p| &p.exact[..]),
+                min_tokens,
+                min_lines,
+                &mut m,
+            );
+            m
+        },
+        || {
+            let mut m = Vec::new();
+            find_matches(
+                streams,
+                |s| s.tokens,
+                |s| cached(s, min_tokens).map(|p| &p.folded[..]),
+                min_tokens,
+                min_lines,
+                &mut m,
+            );
+            m
+        },
     );
-    find_matches(
-        streams,
-        |s| s.tokens,
-        |s| cached(s, min_tokens).map(|p| &p.folded[..]),
-        min_tokens,
-        &mut matches,
-    );
+    matches.extend(folded);
     group(language, streams, &matches, min_lines)
 }
 
@@ -104,6 +118,7 @@ fn find_matches<'s>(
     pick: impl Fn(&'s Stream<'s>) -> &'s [u32] + Sync,
     pick_prints: impl Fn(&'s Stream<'s>) -> Option<&'s [(u32, u64)]> + Sync,
     min_tokens: usize,
+    min_lines: u32,
     matches: &mut Vec<(Span, Span)>,
 ) {
     let big_k = min_tokens.max(2);
@@ -128,10 +143,13 @@ fn find_matches<'s>(
         .map(|(s, c)| c.as_deref().or_else(|| pick_prints(s)).unwrap_or(&[]))
         .collect();
     let total: usize = prints.iter().map(|p| p.len()).sum();
-    // Each selected k-gram's latest CANDIDATES occurrences, newest first:
-    // the first look-alike is often not the real twin (three similar
-    // methods in a row, a family of near-identical files), the nearest
-    // earlier one usually is, and each is tried.
+    // Each selected k-gram's latest occurrences in up to CANDIDATES files,
+    // newest first, one per file: the first look-alike is often not the
+    // real twin (three similar methods in a row, a family of
+    // near-identical files), the nearest earlier one usually is, and each
+    // is tried. One slot per file keeps a file that repeats a pattern
+    // (`async def a...(...)` wrappers, say) from hiding its twin in
+    // another file.
     let mut seen: HashMap<u64, [(u32, u32); CANDIDATES], Mix> =
         HashMap::with_capacity_and_hasher(total, Mix::default());
     for (f, fps) in prints.iter().enumerate() {
@@ -146,7 +164,10 @@ fn find_matches<'s>(
             let i = i as usize;
             let slots = seen.entry(h).or_insert([(u32::MAX, 0); CANDIDATES]);
             let candidates = *slots;
-            slots.copy_within(0..CANDIDATES - 1, 1);
+            // This file's newest occurrence replaces its older one, so
+            // repeats inside one file never push other files out.
+            let own = slots.iter().position(|s| s.0 == f).unwrap_or(CANDIDATES - 1);
+            slots.copy_within(0..own, 1);
             slots[0] = (f, i as u32);
             for &(g, j) in candidates.iter().take_while(|c| c.0 != u32::MAX) {
                 let j = j as usize;
@@ -177,7 +198,14 @@ fn find_matches<'s>(
                     // A copy within one file: the two spans may not overlap.
                     len = is - js;
                 }
-                if len >= big_k {
+                // A span of fewer than `min_lines` lines is no clone, and
+                // must not join groups either: it would chain unrelated
+                // code into one group, then sink it.
+                let lines_of = |s: &Stream<'_>, start: usize| s.lines[start + len - 1] - s.lines[start] + 1;
+                if len >= big_k
+                    && lines_of(&streams[g as usize], js) >= min_lines
+                    && lines_of(&streams[f as usize], is) >= min_lines
+                {
                     matches.push(((g, js as u32, len as u32), (f, is as u32, len as u32)));
                 }
                 active.push((g, offset, is + len));
@@ -412,6 +440,26 @@ mod tests {
         let paths: Vec<&str> = g.fragments.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["a", "b", "c"]);
         assert_eq!(g.fragments[0].start_line, 1);
+    }
+
+    #[test]
+    fn a_copy_on_one_line_does_not_sink_the_real_copies() {
+        // `a` and `b` hold the same 40 tokens over 10 lines; `c` holds
+        // them on one line, as a bundle would. `c`'s copy is too short in
+        // lines to be a fragment, and must not take `a` and `b` down.
+        let body: Vec<u32> = (0..40).map(|i| 20 + (i * 7919) % 97).collect();
+        let lines: Vec<u32> = (0..40).map(|i| i / 4 + 1).collect();
+        let one_line = vec![1u32; 40];
+        let streams = [
+            stream("a", &body, &lines),
+            stream("b", &body, &lines),
+            stream("c", &body, &one_line),
+        ];
+        let groups = detect("javascript", &streams, 30, 5);
+        assert_eq!(groups.len(), 1, "{groups:?}");
+        let paths: Vec<&str> = groups[0].fragments.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["a", "b"]);
+        assert_eq!(groups[0].lines, 10);
     }
 
     #[test]

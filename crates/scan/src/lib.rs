@@ -156,16 +156,24 @@ pub fn scan_with(root: &Path, config: &ScanConfig, opts: &ScanOptions<'_>) -> Re
     let exclude = walk::excludes(&config.exclude.0).map_err(ScanError::Exclude)?;
 
     (opts.progress)(ScanProgress::Discovering);
-    let discovery = walk::discover(&root, &start, &exclude, threads);
-    trace("walked", started);
     let graft_dir = root.join(".graft");
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .expect("a thread pool");
-    let cache = opts
-        .cache
-        .then(|| pool.install(|| cache::Cache::load(&graft_dir)));
+    // The walk waits on the file system, the cache load on the CPU: they
+    // overlap.
+    let (discovery, cache) = std::thread::scope(|s| {
+        let loading = s.spawn(|| {
+            opts.cache
+                .then(|| pool.install(|| cache::Cache::load(&graft_dir)))
+        });
+        let discovery = walk::discover(&root, &start, &exclude, threads);
+        trace("walked", started);
+        let cache = loading.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (discovery, cache)
+    });
+    trace("cache loaded", started);
 
     // Read, hash, parse: in parallel, one tree alive per thread at a time.
     let total = discovery.files.len() as u64;
@@ -214,6 +222,8 @@ pub fn scan_with(root: &Path, config: &ScanConfig, opts: &ScanOptions<'_>) -> Re
     }
     finish_types(&mut analysed);
 
+    // The import graph and the clone index need nothing of each other:
+    // they run side by side.
     let sources: Vec<graph::SourceFile<'_>> = analysed
         .iter()
         .map(|(c, _, f)| graph::SourceFile {
@@ -222,11 +232,6 @@ pub fn scan_with(root: &Path, config: &ScanConfig, opts: &ScanOptions<'_>) -> Re
             facts: f,
         })
         .collect();
-    let graph = graph::build(&root, &sources);
-    drop(sources);
-    trace("graph", started);
-
-    let mut clone_groups = Vec::new();
     let mut by_lang: BTreeMap<Lang, Vec<clones::Stream<'_>>> = BTreeMap::new();
     for (c, _, f) in &analysed {
         by_lang.entry(c.lang).or_default().push(clones::Stream {
@@ -237,18 +242,47 @@ pub fn scan_with(root: &Path, config: &ScanConfig, opts: &ScanOptions<'_>) -> Re
             lines: &f.token_lines,
         });
     }
-    for (lang, streams) in &by_lang {
-        clone_groups.extend(pool.install(|| {
-            clones::detect(
-                lang.name(),
-                streams,
-                config.clone_min_tokens.get() as usize,
-                config.clone_min_lines.get() as u32,
-            )
-        }));
-    }
+    // Writing the cache needs only the facts: it overlaps the linking.
+    let used: Vec<(u128, &FileFacts)> = analysed.iter().map(|(_, k, f)| (*k, f)).collect();
+    let save = || {
+        if let Some(cache) = cache {
+            cache.save(&used, scope.is_none());
+            trace("cache saved", started);
+        }
+    };
+    let ((graph, clone_groups), ()) = pool.install(|| {
+        rayon::join(
+            || {
+                rayon::join(
+                    || {
+                        let g = graph::build(&root, &sources);
+                        trace("graph", started);
+                        g
+                    },
+                    || {
+                        let per_lang: Vec<Vec<CloneGroup>> = by_lang
+                            .par_iter()
+                            .map(|(lang, streams)| {
+                                clones::detect(
+                                    lang.name(),
+                                    streams,
+                                    config.clone_min_tokens.get() as usize,
+                                    config.clone_min_lines.get() as u32,
+                                )
+                            })
+                            .collect();
+                        trace("clones", started);
+                        per_lang.into_iter().flatten().collect::<Vec<_>>()
+                    },
+                )
+            },
+            save,
+        )
+    });
+    drop(sources);
     drop(by_lang);
-    trace("clones", started);
+    drop(used);
+    trace("graph, clones, cache saved", started);
 
     // Go methods live anywhere in their package.
     let mut package_functions: HashMap<String, Vec<(&str, &[FunctionMetrics])>> = HashMap::new();
@@ -313,10 +347,6 @@ pub fn scan_with(root: &Path, config: &ScanConfig, opts: &ScanOptions<'_>) -> Re
         *summary.by_kind.entry(s.kind.as_str()).or_default() += 1;
     }
 
-    if let Some(cache) = &cache {
-        let used: Vec<(u128, &FileFacts)> = analysed.iter().map(|(_, k, f)| (*k, f)).collect();
-        pool.install(|| cache.save(&used, scope.is_none()));
-    }
     let files = analysed
         .into_iter()
         .map(|(c, _, f)| FileReport {
@@ -328,7 +358,7 @@ pub fn scan_with(root: &Path, config: &ScanConfig, opts: &ScanOptions<'_>) -> Re
             types: f.types,
         })
         .collect();
-    trace("cache saved", started);
+    trace("done", started);
     problems.sort_by(|a, b| a.path.cmp(&b.path).then(a.kind.cmp(b.kind)));
     summary.duration_ms = started.elapsed().as_millis() as u64;
     Ok(ScanReport {
@@ -360,25 +390,33 @@ fn read_and_analyse(
             line: None,
         })
     };
-    match std::fs::metadata(&c.abs) {
-        Ok(m) if m.len() > max_bytes => {
+    // One open: the size comes from the open file, not a second lookup
+    // of its path.
+    let read = || -> std::io::Result<Result<Vec<u8>, u64>> {
+        use std::io::Read as _;
+        let mut file = std::fs::File::open(&c.abs)?;
+        let len = file.metadata()?.len();
+        if len > max_bytes {
+            return Ok(Err(len));
+        }
+        let mut bytes = Vec::with_capacity(len as usize + 1);
+        file.read_to_end(&mut bytes)?;
+        Ok(Ok(bytes))
+    };
+    let bytes = match read() {
+        Ok(Ok(b)) => b,
+        Ok(Err(len)) => {
             return problem(
                 "too_large",
                 format!(
-                    "{} bytes, over the {max_bytes}-byte limit ([scan] max_file_bytes); generated code?",
-                    m.len()
+                    "{len} bytes, over the {max_bytes}-byte limit ([scan] max_file_bytes); generated code?"
                 ),
             );
         }
-        Ok(_) => {}
-        Err(e) => return problem("unreadable", format!("cannot read: {e}")),
-    }
-    let bytes = match std::fs::read(&c.abs) {
-        Ok(b) => b,
         Err(e) => return problem("unreadable", format!("cannot read: {e}")),
     };
     let key = cache::key(&bytes, c.lang);
-    if let Some(facts) = cache.and_then(|c| c.get(key)) {
+    if let Some(facts) = cache.and_then(|c| c.take(key)) {
         return Outcome::Facts {
             key,
             facts: Box::new(facts),

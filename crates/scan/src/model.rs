@@ -84,9 +84,12 @@ pub struct FileFacts {
     pub syntax_error: Option<SyntaxIssue>,
     /// Normalised tokens for clone detection (identifiers and literals
     /// folded), and the line of each.
+    #[serde(with = "crate::cache::words")]
     pub tokens: Vec<u32>,
     /// The same tokens with names and values kept (hashed).
+    #[serde(with = "crate::cache::words")]
     pub exact_tokens: Vec<u32>,
+    #[serde(with = "crate::cache::words")]
     pub token_lines: Vec<u32>,
     /// Clone fingerprints of both streams, made with the scan's minimum.
     pub prints: Option<ClonePrints>,
@@ -96,7 +99,9 @@ pub struct FileFacts {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClonePrints {
     pub min_tokens: u32,
+    #[serde(with = "crate::cache::prints")]
     pub exact: Vec<(u32, u64)>,
+    #[serde(with = "crate::cache::prints")]
     pub folded: Vec<(u32, u64)>,
 }
 
