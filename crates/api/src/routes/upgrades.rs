@@ -376,6 +376,26 @@ fn by_body(body: &Bytes) -> Result<ByBody, ApiError> {
     body_json(body)
 }
 
+/// Why an approval or a rejection did not happen, as an HTTP error: a
+/// conflict naming the upgrade's state when it no longer waits.
+async fn not_decided(api: &Arc<Api>, id: &UpgradeId, line: Line, done: &str) -> ApiError {
+    match line {
+        Line::Error(e) if e.code == "not_awaiting" => {
+            let key = id.to_string();
+            match api.ledger(move |l| Ok(l.get_upgrade(&key)?.state)).await {
+                Ok(state) => ApiError::conflict(
+                    "not_awaiting_approval",
+                    format!("upgrade {id} is {state}; only an upgrade awaiting approval can be {done}"),
+                )
+                .with("state", json!(state)),
+                Err(e) => e,
+            }
+        }
+        Line::Error(e) => error_of(e),
+        _ => ApiError::internal(format!("it was not {done}, and no reason was given")),
+    }
+}
+
 /// `POST /v1/upgrades/{id}/approve`.
 pub async fn approve(
     State(api): State<Arc<Api>>,
@@ -389,17 +409,7 @@ pub async fn approve(
     let _known = api.ledger(move |l| Ok(l.get_upgrade(&key)?)).await?;
     match api.ops.approve(&id, &by2).await {
         Ok(u) => Ok(Json(json!({ "id": id, "state": u.state, "approved_by": by })).into_response()),
-        Err(Line::Error(e)) if e.code == "not_awaiting" => {
-            let key = id.to_string();
-            let state = api.ledger(move |l| Ok(l.get_upgrade(&key)?.state)).await?;
-            Err(ApiError::conflict(
-                "not_awaiting_approval",
-                format!("upgrade {id} is {state}; only an upgrade awaiting approval can be approved"),
-            )
-            .with("state", json!(state)))
-        }
-        Err(Line::Error(e)) => Err(error_of(e)),
-        Err(_) => Err(ApiError::internal("approve ended without an outcome")),
+        Err(line) => Err(not_decided(&api, &id, line, "approved").await),
     }
 }
 
@@ -494,16 +504,6 @@ pub async fn reject(
     }
     match api.ops.reject(&id, &by, b.reason.clone()).await {
         Ok(u) => Ok(Json(json!({ "id": id, "state": u.state, "rejected_by": by })).into_response()),
-        Err(Line::Error(e)) if e.code == "not_awaiting" => {
-            let key = id.to_string();
-            let state = api.ledger(move |l| Ok(l.get_upgrade(&key)?.state)).await?;
-            Err(ApiError::conflict(
-                "not_awaiting_approval",
-                format!("upgrade {id} is {state}; only an upgrade awaiting approval can be rejected"),
-            )
-            .with("state", json!(state)))
-        }
-        Err(Line::Error(e)) => Err(error_of(e)),
-        Err(_) => Err(ApiError::internal("reject ended without an outcome")),
+        Err(line) => Err(not_decided(&api, &id, line, "rejected").await),
     }
 }
