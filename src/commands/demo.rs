@@ -21,7 +21,7 @@ use console::style;
 use graft_ledger::{Ledger, UpgradeState};
 use graft_pipeline::{Observer as _, UpgradeReport};
 use graft_supervisor::client::Client;
-use graft_supervisor::wire::{Line, UpgradeQuery};
+use graft_supervisor::wire::UpgradeQuery;
 use serde_json::json;
 
 use super::Ctx;
@@ -260,26 +260,11 @@ fn upgrade(ctx: &Ctx, client: &Client, step: &Step) -> Result<UpgradeReport, Str
         serde_urlencoded::to_string(&query).map_err(|e| e.to_string())?
     );
     let progress = Progress::new(ctx.json);
-    let mut report = None;
-    let mut error = None;
-    client
-        .stream(
-            "POST",
-            &path,
-            edits.to_string().into_bytes(),
-            &mut |line| match line {
-                Line::Event(e) => progress.on_event(&e),
-                Line::Report(v) => report = serde_json::from_value::<UpgradeReport>(v).ok(),
-                Line::Error(e) => error = Some(e.message),
-                Line::Rollback(_) => {}
-            },
-        )
-        .map_err(|e| e.to_string())?;
+    let outcome = client.outcome::<UpgradeReport>("POST", &path, edits.to_string().into_bytes(), &mut |e| {
+        progress.on_event(e)
+    });
     progress.finish();
-    if let Some(e) = error {
-        return Err(e);
-    }
-    let report = report.ok_or("graft run gave no report")?;
+    let report = outcome.map_err(|e| e.to_string())?.map_err(|e| e.message)?;
     if !ctx.json {
         match &report.failure {
             None => println!("  {} {}", style("promoted").green().bold(), report.id),

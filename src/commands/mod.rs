@@ -87,6 +87,29 @@ pub fn analyzer_sync() -> Option<&'static (dyn graft_orchestrate::Analyzer + Syn
     Some(&analyzer::ANALYZER)
 }
 
+/// Follow an operation on the running `graft run` to its report, showing
+/// its events on `progress`. An error it ended with exits with its class's
+/// code (`unclassified` when it has none).
+pub fn from_daemon<T: serde::de::DeserializeOwned>(
+    daemon: &graft_supervisor::client::Client,
+    path: &str,
+    body: Vec<u8>,
+    progress: &crate::output::Progress,
+    unclassified: i32,
+) -> Result<T, CliError> {
+    use graft_pipeline::Observer as _;
+    let outcome = daemon
+        .outcome("POST", path, body, &mut |e| progress.on_event(e))
+        .map_err(|e| CliError::new(crate::output::EXIT_INTERNAL, "daemon", e.to_string()))?;
+    outcome.map_err(|e| {
+        CliError::new(
+            e.class.map_or(unclassified, crate::output::exit_code),
+            &e.code,
+            e.message,
+        )
+    })
+}
+
 /// A submission the orchestrator refused, as the CLI reports it.
 pub fn submit_error(e: graft_orchestrate::SubmitError) -> CliError {
     match e {

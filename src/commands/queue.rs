@@ -8,8 +8,7 @@
 use console::style;
 use graft_ledger::UpgradeState;
 use graft_orchestrate::{Orchestrator, schedule};
-use graft_pipeline::{Observer as _, UpgradeReport, Workspace};
-use graft_supervisor::wire::Line;
+use graft_pipeline::{UpgradeReport, Workspace};
 use serde_json::json;
 
 use super::{Ctx, parse_id, provider};
@@ -33,31 +32,15 @@ pub fn approve(ctx: &Ctx, id: &str) -> Result<i32, CliError> {
     let progress = Progress::new(ctx.json);
     if let Some(daemon) = ctx.daemon() {
         let by = serde_urlencoded::to_string([("requested_by", requested_by())]).unwrap_or_default();
-        let mut report = None;
-        let mut error = None;
-        daemon
-            .stream(
-                "POST",
-                &format!("/v1/upgrades/{id}/approve?{by}"),
-                Vec::new(),
-                &mut |line| match line {
-                    Line::Event(e) => progress.on_event(&e),
-                    Line::Report(v) => report = serde_json::from_value::<UpgradeReport>(v).ok(),
-                    Line::Error(e) => error = Some(e),
-                    Line::Rollback(_) => {}
-                },
-            )
-            .map_err(|e| CliError::new(EXIT_INTERNAL, "daemon", e.to_string()))?;
+        let report: Result<UpgradeReport, CliError> = super::from_daemon(
+            &daemon,
+            &format!("/v1/upgrades/{id}/approve?{by}"),
+            Vec::new(),
+            &progress,
+            EXIT_USAGE,
+        );
         progress.finish();
-        if let Some(e) = error {
-            return Err(CliError::new(
-                e.class.map_or(EXIT_USAGE, crate::output::exit_code),
-                &e.code,
-                e.message,
-            ));
-        }
-        let report =
-            report.ok_or_else(|| CliError::new(EXIT_INTERNAL, "daemon", "graft run gave no report"))?;
+        let report = report?;
         return Ok(show(ctx, &[report]));
     }
     let ws = ctx.workspace()?;

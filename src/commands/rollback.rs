@@ -1,8 +1,7 @@
 //! `graft rollback ID` and `graft cancel ID`.
 
 use console::style;
-use graft_pipeline::{Observer as _, cancel, recover, rollback};
-use graft_supervisor::wire::Line;
+use graft_pipeline::{cancel, recover, rollback};
 
 use super::{Ctx, parse_id};
 use crate::commands::upgrade::requested_by;
@@ -67,35 +66,13 @@ fn remote(
     progress: &crate::output::Progress,
 ) -> Result<rollback::RollbackReport, CliError> {
     let by = serde_urlencoded::to_string([("requested_by", requested_by())]).unwrap_or_default();
-    let mut report = None;
-    let mut error = None;
-    daemon
-        .stream(
-            "POST",
-            &format!("/v1/upgrades/{id}/rollback?{by}"),
-            Vec::new(),
-            &mut |line| match line {
-                Line::Event(e) => progress.on_event(&e),
-                Line::Rollback(v) => report = serde_json::from_value(v).ok(),
-                Line::Error(e) => error = Some(e),
-                Line::Report(_) => {}
-            },
-        )
-        .map_err(|e| CliError::new(EXIT_INTERNAL, "daemon", e.to_string()))?;
-    if let Some(e) = error {
-        return Err(CliError::new(
-            e.class.map_or(EXIT_INTERNAL, crate::output::exit_code),
-            &e.code,
-            e.message,
-        ));
-    }
-    report.ok_or_else(|| {
-        CliError::new(
-            EXIT_INTERNAL,
-            "daemon",
-            "graft run ended the answer without a report",
-        )
-    })
+    super::from_daemon(
+        daemon,
+        &format!("/v1/upgrades/{id}/rollback?{by}"),
+        Vec::new(),
+        progress,
+        EXIT_INTERNAL,
+    )
 }
 
 pub fn cancel(ctx: &Ctx, id: &str) -> Result<i32, CliError> {

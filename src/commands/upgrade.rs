@@ -5,8 +5,7 @@ use std::io::Read as _;
 use console::style;
 use graft_ledger::{GateStatus, RequestKind, UpgradeState};
 use graft_orchestrate::{Orchestrator, Submission};
-use graft_pipeline::{Observer as _, UpgradeReport};
-use graft_supervisor::wire::Line;
+use graft_pipeline::UpgradeReport;
 
 use super::{Ctx, provider};
 use crate::cli::UpgradeArgs;
@@ -150,31 +149,10 @@ fn remote(
     if !ctx.json {
         eprintln!("graft: sending the upgrade to the running `graft run`");
     }
-    let mut report: Option<UpgradeReport> = None;
-    let mut error: Option<graft_supervisor::wire::ErrorLine> = None;
-    daemon
-        .stream("POST", &path, bytes, &mut |line| match line {
-            Line::Event(e) => progress.on_event(&e),
-            Line::Report(v) => report = serde_json::from_value(v).ok(),
-            Line::Error(e) => error = Some(e),
-            Line::Rollback(_) => {}
-        })
-        .map_err(|e| CliError::new(output::EXIT_INTERNAL, "daemon", e.to_string()))?;
+    let report: Result<UpgradeReport, CliError> =
+        super::from_daemon(daemon, &path, bytes, &progress, output::EXIT_INTERNAL);
     progress.finish();
-    if let Some(e) = error {
-        return Err(CliError::new(
-            e.class.map_or(output::EXIT_INTERNAL, output::exit_code),
-            &e.code,
-            e.message,
-        ));
-    }
-    let report = report.ok_or_else(|| {
-        CliError::new(
-            output::EXIT_INTERNAL,
-            "daemon",
-            "graft run ended the answer without a report",
-        )
-    })?;
+    let report = report?;
     if ctx.json {
         print_json(&report);
     } else {

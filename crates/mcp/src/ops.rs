@@ -13,7 +13,7 @@ use graft_orchestrate::{Orchestrator, Submission, SubmitError};
 use graft_pipeline::rollback::RollbackReport;
 use graft_pipeline::{Deploy, LandOnly, RecordOnly, UpgradeReport, Workspace, cancel, recover, rollback};
 use graft_supervisor::client::Client;
-use graft_supervisor::wire::{GeneratorFactory, Line, UpgradeQuery};
+use graft_supervisor::wire::{GeneratorFactory, UpgradeQuery};
 use serde_json::{Value, json};
 
 /// A tool call that could not do what was asked: why, and what to do.
@@ -81,6 +81,18 @@ fn daemon_error(e: graft_supervisor::client::ClientError) -> ToolError {
     ToolError::new("daemon", e.to_string())
 }
 
+/// An operation on the running `graft run`, followed to its report.
+fn from_daemon<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<T, ToolError> {
+    client
+        .outcome("POST", path, body, &mut |_| {})
+        .map_err(daemon_error)?
+        .map_err(line_error)
+}
+
 fn line_error(e: graft_supervisor::wire::ErrorLine) -> ToolError {
     ToolError::new(&e.code, e.message)
 }
@@ -107,20 +119,7 @@ pub fn upgrade(
             "/v1/upgrades?{}",
             serde_urlencoded::to_string(&q).map_err(|e| ToolError::new("bad_request", e.to_string()))?
         );
-        let (mut report, mut error) = (None, None);
-        client
-            .stream("POST", &path, body, &mut |line| match line {
-                Line::Report(v) => report = Some(v),
-                Line::Error(e) => error = Some(e),
-                Line::Event(_) | Line::Rollback(_) => {}
-            })
-            .map_err(daemon_error)?;
-        if let Some(e) = error {
-            return Err(line_error(e));
-        }
-        let v =
-            report.ok_or_else(|| ToolError::new("daemon", "graft run ended the answer without a report"))?;
-        return serde_json::from_value(v).map_err(|e| ToolError::new("daemon", e.to_string()));
+        return from_daemon(&client, &path, body);
     }
     let ws = Workspace::open(root)?;
     let kind: RequestKind = q
@@ -183,25 +182,7 @@ pub fn parse_id(id: &str) -> Result<UpgradeId, ToolError> {
 pub fn rollback(root: &Path, id: &UpgradeId, by: &str) -> Result<RollbackReport, ToolError> {
     if let Some(client) = Client::find(root) {
         let q = serde_urlencoded::to_string([("requested_by", by)]).unwrap_or_default();
-        let (mut report, mut error) = (None, None);
-        client
-            .stream(
-                "POST",
-                &format!("/v1/upgrades/{id}/rollback?{q}"),
-                Vec::new(),
-                &mut |line| match line {
-                    Line::Rollback(v) => report = Some(v),
-                    Line::Error(e) => error = Some(e),
-                    Line::Event(_) | Line::Report(_) => {}
-                },
-            )
-            .map_err(daemon_error)?;
-        if let Some(e) = error {
-            return Err(line_error(e));
-        }
-        let v =
-            report.ok_or_else(|| ToolError::new("daemon", "graft run ended the answer without a report"))?;
-        return serde_json::from_value(v).map_err(|e| ToolError::new("daemon", e.to_string()));
+        return from_daemon(&client, &format!("/v1/upgrades/{id}/rollback?{q}"), Vec::new());
     }
     let ws = Workspace::open(root)?;
     let deploy = local_deploy(&ws);

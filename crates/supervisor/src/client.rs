@@ -10,7 +10,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 
-use crate::wire::Line;
+use crate::wire::{ErrorLine, Line};
 
 /// The control socket of the daemon for a repo root.
 pub fn socket_path(root: &Path) -> PathBuf {
@@ -87,6 +87,33 @@ impl Client {
             }
             Ok(())
         })
+    }
+
+    /// Follow a streamed operation to its end: each event to `on_event`,
+    /// then its final report (an upgrade's or a rollback's), decoded, or
+    /// the error it ended with.
+    pub fn outcome<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Vec<u8>,
+        on_event: &mut dyn FnMut(&graft_pipeline::Event),
+    ) -> Result<Result<T, ErrorLine>, ClientError> {
+        let mut last: Option<Result<serde_json::Value, ErrorLine>> = None;
+        self.stream(method, path_and_query, body, &mut |line| match line {
+            Line::Event(e) => on_event(&e),
+            Line::Report(v) | Line::Rollback(v) => last = Some(Ok(v)),
+            Line::Error(e) => last = Some(Err(e)),
+        })?;
+        match last {
+            Some(Ok(v)) => serde_json::from_value(v)
+                .map(Ok)
+                .map_err(|e| ClientError::Protocol(format!("a report graft run sent does not read: {e}"))),
+            Some(Err(e)) => Ok(Err(e)),
+            None => Err(ClientError::Protocol(
+                "graft run ended the answer without a report".into(),
+            )),
+        }
     }
 
     /// Send one request and return the JSON body.

@@ -258,6 +258,7 @@ impl Ops {
     }
 
     /// Approve an upgrade that waits for it and wake the runner.
+    /// Errors: `not_found`, `not_awaiting` (it does not wait), `pipeline`.
     pub async fn approve(self: &Arc<Self>, id: &UpgradeId, by: &str) -> Result<graft_ledger::Upgrade, Line> {
         let (me, id2, by2) = (self.clone(), id.clone(), by.to_string());
         let done = tokio::task::spawn_blocking(move || me.with_orchestrator(|o| o.approve(&id2, &by2))).await;
@@ -266,7 +267,7 @@ impl Ops {
                 self.wake.notify_one();
                 Ok(u)
             }
-            Ok(Err(e)) => Err(error_line("not_awaiting", None, e.to_string())),
+            Ok(Err(e)) => Err(decision_error(e)),
             Err(e) => Err(error_line("internal", None, e.to_string())),
         }
     }
@@ -285,7 +286,7 @@ impl Ops {
         .await;
         match done {
             Ok(Ok(u)) => Ok(u),
-            Ok(Err(e)) => Err(error_line("not_awaiting", None, e.to_string())),
+            Ok(Err(e)) => Err(decision_error(e)),
             Err(e) => Err(error_line("internal", None, e.to_string())),
         }
     }
@@ -391,6 +392,16 @@ pub fn ndjson(rx: mpsc::UnboundedReceiver<Line>) -> Response {
         .header("content-type", "application/x-ndjson")
         .body(Body::from_stream(stream))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// Why an approval or a rejection did not happen, by code.
+fn decision_error(e: PipelineError) -> Line {
+    let code = match &e {
+        PipelineError::Ledger(graft_ledger::LedgerError::UnknownUpgrade(_)) => "not_found",
+        PipelineError::Invalid(_) => "not_awaiting",
+        _ => "pipeline",
+    };
+    error_line(code, None, e.to_string())
 }
 
 pub fn error_line(code: &str, class: Option<graft_pipeline::FailureClass>, message: String) -> Line {

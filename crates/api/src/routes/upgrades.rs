@@ -391,6 +391,7 @@ async fn not_decided(api: &Arc<Api>, id: &UpgradeId, line: Line, done: &str) -> 
                 Err(e) => e,
             }
         }
+        Line::Error(e) if e.code == "not_found" => not_found(id),
         Line::Error(e) => error_of(e),
         _ => ApiError::internal(format!("it was not {done}, and no reason was given")),
     }
@@ -405,9 +406,7 @@ pub async fn approve(
 ) -> Result<Response, ApiError> {
     let by = requester(&caller, by_body(&body)?.requested_by.as_deref())?;
     let id = parse_id(&id)?;
-    let (key, by2) = (id.to_string(), by.clone());
-    let _known = api.ledger(move |l| Ok(l.get_upgrade(&key)?)).await?;
-    match api.ops.approve(&id, &by2).await {
+    match api.ops.approve(&id, &by).await {
         Ok(u) => Ok(Json(json!({ "id": id, "state": u.state, "approved_by": by })).into_response()),
         Err(line) => Err(not_decided(&api, &id, line, "approved").await),
     }
@@ -497,11 +496,6 @@ pub async fn reject(
     }
     let by = requester(&caller, b.requested_by.as_deref())?;
     let id = parse_id(&id)?;
-    let key = id.to_string();
-    let known = api.ledger(move |l| Ok(l.upgrade(&key)?.is_some())).await?;
-    if !known {
-        return Err(not_found(&id));
-    }
     match api.ops.reject(&id, &by, b.reason.clone()).await {
         Ok(u) => Ok(Json(json!({ "id": id, "state": u.state, "rejected_by": by })).into_response()),
         Err(line) => Err(not_decided(&api, &id, line, "rejected").await),
