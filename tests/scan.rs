@@ -643,6 +643,142 @@ fn per_file_results_are_cached_by_content() {
     assert_eq!(uncached["summary"]["cache_hits"], 0);
 }
 
+/// Set the modification time of every directory and file under `dir`
+/// (but `.git` and `.graft`) an hour back: a listing is kept only when
+/// nothing it read changed in the last seconds.
+fn settle(dir: &std::path::Path) {
+    let past = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if name == ".git" || name == ".graft" {
+            continue;
+        }
+        if p.is_dir() {
+            settle(&p);
+        }
+        std::fs::File::open(&p).unwrap().set_modified(past).unwrap();
+    }
+    std::fs::File::open(dir).unwrap().set_modified(past).unwrap();
+}
+
+/// [`settle`] the work tree and the git files that shape what is ignored.
+fn settle_repo(t: &Target) {
+    settle(&t.path(""));
+    let past = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for f in [".git/config", ".git/info/exclude"] {
+        if let Ok(file) = std::fs::File::open(t.path(f)) {
+            file.set_modified(past).unwrap();
+        }
+    }
+}
+
+fn listed(report: &Value) -> Vec<String> {
+    report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_kept_listing_is_used_only_while_nothing_it_read_changed() {
+    let t = Target::with_files(&[
+        (".gitignore", "build/\n"),
+        ("main.py", "def main():\n    return 1\n"),
+        ("pkg/a.py", "def a():\n    return 1\n"),
+        ("pkg/deep/b.py", "def b():\n    return 1\n"),
+        ("build/gen.py", "def gen():\n    return 1\n"),
+    ]);
+    let walk_file = t.path(".graft/scan-cache/walk.bin");
+    // Fresh directories may still change within the clock's granularity:
+    // no listing is kept.
+    let r = scan(&t, &[]);
+    assert_eq!(r["summary"]["listing_reused"], false);
+    assert!(!walk_file.exists(), "a walk over fresh directories is not kept");
+    settle_repo(&t);
+    scan(&t, &[]);
+    assert!(walk_file.exists(), "a settled walk is kept");
+    let r = scan(&t, &[]);
+    assert_eq!(r["summary"]["listing_reused"], true);
+    assert_eq!(listed(&r), ["main.py", "pkg/a.py", "pkg/deep/b.py"]);
+    // An edited file keeps its directory's time: the listing holds, the
+    // content is read again.
+    t.write(
+        "pkg/a.py",
+        "def a():\n    if a:\n        return 2\n    return 1\n",
+    );
+    let r = scan(&t, &[]);
+    assert_eq!(r["summary"]["listing_reused"], true);
+    assert_eq!(function(&r, "pkg/a.py", "a")["cyclomatic"], 2);
+    // A new file deep down changes its directory: a new walk finds it.
+    settle_repo(&t);
+    scan(&t, &[]);
+    t.write("pkg/deep/c.py", "def c():\n    return 1\n");
+    let r = scan(&t, &[]);
+    assert_eq!(r["summary"]["listing_reused"], false);
+    assert_eq!(
+        listed(&r),
+        ["main.py", "pkg/a.py", "pkg/deep/b.py", "pkg/deep/c.py"]
+    );
+    // A removed one too.
+    settle_repo(&t);
+    scan(&t, &[]);
+    std::fs::remove_file(t.path("pkg/deep/b.py")).unwrap();
+    let r = scan(&t, &[]);
+    assert_eq!(r["summary"]["listing_reused"], false);
+    assert_eq!(listed(&r), ["main.py", "pkg/a.py", "pkg/deep/c.py"]);
+    // An ignore file edited in place leaves its directory's time alone;
+    // its own time still shows the change.
+    settle_repo(&t);
+    scan(&t, &[]);
+    let mut gitignore = std::fs::OpenOptions::new()
+        .append(true)
+        .open(t.path(".gitignore"))
+        .unwrap();
+    std::io::Write::write_all(&mut gitignore, b"pkg/deep/\n").unwrap();
+    drop(gitignore);
+    let r = scan(&t, &[]);
+    assert_eq!(r["summary"]["listing_reused"], false);
+    assert_eq!(listed(&r), ["main.py", "pkg/a.py"]);
+    // A new ignore file in a directory read, and the repo's exclude file.
+    settle_repo(&t);
+    scan(&t, &[]);
+    t.write("pkg/.gitignore", "a.py\n");
+    let r = scan(&t, &[]);
+    assert_eq!(r["summary"]["listing_reused"], false);
+    assert_eq!(listed(&r), ["main.py"]);
+    settle_repo(&t);
+    scan(&t, &[]);
+    assert_eq!(scan(&t, &[])["summary"]["listing_reused"], true);
+    let exclude = t.path(".git/info/exclude");
+    let before = std::fs::read_to_string(&exclude).unwrap_or_default();
+    std::fs::write(&exclude, format!("{before}main.py\n")).unwrap();
+    let r = scan(&t, &[]);
+    assert_eq!(r["summary"]["listing_reused"], false);
+    assert!(listed(&r).is_empty(), "{:?}", listed(&r));
+    // Another question (a scope, other excludes) is never answered from it.
+    std::fs::write(&exclude, before).unwrap();
+    settle_repo(&t);
+    scan(&t, &[]);
+    assert_eq!(scan(&t, &["pkg"])["summary"]["listing_reused"], false);
+    t.write("graft.toml", "[scan]\nexclude = [\"main.py\"]\n");
+    settle_repo(&t);
+    assert_eq!(scan(&t, &[])["summary"]["listing_reused"], false);
+    // A damaged listing is no listing.
+    settle_repo(&t);
+    scan(&t, &[]);
+    std::fs::write(&walk_file, b"\x01garbage").unwrap();
+    let r = scan(&t, &[]);
+    assert_eq!(r["summary"]["listing_reused"], false);
+    assert!(listed(&r).is_empty(), "{:?}", listed(&r));
+    assert!(
+        walk_file.exists(),
+        "the walk that found it damaged kept a new one"
+    );
+}
+
 #[test]
 fn scan_config_errors_are_located() {
     let t = Target::with_files(&[

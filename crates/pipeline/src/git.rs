@@ -33,11 +33,12 @@ impl Git {
 
     /// Commit as the repo's configured identity, or as Graft when none is set.
     pub fn with_identity_fallback(mut self) -> Git {
-        let has = |key: &str| {
-            self.output(&["config", "--get", key])
-                .map(|o| o.status.success() && !o.stdout.is_empty())
-                .unwrap_or(false)
-        };
+        // One git run for both keys (each run costs milliseconds).
+        let set = self
+            .output(&["config", "--get-regexp", r"^user\.(name|email)$"])
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let has = |key: &str| set.lines().any(|l| l.split_whitespace().next() == Some(key));
         let (email, name) = (has("user.email"), has("user.name"));
         if !email {
             self.extra.push("user.email=graft@localhost".into());

@@ -89,6 +89,9 @@ impl Workspace {
 
 /// The root of the git checkout containing `start`.
 pub fn find_root(start: &Path) -> Result<PathBuf, PipelineError> {
+    if let Some(root) = discover_plainly(start) {
+        return Ok(root);
+    }
     let out = Git::new(start).output(&["rev-parse", "--show-toplevel"])?;
     if !out.status.success() {
         return Err(PipelineError::Environment(format!(
@@ -100,9 +103,59 @@ pub fn find_root(start: &Path) -> Result<PathBuf, PipelineError> {
     Ok(root.canonicalize().unwrap_or(root))
 }
 
+/// The top of the work tree holding `start`, found as git finds it, in the
+/// plain case only: an ancestor (or `start`) with a `.git` directory that
+/// holds `HEAD`, or a `.git` file pointing elsewhere (a worktree, a
+/// submodule). Anything unusual (inside a `.git` directory, a bare repo,
+/// `core.worktree`, a symbolic-link `.git`, a file-system boundary, a
+/// ceiling in the environment) is left to git: `None`. Every graft command
+/// starts here, and a git process costs milliseconds.
+fn discover_plainly(start: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt as _;
+    if ["GIT_CEILING_DIRECTORIES", "GIT_DISCOVERY_ACROSS_FILESYSTEM"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some())
+    {
+        return None;
+    }
+    let start = start.canonicalize().ok()?;
+    let device = std::fs::metadata(&start).ok()?.dev();
+    for dir in start.ancestors() {
+        if dir.file_name().is_some_and(|n| n == ".git") {
+            return None;
+        }
+        let dot = dir.join(".git");
+        match std::fs::symlink_metadata(&dot) {
+            Ok(m) if m.is_dir() => {
+                let config = std::fs::read_to_string(dot.join("config")).unwrap_or_default();
+                let plain = dot.join("HEAD").is_file() && !config.contains("worktree");
+                return plain.then(|| dir.to_path_buf());
+            }
+            Ok(m) if m.is_file() => {
+                let pointer = std::fs::read_to_string(&dot).ok()?;
+                return pointer.starts_with("gitdir:").then(|| dir.to_path_buf());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            _ => return None,
+        }
+        let meta = std::fs::metadata(dir).ok()?;
+        let bare = dir.join("HEAD").is_file() && dir.join("objects").is_dir();
+        if meta.dev() != device || bare {
+            return None;
+        }
+    }
+    None
+}
+
 /// Add `/.graft/` to `.git/info/exclude` unless it is there.
 fn exclude_graft_dir(git: &Git) -> Result<(), PipelineError> {
-    let exclude = git.git_path("info/exclude")?;
+    // A `.git` directory holds it; a worktree's is in the common one.
+    let dot = git.dir().join(".git");
+    let exclude = if dot.is_dir() && std::env::var_os("GIT_COMMON_DIR").is_none() {
+        dot.join("info").join("exclude")
+    } else {
+        git.git_path("info/exclude")?
+    };
     let line = format!("/{GRAFT_DIR}/");
     let current = std::fs::read_to_string(&exclude).unwrap_or_default();
     if current.lines().any(|l| l.trim() == line) {
@@ -175,5 +228,73 @@ impl PipelineLock {
         std::fs::read_to_string(graft_dir.join("pipeline.owner"))
             .ok()
             .map(|s| s.trim().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) {
+        let ok = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+            .unwrap()
+            .status
+            .success();
+        assert!(ok, "git {args:?}");
+    }
+
+    fn by_git(start: &Path) -> Option<PathBuf> {
+        let out = Git::new(start).output(&["rev-parse", "--show-toplevel"]).unwrap();
+        out.status.success().then(|| {
+            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+                .canonicalize()
+                .unwrap()
+        })
+    }
+
+    #[test]
+    fn the_root_is_found_as_git_finds_it_or_left_to_git() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("repo");
+        std::fs::create_dir_all(repo.join("src/deep")).unwrap();
+        git(&repo, &["init", "-q"]);
+        std::fs::write(repo.join("a"), "a").unwrap();
+        git(&repo, &["add", "a"]);
+        git(
+            &repo,
+            &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a"],
+        );
+        git(&repo, &["worktree", "add", "-q", "--detach", "wt"]);
+        std::fs::create_dir_all(repo.join("wt/sub")).unwrap();
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(repo.join("src"), &link).unwrap();
+
+        // The plain cases: answered without git, with git's answer.
+        for start in [
+            repo.clone(),
+            repo.join("src/deep"),
+            repo.join("wt/sub"),
+            link.clone(),
+        ] {
+            let quick = discover_plainly(&start);
+            assert!(quick.is_some(), "{} is a plain case", start.display());
+            assert_eq!(quick, by_git(&start), "{}", start.display());
+            assert_eq!(find_root(&start).unwrap(), by_git(&start).unwrap());
+        }
+        // Inside .git, or outside any repo: git decides (and refuses).
+        assert_eq!(discover_plainly(&repo.join(".git/refs")), None);
+        assert!(find_root(&repo.join(".git/refs")).is_err());
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        assert_eq!(discover_plainly(&outside), by_git(&outside));
+        assert!(find_root(&outside).is_err());
+        // A directory named .git that is no repo is not taken for one.
+        let fake = tmp.path().join("fake");
+        std::fs::create_dir_all(fake.join(".git")).unwrap();
+        assert_eq!(discover_plainly(&fake), None);
     }
 }

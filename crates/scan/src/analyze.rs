@@ -18,8 +18,38 @@ pub(crate) const TOKEN_IDENT: u32 = 1;
 pub(crate) const TOKEN_LITERAL: u32 = 2;
 const TOKEN_KIND_BASE: u32 = 16;
 
+thread_local! {
+    /// The kind table of the file being analysed on this thread.
+    static TABLE: std::cell::Cell<Option<&'static rules::KindTable>> = const { std::cell::Cell::new(None) };
+}
+
+/// Kind names and fields from the current grammar's table, without a call
+/// into the C library's string lookups.
+trait Kind<'t> {
+    fn k(&self) -> &'static str;
+    fn field(&self, name: &str) -> Option<Node<'t>>;
+}
+
+impl<'t> Kind<'t> for Node<'t> {
+    #[inline]
+    fn k(&self) -> &'static str {
+        let table = TABLE.get();
+        debug_assert!(table.is_some(), "nodes are read inside `analyze` only");
+        table.map_or("", |t| t.name(self.kind_id()))
+    }
+
+    #[inline]
+    fn field(&self, name: &str) -> Option<Node<'t>> {
+        match (TABLE.get(), rules::field_slot(name)) {
+            (Some(t), Some(slot)) => self.child_by_field_id(t.field(slot)),
+            _ => self.child_by_field_name(name),
+        }
+    }
+}
+
 /// Parse and analyse `text`. `parser` must be set to `lang`.
 pub(crate) fn analyze(lang: Lang, text: &str, parser: &mut Parser) -> FileFacts {
+    TABLE.set(Some(rules::table(lang)));
     let Some(tree) = parser.parse(text, None) else {
         return FileFacts {
             syntax_error: Some(SyntaxIssue {
@@ -181,8 +211,8 @@ impl Walker {
             self.token(node, fl, anc, src, base);
             return (frame, false);
         }
-        let kind = node.kind();
-        let parent_kind = up(anc, 1).map_or("", |p| p.kind());
+        let kind = node.k();
+        let parent_kind = up(anc, 1).map_or("", |p| p.k());
         if lang == Lang::Rust
             && kind == "token_tree"
             && (parent_kind == "macro_invocation" || (parent_kind == "token_tree" && !self.trees.is_empty()))
@@ -208,13 +238,13 @@ impl Walker {
 
         if lang == Lang::Rust
             && kind == "impl_item"
-            && let Some(t) = node.child_by_field_name("type")
+            && let Some(t) = node.field("type")
         {
             self.impl_owners.push(type_name(t, src));
             frame.impl_owner = true;
         }
         if lang == Lang::Python && kind == "if_statement" {
-            let cond = node.child_by_field_name("condition");
+            let cond = node.field("condition");
             if cond.is_some_and(|c| text(c, src).contains("TYPE_CHECKING")) {
                 self.type_checking += 1;
                 frame.type_checking = true;
@@ -264,10 +294,10 @@ impl Walker {
         let end = node.end_position().row as u32 + 1 + base;
         let condition = fl & flag::CONDITION != 0
             || (fl & flag::CONDITION_BY_PARENT != 0 && {
-                let parent_kind = up(anc, 1).map_or("", |p| p.kind());
-                rules::is_condition(self.lang, node.kind(), parent_kind)
+                let parent_kind = up(anc, 1).map_or("", |p| p.k());
+                rules::is_condition(self.lang, node.k(), parent_kind)
             });
-        let in_tree = !self.trees.is_empty() && up(anc, 1).is_some_and(|p| p.kind() == "token_tree");
+        let in_tree = !self.trees.is_empty() && up(anc, 1).is_some_and(|p| p.k() == "token_tree");
         if in_tree {
             self.macro_token(node, condition, src, start);
         }
@@ -311,13 +341,13 @@ impl Walker {
     /// A token tree of a macro invocation: the parameters or the body of
     /// a pending `fn`, or the arms of a pending `match`.
     fn enter_token_tree(&mut self, node: Node, frame: &mut Frame) {
-        let opener = node.child(0).map_or("", |c| c.kind());
+        let opener = node.child(0).map_or("", |c| c.k());
         if let Some(state) = self.trees.last_mut() {
             match (&mut state.pending_fn, opener) {
                 (Some(p), "(") if p.params.is_none() => {
                     let mut c = node.walk();
                     let inner = node.child_count().saturating_sub(2);
-                    let commas = node.children(&mut c).filter(|n| n.kind() == ",").count() as u32;
+                    let commas = node.children(&mut c).filter(|n| n.k() == ",").count() as u32;
                     p.params = Some(if inner == 0 { 0 } else { commas + 1 });
                 }
                 (Some(_), "{") => {
@@ -346,7 +376,7 @@ impl Walker {
                 (None, "{") if state.pending_match => {
                     state.pending_match = false;
                     let mut c = node.walk();
-                    let arms = node.children(&mut c).filter(|n| n.kind() == "=>").count() as u32;
+                    let arms = node.children(&mut c).filter(|n| n.k() == "=>").count() as u32;
                     if let Some(f) = self.functions.last_mut() {
                         f.m.cyclomatic += arms.saturating_sub(1);
                     }
@@ -363,7 +393,7 @@ impl Walker {
         let Some(state) = self.trees.last_mut() else {
             return;
         };
-        match node.kind() {
+        match node.k() {
             "fn" => {
                 state.pending_fn = Some(PendingFn {
                     line,
@@ -390,8 +420,8 @@ impl Walker {
 
     fn open_function(&mut self, node: Node, anc: &[Node], src: &str, base: u32) {
         let lang = self.lang;
-        let parent_kind = up(anc, 1).map_or("", |p| p.kind());
-        let grandparent_kind = up(anc, 2).map_or("", |p| p.kind());
+        let parent_kind = up(anc, 1).map_or("", |p| p.k());
+        let grandparent_kind = up(anc, 2).map_or("", |p| p.k());
         let own_name = function_name(lang, node, up(anc, 1), src).unwrap_or_else(|| {
             self.anonymous += 1;
             "(anonymous)".to_string()
@@ -401,7 +431,7 @@ impl Walker {
             _ => own_name,
         };
         let line_node = match lang {
-            Lang::Python => node.child_by_field_name("name").unwrap_or(node),
+            Lang::Python => node.field("name").unwrap_or(node),
             Lang::Rust => child_of_kind(node, "fn").unwrap_or(node),
             _ => node,
         };
@@ -414,8 +444,8 @@ impl Walker {
                 } else {
                     1
                 };
-                up(anc, k).is_some_and(|b| b.kind() == "block")
-                    && up(anc, k + 1).is_some_and(|c| c.kind() == "class_definition")
+                up(anc, k).is_some_and(|b| b.k() == "block")
+                    && up(anc, k + 1).is_some_and(|c| c.k() == "class_definition")
             }
             Lang::JavaScript | Lang::TypeScript | Lang::Tsx => parent_kind == "class_body",
             Lang::Rust => parent_kind == "declaration_list" && grandparent_kind == "trait_item",
@@ -431,7 +461,7 @@ impl Walker {
             owner = self.impl_owners.last().cloned();
         }
         if lang == Lang::Go
-            && let Some(r) = node.child_by_field_name("receiver")
+            && let Some(r) = node.field("receiver")
         {
             owner = receiver_type(r, src);
         }
@@ -462,14 +492,14 @@ impl Walker {
         let lang = self.lang;
         let mut kind = kind;
         if lang == Lang::Go {
-            match node.child_by_field_name("type").map(|t| t.kind()) {
+            match node.field("type").map(|t| t.k()) {
                 Some("struct_type") => kind = "struct",
                 Some("interface_type") => kind = "interface",
                 _ => return false,
             }
         }
         let name = node
-            .child_by_field_name("name")
+            .field("name")
             .map(|n| text(n, src).to_string())
             .unwrap_or_else(|| "(anonymous)".to_string());
         if self.functions.is_empty() && self.types.is_empty() {
@@ -500,7 +530,7 @@ impl Walker {
         };
         let lang = self.lang;
         let m = &mut self.facts.types[t.index];
-        let parent_kind = up(anc, 1).map_or("", |p| p.kind());
+        let parent_kind = up(anc, 1).map_or("", |p| p.k());
         match (lang, kind) {
             (Lang::Rust, "field_declaration") | (Lang::Rust, "enum_variant") => m.fields += 1,
             (Lang::Rust, "function_signature_item") if parent_kind == "declaration_list" => m.methods += 1,
@@ -511,19 +541,17 @@ impl Walker {
             }
             (Lang::Go, "method_elem") => m.methods += 1,
             (Lang::Python, "assignment") => {
-                let Some(left) = node.child_by_field_name("left") else {
+                let Some(left) = node.field("left") else {
                     return;
                 };
                 let in_class_body = parent_kind == "expression_statement"
-                    && up(anc, 3).is_some_and(|c| c.kind() == "class_definition");
-                if in_class_body && left.kind() == "identifier" && self.functions.is_empty() {
+                    && up(anc, 3).is_some_and(|c| c.k() == "class_definition");
+                if in_class_body && left.k() == "identifier" && self.functions.is_empty() {
                     t.field_names.insert(text(left, src).to_string());
-                } else if left.kind() == "attribute"
+                } else if left.k() == "attribute"
                     && !self.functions.is_empty()
-                    && left
-                        .child_by_field_name("object")
-                        .is_some_and(|o| text(o, src) == "self")
-                    && let Some(attr) = left.child_by_field_name("attribute")
+                    && left.field("object").is_some_and(|o| text(o, src) == "self")
+                    && let Some(attr) = left.field("attribute")
                 {
                     t.field_names.insert(text(attr, src).to_string());
                 }
@@ -533,19 +561,17 @@ impl Walker {
                 "field_definition" | "public_field_definition",
             ) if parent_kind == "class_body" => {
                 let name = node
-                    .child_by_field_name("property")
-                    .or_else(|| node.child_by_field_name("name"))
+                    .field("property")
+                    .or_else(|| node.field("name"))
                     .map_or_else(|| format!("#{}", node.start_byte()), |n| text(n, src).to_string());
                 t.field_names.insert(name);
             }
             (Lang::JavaScript | Lang::TypeScript | Lang::Tsx, "assignment_expression") => {
-                if let Some(left) = node.child_by_field_name("left")
-                    && left.kind() == "member_expression"
-                    && left
-                        .child_by_field_name("object")
-                        .is_some_and(|o| o.kind() == "this")
+                if let Some(left) = node.field("left")
+                    && left.k() == "member_expression"
+                    && left.field("object").is_some_and(|o| o.k() == "this")
                     && !self.functions.is_empty()
-                    && let Some(p) = left.child_by_field_name("property")
+                    && let Some(p) = left.field("property")
                 {
                     t.field_names.insert(text(p, src).to_string());
                 }
@@ -577,7 +603,7 @@ impl Walker {
     ) {
         let lang = self.lang;
         let parent = up(anc, 1);
-        let parent_kind = parent.map_or("", |p| p.kind());
+        let parent_kind = parent.map_or("", |p| p.k());
         let Some(f) = self.functions.last_mut() else {
             return;
         };
@@ -585,16 +611,16 @@ impl Walker {
             match kind {
                 "match_expression" => {
                     // lizard counts every `=>` of a match but the first.
-                    if let Some(body) = node.child_by_field_name("body") {
+                    if let Some(body) = node.field("body") {
                         let mut c = body.walk();
                         let arms = body
                             .named_children(&mut c)
-                            .filter(|n| n.kind() == "match_arm")
+                            .filter(|n| n.k() == "match_arm")
                             .count();
                         f.m.cyclomatic += arms.saturating_sub(1) as u32;
                     }
                 }
-                "let_declaration" if node.child_by_field_name("alternative").is_some() => {
+                "let_declaration" if node.field("alternative").is_some() => {
                     f.m.cyclomatic += 1;
                 }
                 // lizard reads the `||` of a closure without parameters as
@@ -618,7 +644,7 @@ impl Walker {
                     let holds_if = lang != Lang::Python && {
                         let mut c = node.walk();
                         node.named_children(&mut c)
-                            .any(|n| rules::is_else_if(lang, n.kind(), kind, None))
+                            .any(|n| rules::is_else_if(lang, n.k(), kind, None))
                     };
                     if !holds_if {
                         f.m.cognitive += 1;
@@ -642,12 +668,11 @@ impl Walker {
         }
         // A run of one logical operator counts once: `a && b && c` is +1,
         // `a && b || c` is +2.
-        if let Some(op) = node.child_by_field_name("operator").map(|o| o.kind())
+        if let Some(op) = node.field("operator").map(|o| o.k())
             && rules::logical_operator(lang, kind, op).is_some()
         {
-            let same_as_parent = parent.is_some_and(|p| {
-                p.kind() == kind && p.child_by_field_name("operator").map(|o| o.kind()) == Some(op)
-            });
+            let same_as_parent =
+                parent.is_some_and(|p| p.k() == kind && p.field("operator").map(|o| o.k()) == Some(op));
             if !same_as_parent {
                 f.m.cognitive += 1;
             }
@@ -663,8 +688,7 @@ impl Walker {
                         && node.named_child_count() > 0)
             }
             Lang::JavaScript | Lang::TypeScript | Lang::Tsx => {
-                matches!(kind, "break_statement" | "continue_statement")
-                    && node.child_by_field_name("label").is_some()
+                matches!(kind, "break_statement" | "continue_statement") && node.field("label").is_some()
             }
             Lang::Python => false,
         };
@@ -693,15 +717,15 @@ impl Walker {
                 }
             }
             (Lang::Python, "import_from_statement") => {
-                let Some(module) = node.child_by_field_name("module_name") else {
+                let Some(module) = node.field("module_name") else {
                     return;
                 };
-                let (spec, level) = if module.kind() == "relative_import" {
+                let (spec, level) = if module.k() == "relative_import" {
                     let mut c = module.walk();
                     let mut level = 0;
                     let mut spec = String::new();
                     for ch in module.named_children(&mut c) {
-                        match ch.kind() {
+                        match ch.k() {
                             "import_prefix" => level = text(ch, src).matches('.').count() as u32,
                             "dotted_name" => spec = text(ch, src).to_string(),
                             _ => {}
@@ -722,30 +746,28 @@ impl Walker {
                 Lang::JavaScript | Lang::TypeScript | Lang::Tsx,
                 "import_statement" | "export_statement" | "import_require_clause",
             ) => {
-                if let Some(s) = node.child_by_field_name("source") {
+                if let Some(s) = node.field("source") {
                     push(unquote(text(s, src)), 0, Vec::new());
                 }
             }
             (Lang::JavaScript | Lang::TypeScript | Lang::Tsx, "call_expression") => {
-                let Some(func) = node.child_by_field_name("function") else {
+                let Some(func) = node.field("function") else {
                     return;
                 };
                 let is_import =
-                    func.kind() == "import" || (func.kind() == "identifier" && text(func, src) == "require");
+                    func.k() == "import" || (func.k() == "identifier" && text(func, src) == "require");
                 if !is_import {
                     return;
                 }
-                let arg = node
-                    .child_by_field_name("arguments")
-                    .and_then(|a| a.named_child(0));
+                let arg = node.field("arguments").and_then(|a| a.named_child(0));
                 if let Some(a) = arg
-                    && a.kind() == "string"
+                    && a.k() == "string"
                 {
                     push(unquote(text(a, src)), 0, Vec::new());
                 }
             }
             (Lang::Rust, "use_declaration") => {
-                if let Some(arg) = node.child_by_field_name("argument") {
+                if let Some(arg) = node.field("argument") {
                     let mut paths = Vec::new();
                     expand_use(arg, "", src, &mut paths);
                     for p in paths {
@@ -754,7 +776,7 @@ impl Walker {
                 }
             }
             (Lang::Go, "import_spec") => {
-                if let Some(p) = node.child_by_field_name("path") {
+                if let Some(p) = node.field("path") {
                     push(unquote(text(p, src)), 0, Vec::new());
                 }
             }
@@ -783,8 +805,8 @@ fn unquote(s: &str) -> String {
 
 /// A dotted name, or the name of an aliased import.
 fn dotted(node: Node, src: &str) -> String {
-    let n = if node.kind() == "aliased_import" {
-        node.child_by_field_name("name").unwrap_or(node)
+    let n = if node.k() == "aliased_import" {
+        node.field("name").unwrap_or(node)
     } else {
         node
     };
@@ -793,27 +815,27 @@ fn dotted(node: Node, src: &str) -> String {
 
 fn child_of_kind<'t>(node: Node<'t>, kind: &str) -> Option<Node<'t>> {
     let mut c = node.walk();
-    node.children(&mut c).find(|n| n.kind() == kind)
+    node.children(&mut c).find(|n| n.k() == kind)
 }
 
 fn has_body(lang: Lang, node: Node) -> bool {
     match lang {
-        Lang::Rust => node.child_by_field_name("body").is_some(),
+        Lang::Rust => node.field("body").is_some(),
         _ => true,
     }
 }
 
 /// The type an impl is for, without generics or path: `Foo` of `impl<T> a::Foo<T>`.
 fn type_name(node: Node, src: &str) -> String {
-    match node.kind() {
+    match node.k() {
         "generic_type" => node
-            .child_by_field_name("type")
+            .field("type")
             .map_or_else(|| text(node, src).to_string(), |t| type_name(t, src)),
         "scoped_type_identifier" => node
-            .child_by_field_name("name")
+            .field("name")
             .map_or_else(|| text(node, src).to_string(), |t| text(t, src).to_string()),
         "reference_type" | "pointer_type" => node
-            .child_by_field_name("type")
+            .field("type")
             .map_or_else(|| text(node, src).to_string(), |t| type_name(t, src)),
         _ => text(node, src).to_string(),
     }
@@ -822,29 +844,29 @@ fn type_name(node: Node, src: &str) -> String {
 /// The type of a Go method receiver: `T` of `(t *T[K])`.
 fn receiver_type(receiver: Node, src: &str) -> Option<String> {
     let decl = receiver.named_child(0)?;
-    let mut t = decl.child_by_field_name("type")?;
+    let mut t = decl.field("type")?;
     loop {
-        match t.kind() {
+        match t.k() {
             "pointer_type" => t = t.named_child(0)?,
-            "generic_type" => t = t.child_by_field_name("type")?,
+            "generic_type" => t = t.field("type")?,
             _ => return Some(text(t, src).to_string()),
         }
     }
 }
 
 fn function_name(lang: Lang, node: Node, parent: Option<Node>, src: &str) -> Option<String> {
-    if let Some(n) = node.child_by_field_name("name") {
+    if let Some(n) = node.field("name") {
         return Some(text(n, src).to_string());
     }
     if matches!(lang, Lang::JavaScript | Lang::TypeScript | Lang::Tsx) {
         let parent = parent?;
-        let named = match parent.kind() {
-            "variable_declarator" => parent.child_by_field_name("name"),
-            "pair" => parent.child_by_field_name("key"),
-            "assignment_expression" => parent.child_by_field_name("left"),
-            "public_field_definition" | "field_definition" => parent
-                .child_by_field_name("name")
-                .or_else(|| parent.child_by_field_name("property")),
+        let named = match parent.k() {
+            "variable_declarator" => parent.field("name"),
+            "pair" => parent.field("key"),
+            "assignment_expression" => parent.field("left"),
+            "public_field_definition" | "field_definition" => {
+                parent.field("name").or_else(|| parent.field("property"))
+            }
             _ => None,
         }?;
         let t = text(named, src);
@@ -854,15 +876,15 @@ fn function_name(lang: Lang, node: Node, parent: Option<Node>, src: &str) -> Opt
 }
 
 fn count_params(lang: Lang, node: Node, src: &str) -> u32 {
-    let Some(params) = node.child_by_field_name("parameters") else {
+    let Some(params) = node.field("parameters") else {
         // An arrow function with one bare parameter: `x => x + 1`.
-        return u32::from(node.child_by_field_name("parameter").is_some());
+        return u32::from(node.field("parameter").is_some());
     };
     let mut c = params.walk();
     match lang {
         Lang::Go => params
             .named_children(&mut c)
-            .filter(|p| p.kind().ends_with("parameter_declaration"))
+            .filter(|p| p.k().ends_with("parameter_declaration"))
             .map(|p| {
                 let mut c2 = p.walk();
                 (p.children_by_field_name("name", &mut c2).count() as u32).max(1)
@@ -871,7 +893,7 @@ fn count_params(lang: Lang, node: Node, src: &str) -> u32 {
         _ => params
             .named_children(&mut c)
             .filter(|p| {
-                let k = p.kind();
+                let k = p.k();
                 let separator = matches!(k, "keyword_separator" | "positional_separator" | "attribute_item")
                     || (lang == Lang::Python && text(*p, src) == "/");
                 !(rules::is_comment(k) || separator)
@@ -892,9 +914,9 @@ fn expand_use(node: Node, prefix: &str, src: &str, out: &mut Vec<String>) {
             format!("{p}::{s}")
         }
     };
-    match node.kind() {
+    match node.k() {
         "use_as_clause" => {
-            if let Some(p) = node.child_by_field_name("path") {
+            if let Some(p) = node.field("path") {
                 expand_use(p, prefix, src, out);
             }
         }
@@ -907,9 +929,9 @@ fn expand_use(node: Node, prefix: &str, src: &str, out: &mut Vec<String>) {
         }
         "scoped_use_list" => {
             let new_prefix = node
-                .child_by_field_name("path")
+                .field("path")
                 .map_or_else(|| prefix.to_string(), |p| join(prefix, text(p, src)));
-            if let Some(list) = node.child_by_field_name("list") {
+            if let Some(list) = node.field("list") {
                 expand_use(list, &new_prefix, src, out);
             }
         }
@@ -919,7 +941,7 @@ fn expand_use(node: Node, prefix: &str, src: &str, out: &mut Vec<String>) {
                 expand_use(ch, prefix, src, out);
             }
         }
-        _ if rules::is_comment(node.kind()) => {}
+        _ if rules::is_comment(node.k()) => {}
         _ => out.push(join(prefix, text(node, src))),
     }
 }

@@ -92,7 +92,9 @@ pub(crate) fn build(root: &Path, files: &[SourceFile<'_>]) -> GraphResult {
     result
 }
 
-fn analyse(family: Family, modules: Vec<String>, edges: Vec<Edge>, out: &mut GraphResult) {
+fn analyse(family: Family, mut modules: Vec<String>, edges: Vec<Edge>, out: &mut GraphResult) {
+    // Reports list modules in path order, whatever order resolution used.
+    modules.sort_unstable();
     let mut index: HashMap<&str, NodeIndex> = HashMap::new();
     let mut g: DiGraph<&str, u32> = DiGraph::new();
     for m in &modules {

@@ -161,49 +161,80 @@ pub fn scan_with(root: &Path, config: &ScanConfig, opts: &ScanOptions<'_>) -> Re
         .num_threads(threads)
         .build()
         .expect("a thread pool");
-    // The walk waits on the file system, the cache load on the CPU: they
-    // overlap.
-    let (discovery, cache) = std::thread::scope(|s| {
-        let loading = s.spawn(|| {
-            opts.cache
-                .then(|| pool.install(|| cache::Cache::load(&graft_dir)))
-        });
-        let discovery = walk::discover(&root, &start, &exclude, threads);
-        trace("walked", started);
-        let cache = loading.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        (discovery, cache)
-    });
-    trace("cache loaded", started);
-
-    // Read, hash, parse: in parallel, one tree alive per thread at a time.
-    let total = discovery.files.len() as u64;
+    // The walk waits on the file system; it runs on its own threads and
+    // hands each file over as it finds it, so reading and parsing start at
+    // once. The cache is loaded (on the pool) meanwhile; files found wait
+    // in the channel until it is ready.
+    let total = AtomicU64::new(0);
     let done = AtomicU64::new(0);
     let max_bytes = config.max_file_bytes.get();
     let min_tokens = config.clone_min_tokens.get() as usize;
-    let outcomes: Vec<Outcome> = pool.install(|| {
-        discovery
-            .files
-            .par_iter()
-            .map(|c| {
-                let o = read_and_analyse(c, max_bytes, min_tokens, cache.as_ref());
-                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if n.is_multiple_of(64) || n == total {
-                    (opts.progress)(ScanProgress::Parsing { done: n, total });
-                }
-                o
-            })
-            .collect()
+    let (tx, rx) = std::sync::mpsc::channel::<walk::Candidate>();
+    let (discovery, mut outcomes, cache) = std::thread::scope(|s| {
+        let walking = s.spawn(|| {
+            let tx = tx;
+            let send = |c: walk::Candidate| {
+                total.fetch_add(1, Ordering::Relaxed);
+                let _ = tx.send(c);
+            };
+            // The last walk's answer, while nothing it read has changed.
+            let listing_dir = graft_dir.join(cache::DIR_NAME);
+            let question = walk::question(&start, &config.exclude.0);
+            if let Some(listing) = opts
+                .cache
+                .then(|| walk::Listing::load(&listing_dir, question))
+                .flatten()
+                && let Some((files, seen)) = listing.still_true(&root, threads)
+            {
+                files.into_iter().for_each(send);
+                trace("listed (walk kept)", started);
+                return walk::Discovery {
+                    problems: Vec::new(),
+                    seen,
+                    reused: true,
+                };
+            }
+            let keep = opts.cache.then_some((listing_dir.as_path(), question));
+            let d = walk::discover(&root, &start, &exclude, threads, keep, &send);
+            trace("walked", started);
+            d
+        });
+        let cache = opts
+            .cache
+            .then(|| pool.install(|| cache::Cache::load(&graft_dir)));
+        trace("cache loaded", started);
+        // Read, hash, parse: in parallel, one tree alive per thread at a time.
+        let outcomes: Vec<(walk::Candidate, Outcome)> = pool.install(|| {
+            rx.into_iter()
+                .par_bridge()
+                .map(|c| {
+                    let o = read_and_analyse(&c, max_bytes, min_tokens, cache.as_ref());
+                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    if n.is_multiple_of(64) {
+                        let total = total.load(Ordering::Relaxed);
+                        (opts.progress)(ScanProgress::Parsing { done: n, total });
+                    }
+                    (c, o)
+                })
+                .collect()
+        });
+        let discovery = walking.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (discovery, outcomes, cache)
     });
+    outcomes.sort_unstable_by(|a, b| a.0.rel.cmp(&b.0.rel));
+    let n = outcomes.len() as u64;
+    (opts.progress)(ScanProgress::Parsing { done: n, total: n });
     (opts.progress)(ScanProgress::Linking);
     trace("parsed", started);
 
     let mut problems = discovery.problems;
     let mut summary = Summary {
         files_seen: discovery.seen + problems.len() as u64,
+        listing_reused: discovery.reused,
         ..Summary::default()
     };
-    let mut analysed: Vec<(&walk::Candidate, u128, FileFacts)> = Vec::new();
-    for (c, o) in discovery.files.iter().zip(outcomes) {
+    let mut analysed: Vec<(walk::Candidate, u128, FileFacts)> = Vec::new();
+    for (c, o) in outcomes {
         match o {
             Outcome::Facts { key, facts, cached } => {
                 summary.cache_hits += u64::from(cached);
@@ -460,7 +491,7 @@ fn read_and_analyse(
 
 /// Methods written outside their type (Rust impls, Go receivers) and the
 /// lines they add.
-fn finish_types(analysed: &mut [(&walk::Candidate, u128, FileFacts)]) {
+fn finish_types(analysed: &mut [(walk::Candidate, u128, FileFacts)]) {
     // Go: a package's methods, by receiver type: (count, lines outside).
     let mut go: HashMap<(String, String), (u32, u32)> = HashMap::new();
     for (c, _, f) in analysed.iter() {

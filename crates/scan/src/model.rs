@@ -259,6 +259,9 @@ pub struct Summary {
     pub suggestions: u64,
     pub by_kind: BTreeMap<&'static str, u64>,
     pub cache_hits: u64,
+    /// The files came from the last walk's listing (no directory or
+    /// ignore file it read had changed) instead of a new walk.
+    pub listing_reused: bool,
     pub duration_ms: u64,
 }
 

@@ -244,7 +244,61 @@ pub(crate) mod flag {
 pub(crate) struct KindTable {
     pub flags: Vec<u16>,
     pub type_kinds: Vec<Option<&'static str>>,
+    /// Kind names by id: `Node::kind` asks the C library and checks the
+    /// UTF-8 of the answer on every call.
+    names: Vec<String>,
+    /// The ids of [`FIELDS`] in this grammar (0: none).
+    fields: Vec<u16>,
 }
+
+/// The fields the analyzer asks nodes for, with their place in
+/// [`KindTable`]'s ids: `child_by_field_name` compares the name with every
+/// field of the grammar on each call.
+macro_rules! fields {
+    ($($name:literal),* $(,)?) => {
+        const FIELDS: &[&str] = &[$($name),*];
+
+        /// The place of `name` in [`FIELDS`]; folds to a constant for a
+        /// literal.
+        #[inline(always)]
+        pub(crate) fn field_slot(name: &str) -> Option<usize> {
+            let mut i = 0;
+            $(
+                if name == $name {
+                    return Some(i);
+                }
+                i += 1;
+            )*
+            let _ = i;
+            None
+        }
+    };
+}
+
+fields!(
+    "alternative",
+    "argument",
+    "arguments",
+    "attribute",
+    "body",
+    "condition",
+    "function",
+    "key",
+    "label",
+    "left",
+    "list",
+    "module_name",
+    "name",
+    "object",
+    "operator",
+    "parameter",
+    "parameters",
+    "path",
+    "property",
+    "receiver",
+    "source",
+    "type",
+);
 
 const STRUCTURAL_KINDS: &[&str] = &[
     "binary_expression",
@@ -291,8 +345,10 @@ impl KindTable {
         let n = grammar.node_kind_count();
         let mut flags = Vec::with_capacity(n);
         let mut type_kinds = Vec::with_capacity(n);
+        let mut names = Vec::with_capacity(n);
         for id in 0..n as u16 {
             let name = grammar.node_kind_for_id(id).unwrap_or("");
+            names.push(name.to_string());
             let named = grammar.node_kind_is_named(id);
             let mut f = 0;
             let mut set = |cond: bool, bit: u16| {
@@ -323,7 +379,28 @@ impl KindTable {
             flags.push(f);
             type_kinds.push(type_kind(lang, name));
         }
-        KindTable { flags, type_kinds }
+        let fields = FIELDS
+            .iter()
+            .map(|f| grammar.field_id_for_name(f).map_or(0, |id| id.get()))
+            .collect();
+        KindTable {
+            flags,
+            type_kinds,
+            names,
+            fields,
+        }
+    }
+
+    /// The name of kind `id` (as `Node::kind` gives it).
+    #[inline]
+    pub fn name(&self, id: u16) -> &str {
+        self.names.get(id as usize).map_or("", String::as_str)
+    }
+
+    /// The id of field [`FIELDS`]`[slot]` in this grammar, 0 if it has none.
+    #[inline]
+    pub fn field(&self, slot: usize) -> u16 {
+        self.fields.get(slot).copied().unwrap_or(0)
     }
 
     pub fn flags(&self, id: u16) -> u16 {
