@@ -358,6 +358,12 @@ fn kill_orphans(ledger: &Ledger) {
                 nix::unistd::Pid::from_raw(pid as i32),
                 nix::sys::signal::Signal::SIGKILL,
             );
+            // A kill is delivered, not done: the listening sockets close
+            // only as the process exits, and they are about to be bound.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while instance::is_running(pid as i32, ticks) && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
         }
         let _ = ledger.instance_stopped(i.id, "killed: left by a previous graft run");
     }

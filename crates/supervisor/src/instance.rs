@@ -266,6 +266,21 @@ impl Drop for Instance {
     }
 }
 
+/// The process `pid` that started at `ticks` still runs: it exists and
+/// has not exited (a zombie has closed its files already).
+pub fn is_running(pid: i32, ticks: i64) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return false;
+    };
+    let mut fields = rest.split_whitespace();
+    let state = fields.next();
+    let started = fields.nth(18).and_then(|t| t.parse::<i64>().ok());
+    state != Some("Z") && state != Some("X") && started == Some(ticks)
+}
+
 /// Field 22 of /proc/<pid>/stat: when the process started, in clock ticks.
 pub fn start_ticks(pid: i32) -> Option<i64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -391,5 +406,24 @@ mod tests {
                 .unwrap()
                 .ends_with(&format!("{:0>59}\n", 9))
         );
+    }
+
+    #[test]
+    fn a_process_runs_until_it_exits_even_unreaped() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id() as i32;
+        let ticks = start_ticks(pid).unwrap();
+        assert!(is_running(pid, ticks));
+        assert!(!is_running(pid, ticks + 1), "another process with that pid");
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        // Not reaped yet: a zombie, whose sockets are closed.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while is_running(pid, ticks) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(!is_running(pid, ticks));
+        child.wait().unwrap();
+        assert!(!is_running(pid, ticks));
     }
 }
