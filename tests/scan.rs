@@ -777,6 +777,11 @@ fn a_kept_listing_is_used_only_while_nothing_it_read_changed() {
         walk_file.exists(),
         "the walk that found it damaged kept a new one"
     );
+    // `.graft` itself coming and going is no change to the listing.
+    std::fs::remove_dir_all(t.path(".graft")).unwrap();
+    assert_eq!(scan(&t, &[])["summary"]["listing_reused"], false);
+    assert!(walk_file.exists(), "kept though the root just gained .graft");
+    assert_eq!(scan(&t, &[])["summary"]["listing_reused"], true);
 }
 
 #[test]

@@ -184,7 +184,7 @@ pub fn scan_with(root: &Path, config: &ScanConfig, opts: &ScanOptions<'_>) -> Re
                 .cache
                 .then(|| walk::Listing::load(&listing_dir, question))
                 .flatten()
-                && let Some((files, seen)) = listing.still_true(&root, threads)
+                && let Some((files, seen)) = listing.still_true(&root, &start, threads)
             {
                 files.into_iter().for_each(send);
                 trace("listed (walk kept)", started);

@@ -84,7 +84,7 @@ impl Stamp {
 }
 
 /// Bumped when what a [`Listing`] holds changes.
-const LISTING_VERSION: u64 = 1;
+const LISTING_VERSION: u64 = 2;
 const LISTING_FILE: &str = "walk.bin";
 
 /// A full walk's answer and what it depended on.
@@ -93,7 +93,10 @@ pub(crate) struct Listing {
     version: u64,
     /// The walk's start and exclude globs, hashed.
     question: u64,
-    /// Every directory read.
+    /// The names in the start directory but `.graft`, hashed: its time
+    /// changes whenever `.graft` is made or removed.
+    start_names: u64,
+    /// Every directory read below the start.
     dirs: Vec<(PathBuf, Stamp)>,
     /// Ignore files that shaped the answer, or could if they appeared
     /// outside the directories read (`None`: absent).
@@ -101,6 +104,23 @@ pub(crate) struct Listing {
     /// The source files found, relative to the root.
     files: Vec<String>,
     seen: u64,
+}
+
+/// The names in `dir` but `.graft`, hashed in order.
+fn names_of(dir: &Path) -> Option<u64> {
+    let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(dir)
+        .ok()?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<Result<_, _>>()
+        .ok()?;
+    names.retain(|n| n != ".graft");
+    names.sort_unstable();
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for n in &names {
+        h.update(n.as_encoded_bytes());
+        h.update(b"\0");
+    }
+    Some(h.digest())
 }
 
 /// Ignore files a walk reads in each directory.
@@ -152,7 +172,15 @@ impl Listing {
     /// The files, if nothing the listing depended on changed (checked on
     /// `threads` threads of its own: the scan's pool is busy waiting for
     /// these very files).
-    pub(crate) fn still_true(self, root: &Path, threads: usize) -> Option<(Vec<Candidate>, u64)> {
+    pub(crate) fn still_true(
+        self,
+        root: &Path,
+        start: &Path,
+        threads: usize,
+    ) -> Option<(Vec<Candidate>, u64)> {
+        if names_of(start) != Some(self.start_names) {
+            return None;
+        }
         let stamps: Vec<(&Path, Option<Stamp>)> = (self.dirs.iter().map(|(p, s)| (p.as_path(), Some(*s))))
             .chain(self.ignores.iter().map(|(p, s)| (p.as_path(), *s)))
             .collect();
@@ -186,6 +214,7 @@ impl Listing {
 /// What a walk notes to make a [`Listing`].
 #[derive(Default)]
 struct Notes {
+    start_names: Option<u64>,
     dirs: Vec<(PathBuf, Stamp)>,
     ignores: Vec<(PathBuf, Option<Stamp>)>,
     files: Vec<String>,
@@ -206,7 +235,12 @@ pub(crate) fn discover(
     found: &(dyn Fn(Candidate) + Sync),
 ) -> Discovery {
     let started = SystemTime::now();
-    let notes = std::sync::Arc::new(Mutex::new(Notes::default()));
+    // Read before the walk reads it: an entry added meanwhile shows as a
+    // difference next time.
+    let notes = std::sync::Arc::new(Mutex::new(Notes {
+        start_names: keep_in.and_then(|_| names_of(start)),
+        ..Notes::default()
+    }));
     let out = Mutex::new(Discovery {
         problems: Vec::new(),
         seen: 0,
@@ -272,7 +306,7 @@ pub(crate) fn discover(
                                 lang,
                             });
                         }
-                    } else if keeping && e.file_type().is_some_and(|t| t.is_dir()) {
+                    } else if keeping && e.depth() > 0 && e.file_type().is_some_and(|t| t.is_dir()) {
                         // Stamped before the walk reads it: a change made
                         // while it is read shows as a newer time.
                         let stamp = Stamp::now(e.path());
@@ -323,7 +357,7 @@ fn keep(
     // The ignore files in the directories read (one appearing changes its
     // directory's time; one edited in place does not), then those outside.
     // This runs while the files found are parsed.
-    for (d, _) in &notes.dirs {
+    for d in std::iter::once(start).chain(notes.dirs.iter().map(|(d, _)| d.as_path())) {
         for f in IGNORE_FILES {
             let p = d.join(f);
             if let Some(stamp) = Stamp::now(&p) {
@@ -342,6 +376,9 @@ fn keep(
         .iter()
         .map(|(_, s)| Some(s))
         .chain(notes.ignores.iter().map(|(_, s)| s.as_ref()));
+    let Some(start_names) = notes.start_names else {
+        return;
+    };
     if notes.unkeepable || settling.flatten().any(|s| s.settling(started)) {
         let _ = std::fs::remove_file(&path);
         return;
@@ -350,6 +387,7 @@ fn keep(
     let listing = Listing {
         version: LISTING_VERSION,
         question,
+        start_names,
         dirs: notes.dirs,
         ignores: notes.ignores,
         files: notes.files,
