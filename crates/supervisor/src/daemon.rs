@@ -341,14 +341,16 @@ fn daemon_lock(graft_dir: &Path) -> Result<Flock<std::fs::File>, SupervisorError
 }
 
 /// Kill what a killed `graft run` left: instances with no recorded end
-/// whose pid still runs the same process (same start time).
+/// whose pid still runs the same process (same start time), with their
+/// process groups; return once they are gone.
 fn kill_orphans(ledger: &Ledger) {
     let Ok(running) = ledger.running_instances() else {
         return;
     };
+    let mut groups = Vec::new();
     for i in running {
         if let (Some(pid), Some(ticks)) = (i.pid, i.start_ticks)
-            && instance::start_ticks(pid as i32) == Some(ticks)
+            && instance::is_running(pid as i32, ticks)
         {
             eprintln!(
                 "graft run: stopping release {} (pid {pid}) left by a previous graft run",
@@ -358,14 +360,15 @@ fn kill_orphans(ledger: &Ledger) {
                 nix::unistd::Pid::from_raw(pid as i32),
                 nix::sys::signal::Signal::SIGKILL,
             );
-            // A kill is delivered, not done: the listening sockets close
-            // only as the process exits, and they are about to be bound.
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-            while instance::is_running(pid as i32, ticks) && std::time::Instant::now() < deadline {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
+            groups.push(pid as i32);
         }
         let _ = ledger.instance_stopped(i.id, "killed: left by a previous graft run");
+    }
+    // A kill is delivered, not done: the listening sockets close only as
+    // the processes exit, and they are about to be bound again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while groups.iter().any(|g| instance::group_running(*g)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 

@@ -266,26 +266,52 @@ impl Drop for Instance {
     }
 }
 
-/// The process `pid` that started at `ticks` still runs: it exists and
-/// has not exited (a zombie has closed its files already).
-pub fn is_running(pid: i32, ticks: i64) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return false;
-    };
-    let mut fields = rest.split_whitespace();
-    let state = fields.next();
-    let started = fields.nth(18).and_then(|t| t.parse::<i64>().ok());
-    state != Some("Z") && state != Some("X") && started == Some(ticks)
+/// What `/proc/<pid>/stat` says of a process.
+struct Stat {
+    /// The state letter: `Z` (zombie) and `X` (dead) have exited and
+    /// closed their files.
+    exited: bool,
+    group: i32,
+    /// When it started, in clock ticks (field 22), to recognise it later.
+    ticks: i64,
 }
 
-/// Field 22 of /proc/<pid>/stat: when the process started, in clock ticks.
+fn stat(pid: i32) -> Option<Stat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name (field 2) may hold spaces and parentheses: fields are
+    // counted after its closing one.
+    let mut fields = text.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?;
+    let group = fields.nth(1)?.parse().ok()?;
+    let ticks = fields.nth(16)?.parse().ok()?;
+    Some(Stat {
+        exited: state == "Z" || state == "X",
+        group,
+        ticks,
+    })
+}
+
+/// When process `pid` started, in clock ticks.
 pub fn start_ticks(pid: i32) -> Option<i64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    rest.split_whitespace().nth(19)?.parse().ok()
+    stat(pid).map(|s| s.ticks)
+}
+
+/// The process `pid` that started at `ticks` still runs: it exists and
+/// has not exited.
+pub fn is_running(pid: i32, ticks: i64) -> bool {
+    stat(pid).is_some_and(|s| s.ticks == ticks && !s.exited)
+}
+
+/// A process of group `group` has not exited yet: a release's forked
+/// helpers hold copies of its listening sockets too.
+pub fn group_running(group: i32) -> bool {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    procs
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(stat)
+        .any(|s| s.group == group && !s.exited)
 }
 
 /// Parse `NOTIFY_SOCKET` datagrams (`KEY=value` lines).
@@ -425,5 +451,26 @@ mod tests {
         assert!(!is_running(pid, ticks));
         child.wait().unwrap();
         assert!(!is_running(pid, ticks));
+    }
+
+    #[test]
+    fn a_group_runs_while_any_of_its_processes_does() {
+        use std::os::unix::process::CommandExt as _;
+        // A leader that forks a child and exits at once: the child keeps
+        // the group alive.
+        let mut leader = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & exit 0"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let group = leader.id() as i32;
+        leader.wait().unwrap();
+        assert!(group_running(group), "the forked sleep still runs");
+        let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while group_running(group) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(!group_running(group));
     }
 }
