@@ -23,12 +23,7 @@ const LISTED: usize = 15;
 
 pub fn run(ctx: &Ctx, args: &ScanArgs) -> Result<i32, CliError> {
     let started = std::time::Instant::now();
-    // Phase timings on stderr, as graft-scan prints its own (for the bench).
-    let trace = |phase: &str| {
-        if std::env::var_os("GRAFT_SCAN_TRACE").is_some() {
-            eprintln!("graft scan: {phase} at {:.3} s", started.elapsed().as_secs_f64());
-        }
-    };
+    let trace = |phase: &str| graft_scan::trace(phase, started);
     let fail_on =
         match &args.fail_on {
             None => None,

@@ -134,12 +134,24 @@ impl Cache {
                 }) else {
                     return;
                 };
-                let path = dir.join(format!("{i:02}.bin"));
-                let tmp = dir.join(format!("{i:02}.tmp{}", std::process::id()));
-                if std::fs::write(&tmp, bytes).is_err() || std::fs::rename(&tmp, &path).is_err() {
-                    let _ = std::fs::remove_file(&tmp);
-                }
+                write_whole(&dir.join(format!("{i:02}.bin")), &bytes);
             });
+    }
+}
+
+/// Replace `path` with `bytes` whole or not at all (a temporary file, then
+/// a rename), so a scan that dies midway leaves the old file or the new
+/// one. A failure only costs the next scan time.
+pub(crate) fn write_whole(path: &Path, bytes: &[u8]) {
+    let Some(dir) = path.parent() else { return };
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    if std::fs::create_dir_all(dir).is_err()
+        || std::fs::write(&tmp, bytes).is_err()
+        || std::fs::rename(&tmp, path).is_err()
+    {
+        let _ = std::fs::remove_file(&tmp);
     }
 }
 

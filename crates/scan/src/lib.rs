@@ -177,26 +177,19 @@ pub fn scan_with(root: &Path, config: &ScanConfig, opts: &ScanOptions<'_>) -> Re
                 total.fetch_add(1, Ordering::Relaxed);
                 let _ = tx.send(c);
             };
-            // The last walk's answer, while nothing it read has changed.
             let listing_dir = graft_dir.join(cache::DIR_NAME);
-            let question = walk::question(&start, &config.exclude.0);
-            if let Some(listing) = opts
-                .cache
-                .then(|| walk::Listing::load(&listing_dir, question))
-                .flatten()
-                && let Some((files, seen)) = listing.still_true(&root, &start, threads)
-            {
-                files.into_iter().for_each(send);
-                trace("listed (walk kept)", started);
-                return walk::Discovery {
-                    problems: Vec::new(),
-                    seen,
-                    reused: true,
-                };
-            }
-            let keep = opts.cache.then_some((listing_dir.as_path(), question));
-            let d = walk::discover(&root, &start, &exclude, threads, keep, &send);
-            trace("walked", started);
+            let d = walk::discover(
+                &walk::Walk {
+                    root: &root,
+                    start: &start,
+                    exclude_globs: &config.exclude.0,
+                    exclude: &exclude,
+                    threads,
+                    keep_in: opts.cache.then_some(listing_dir.as_path()),
+                },
+                &send,
+            );
+            trace(if d.reused { "listed (walk kept)" } else { "walked" }, started);
             d
         });
         let cache = opts
@@ -297,7 +290,7 @@ pub fn scan_with(root: &Path, config: &ScanConfig, opts: &ScanOptions<'_>) -> Re
                                 clones::detect(
                                     lang.name(),
                                     streams,
-                                    config.clone_min_tokens.get() as usize,
+                                    min_tokens,
                                     config.clone_min_lines.get() as u32,
                                 )
                             })
@@ -543,8 +536,9 @@ fn finish_types(analysed: &mut [(walk::Candidate, u128, FileFacts)]) {
     }
 }
 
-/// Phase timings on stderr when `GRAFT_SCAN_TRACE` is set (for the bench).
-fn trace(phase: &str, started: Instant) {
+/// Phase timings on stderr when `GRAFT_SCAN_TRACE` is set (for the
+/// bench); `graft scan` adds its own phases with it.
+pub fn trace(phase: &str, started: Instant) {
     if std::env::var_os("GRAFT_SCAN_TRACE").is_some() {
         eprintln!("graft-scan: {phase} at {:.3} s", started.elapsed().as_secs_f64());
     }

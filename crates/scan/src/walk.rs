@@ -127,7 +127,7 @@ fn names_of(dir: &Path) -> Option<u64> {
 const IGNORE_FILES: [&str; 2] = [".gitignore", ".ignore"];
 
 /// What the walk was asked, as a number.
-pub(crate) fn question(start: &Path, exclude_globs: &[String]) -> u64 {
+fn question(start: &Path, exclude_globs: &[String]) -> u64 {
     let mut text = start.to_string_lossy().into_owned();
     for g in exclude_globs {
         text.push('\0');
@@ -163,7 +163,7 @@ fn outside_ignores(root: &Path, start: &Path) -> Vec<PathBuf> {
 
 impl Listing {
     /// The listing kept under `dir` for `question`, if there is one.
-    pub(crate) fn load(dir: &Path, question: u64) -> Option<Listing> {
+    fn load(dir: &Path, question: u64) -> Option<Listing> {
         let bytes = std::fs::read(dir.join(LISTING_FILE)).ok()?;
         let l: Listing = postcard::from_bytes(&bytes).ok()?;
         (l.version == LISTING_VERSION && l.question == question).then_some(l)
@@ -172,12 +172,7 @@ impl Listing {
     /// The files, if nothing the listing depended on changed (checked on
     /// `threads` threads of its own: the scan's pool is busy waiting for
     /// these very files).
-    pub(crate) fn still_true(
-        self,
-        root: &Path,
-        start: &Path,
-        threads: usize,
-    ) -> Option<(Vec<Candidate>, u64)> {
+    fn still_true(self, root: &Path, start: &Path, threads: usize) -> Option<(Vec<Candidate>, u64)> {
         if names_of(start) != Some(self.start_names) {
             return None;
         }
@@ -222,11 +217,49 @@ struct Notes {
     unkeepable: bool,
 }
 
+/// What to walk.
+pub(crate) struct Walk<'a> {
+    pub root: &'a Path,
+    pub start: &'a Path,
+    /// The `[scan] exclude` globs, as written and compiled.
+    pub exclude_globs: &'a [String],
+    pub exclude: &'a GlobSet,
+    pub threads: usize,
+    /// Where a [`Listing`] is kept and looked for (`None`: never).
+    pub keep_in: Option<&'a Path>,
+}
+
+/// Hand each source file under `w.start` to `found`: from the kept
+/// listing when nothing it read has changed, else from a new walk (kept
+/// in turn when it can be trusted).
+pub(crate) fn discover(w: &Walk<'_>, found: &(dyn Fn(Candidate) + Sync)) -> Discovery {
+    let question = question(w.start, w.exclude_globs);
+    if let Some(dir) = w.keep_in
+        && let Some(listing) = Listing::load(dir, question)
+        && let Some((files, seen)) = listing.still_true(w.root, w.start, w.threads)
+    {
+        files.into_iter().for_each(found);
+        return Discovery {
+            problems: Vec::new(),
+            seen,
+            reused: true,
+        };
+    }
+    walk(
+        w.root,
+        w.start,
+        w.exclude,
+        w.threads,
+        w.keep_in.map(|d| (d, question)),
+        found,
+    )
+}
+
 /// Walk from `start`, handing each source file to `found` as soon as it
 /// is seen (from the walk's own threads, in no particular order), so
 /// reading and parsing need not wait for the whole listing. With
 /// `keep_in`, the answer is kept there as a [`Listing`] for `question`.
-pub(crate) fn discover(
+fn walk(
     root: &Path,
     start: &Path,
     exclude: &GlobSet,
@@ -354,6 +387,9 @@ fn keep(
     started: SystemTime,
 ) {
     let path = dir.join(LISTING_FILE);
+    let Some(start_names) = notes.start_names else {
+        return;
+    };
     // The ignore files in the directories read (one appearing changes its
     // directory's time; one edited in place does not), then those outside.
     // This runs while the files found are parsed.
@@ -376,9 +412,6 @@ fn keep(
         .iter()
         .map(|(_, s)| Some(s))
         .chain(notes.ignores.iter().map(|(_, s)| s.as_ref()));
-    let Some(start_names) = notes.start_names else {
-        return;
-    };
     if notes.unkeepable || settling.flatten().any(|s| s.settling(started)) {
         let _ = std::fs::remove_file(&path);
         return;
@@ -393,15 +426,8 @@ fn keep(
         files: notes.files,
         seen,
     };
-    let Ok(bytes) = postcard::to_stdvec(&listing) else {
-        return;
-    };
-    let tmp = dir.join(format!("{LISTING_FILE}.tmp{}", std::process::id()));
-    if std::fs::create_dir_all(dir).is_err()
-        || std::fs::write(&tmp, bytes).is_err()
-        || std::fs::rename(&tmp, &path).is_err()
-    {
-        let _ = std::fs::remove_file(&tmp);
+    if let Ok(bytes) = postcard::to_stdvec(&listing) {
+        crate::cache::write_whole(&path, &bytes);
     }
 }
 
