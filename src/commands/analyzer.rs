@@ -26,17 +26,8 @@ const WHOLE_REPO_FILES: usize = 2000;
 /// starting git. `usize::MAX` when it cannot be read, so that the cheap
 /// way is taken.
 fn tracked_files(root: &Path) -> usize {
-    let dot_git = root.join(".git");
-    let git_dir = if dot_git.is_dir() {
-        dot_git
-    } else {
-        match std::fs::read_to_string(&dot_git) {
-            Ok(text) => match text.trim().strip_prefix("gitdir:") {
-                Some(dir) => root.join(dir.trim()),
-                None => return usize::MAX,
-            },
-            Err(_) => return usize::MAX,
-        }
+    let Some(git_dir) = graft_pipeline::workspace::git_dir(root) else {
+        return usize::MAX;
     };
     let mut header = [0u8; 12];
     let read = std::fs::File::open(git_dir.join("index"))

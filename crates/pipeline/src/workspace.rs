@@ -103,6 +103,19 @@ pub fn find_root(start: &Path) -> Result<PathBuf, PipelineError> {
     Ok(root.canonicalize().unwrap_or(root))
 }
 
+/// The git directory of the work tree at `root`: its `.git` directory, or
+/// where its `.git` file points (a worktree, a submodule). Read without
+/// starting git; `None` if neither is there.
+pub fn git_dir(root: &Path) -> Option<PathBuf> {
+    let dot = root.join(".git");
+    if dot.is_dir() {
+        return Some(dot);
+    }
+    let pointer = std::fs::read_to_string(&dot).ok()?;
+    let dir = pointer.trim().strip_prefix("gitdir:")?.trim();
+    Some(root.join(dir))
+}
+
 /// The top of the work tree holding `start`, found as git finds it, in the
 /// plain case only: an ancestor (or `start`) with a `.git` directory that
 /// holds `HEAD`, or a `.git` file pointing elsewhere (a worktree, a
@@ -131,10 +144,7 @@ fn discover_plainly(start: &Path) -> Option<PathBuf> {
                 let plain = dot.join("HEAD").is_file() && !config.contains("worktree");
                 return plain.then(|| dir.to_path_buf());
             }
-            Ok(m) if m.is_file() => {
-                let pointer = std::fs::read_to_string(&dot).ok()?;
-                return pointer.starts_with("gitdir:").then(|| dir.to_path_buf());
-            }
+            Ok(m) if m.is_file() => return git_dir(dir).map(|_| dir.to_path_buf()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             _ => return None,
         }
