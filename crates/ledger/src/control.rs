@@ -1,7 +1,7 @@
 //! The control plane's records: the webhook outbox, approvals, the rate
 //! limit's window, and the figures `/metrics` reports.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
 use crate::{Ledger, LedgerError, Result, UpgradeId, UpgradeState, now};
@@ -177,38 +177,40 @@ impl Ledger {
 
     // ---- approvals ----------------------------------------------------
 
-    /// Approve an upgrade that waits for approval: it is queued again.
+    /// Approve an upgrade that waits for approval: it is queued again,
+    /// approved up to its current risk, with its audit row, in one
+    /// transaction (the queue runner never sees it queued but not yet
+    /// approved, and a crash leaves it either waiting or approved whole).
     /// `Ok(Err(state))` when it was not waiting (its state now).
     pub fn approve_upgrade(
         &self,
         id: &UpgradeId,
         approved_by: &str,
     ) -> Result<std::result::Result<(), UpgradeState>> {
-        let u = self
-            .upgrade(id.as_str())?
-            .ok_or_else(|| LedgerError::UnknownUpgrade(id.to_string()))?;
-        if u.state != UpgradeState::AwaitingApproval {
-            return Ok(Err(u.state));
-        }
-        let at = now();
-        let changed = self
-            .connection()
-            .execute(
-                "UPDATE upgrades SET state = 'queued', updated_at = ?2 WHERE id = ?1 AND state = 'awaiting_approval'",
-                params![id.as_str(), at],
-            )
+        let tx = rusqlite::Transaction::new_unchecked(self.connection(), TransactionBehavior::Immediate)
             .map_err(|e| self.err(e))?;
-        if changed == 0 {
-            // Someone else moved it meanwhile.
-            let now_state = self.get_upgrade(id.as_str())?.state;
-            return Ok(Err(now_state));
-        }
-        self.connection()
+        let at = now();
+        // Compare and set: two approvers at once cannot both queue it.
+        let changed = tx
             .execute(
-                "INSERT INTO approvals (upgrade_id, at, approved_by) VALUES (?1, ?2, ?3)",
+                "UPDATE upgrades SET state = 'queued', approval = 'approved', approved_level = risk,
+                        approved_by = ?3, updated_at = ?2
+                 WHERE id = ?1 AND state = 'awaiting_approval'",
                 params![id.as_str(), at, approved_by],
             )
             .map_err(|e| self.err(e))?;
+        if changed == 0 {
+            return match self.upgrade(id.as_str())? {
+                Some(u) => Ok(Err(u.state)),
+                None => Err(LedgerError::UnknownUpgrade(id.to_string())),
+            };
+        }
+        tx.execute(
+            "INSERT INTO approvals (upgrade_id, at, approved_by) VALUES (?1, ?2, ?3)",
+            params![id.as_str(), at, approved_by],
+        )
+        .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
         Ok(Ok(()))
     }
 
@@ -391,6 +393,36 @@ mod tests {
             l.approve_upgrade(&unknown, "x"),
             Err(LedgerError::UnknownUpgrade(_))
         ));
+    }
+
+    #[test]
+    fn one_approval_leaves_the_row_whole() {
+        let (_d, l) = ledger();
+        let id = upgrade(&l, UpgradeState::AwaitingApproval, false);
+        l.update_upgrade(
+            &id,
+            &crate::UpgradeUpdate {
+                risk: Some("medium".into()),
+                approval: Some(Some("requested".into())),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(l.approve_upgrade(&id, "cli:ada").unwrap(), Ok(()));
+        let u = l.get_upgrade(id.as_str()).unwrap();
+        assert_eq!(u.state, UpgradeState::Queued);
+        assert_eq!(u.approval.as_deref(), Some("approved"));
+        assert_eq!(u.approved_level.as_deref(), Some("medium"));
+        assert_eq!(u.approved_by.as_deref(), Some("cli:ada"));
+        assert_eq!(l.approvals(id.as_str()).unwrap().len(), 1);
+        // A refused approval changes nothing and leaves no audit row.
+        assert_eq!(
+            l.approve_upgrade(&id, "cli:bob").unwrap(),
+            Err(UpgradeState::Queued)
+        );
+        let again = l.get_upgrade(id.as_str()).unwrap();
+        assert_eq!(again.approved_by.as_deref(), Some("cli:ada"));
+        assert_eq!(l.approvals(id.as_str()).unwrap().len(), 1);
     }
 
     #[test]

@@ -406,23 +406,13 @@ impl Orchestrator<'_> {
     /// Approve an upgrade that waits: it goes back to the queue, approved
     /// up to its current risk.
     pub fn approve(&self, id: &UpgradeId, by: &str) -> Result<Upgrade, PipelineError> {
-        let u = self.ws.ledger.get_upgrade(id.as_str())?;
-        // Compare and set, with its audit row: two approvers at once
-        // cannot both queue it.
+        // One compare-and-set with its audit row: two approvers at once
+        // cannot both queue it, and the runner never sees it half approved.
         if let Err(state) = self.ws.ledger.approve_upgrade(id, by)? {
             return Err(PipelineError::Invalid(format!(
                 "upgrade {id} is {state}, not awaiting approval"
             )));
         }
-        self.ws.ledger.update_upgrade(
-            id,
-            &UpgradeUpdate {
-                approval: Some(Some("approved".into())),
-                approved_level: Some(u.risk.clone()),
-                approved_by: Some(Some(by.to_string())),
-                ..Default::default()
-            },
-        )?;
         self.observer.on_event(&Event::StateChanged {
             id: id.to_string(),
             state: UpgradeState::Queued.to_string(),
