@@ -40,6 +40,22 @@ pub struct GateDurations {
     pub sum_ms: u64,
 }
 
+/// A limit on new upgrades: fewer than `limit` created at or after
+/// `since` (RFC 3339), dry runs apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    pub since: String,
+    pub limit: u64,
+}
+
+/// What a window holds: how many upgrades, and when the oldest of them was
+/// created (it frees a slot when it leaves the window).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowUsage {
+    pub used: u64,
+    pub oldest: Option<String>,
+}
+
 const OUTBOX_COLUMNS: &str = "id, webhook, upgrade_id, event, body, created_at, attempts, next_attempt_at, last_error, delivered_at, dropped_at";
 
 fn read_outbox(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
@@ -227,15 +243,20 @@ impl Ledger {
 
     // ---- rate limit ---------------------------------------------------
 
-    /// The upgrades created at or after `since` (RFC 3339), as (id,
-    /// created_at), oldest first; dry runs are not counted.
-    pub fn upgrades_created_since(&self, since: &str) -> Result<Vec<(String, String)>> {
-        let mut stmt = self
-            .connection()
-            .prepare("SELECT id, created_at FROM upgrades WHERE created_at >= ?1 AND dry_run = 0 ORDER BY created_at")
-            .map_err(|e| self.err(e))?;
-        stmt.query_map([since], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(|rows| rows.collect())
+    /// How many upgrades were created at or after `since` (RFC 3339), dry
+    /// runs apart, and when the oldest of them was.
+    pub fn window_usage(&self, since: &str) -> Result<WindowUsage> {
+        self.connection()
+            .query_row(
+                "SELECT COUNT(*), MIN(created_at) FROM upgrades WHERE created_at >= ?1 AND dry_run = 0",
+                [since],
+                |r| {
+                    Ok(WindowUsage {
+                        used: r.get::<_, i64>(0)? as u64,
+                        oldest: r.get(1)?,
+                    })
+                },
+            )
             .map_err(|e| self.err(e))
     }
 
@@ -432,13 +453,14 @@ mod tests {
         upgrade(&l, UpgradeState::Staging, false);
         upgrade(&l, UpgradeState::Staging, true);
         upgrade(&l, UpgradeState::Failed, false);
-        assert_eq!(l.upgrades_created_since(&before).unwrap().len(), 2);
-        assert_eq!(
-            l.upgrades_created_since("2999-01-01T00:00:00.000Z")
-                .unwrap()
-                .len(),
-            0
+        let usage = l.window_usage(&before).unwrap();
+        assert_eq!(usage.used, 2);
+        assert!(
+            usage.oldest.as_deref().is_some_and(|t| t >= before.as_str()),
+            "{usage:?}"
         );
+        let future = l.window_usage("2999-01-01T00:00:00.000Z").unwrap();
+        assert_eq!((future.used, future.oldest), (0, None));
         let counts = l.upgrade_counts().unwrap();
         assert!(counts.contains(&("staging".into(), false, 1)), "{counts:?}");
         assert!(counts.contains(&("staging".into(), true, 1)), "{counts:?}");

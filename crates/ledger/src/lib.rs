@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-pub use control::{GateDurations, OutboxCounts, OutboxRow};
+pub use control::{GateDurations, OutboxCounts, OutboxRow, Window, WindowUsage};
 pub use generation::{GenerationRound, UpgradeUsage, UsageTotals};
 pub use model::*;
 pub use orchestration::{FileMetrics, LearningRow, MetricsDelta, StoredRequest};

@@ -2,10 +2,10 @@
 //! queue order, approvals, what was learnt from outcomes, schedule runs,
 //! and code metrics before and after each upgrade.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
-use crate::{Ledger, Result, Upgrade, UpgradeId, now};
+use crate::{Ledger, NewUpgrade, Result, Upgrade, UpgradeId, UpgradeUpdate, Window, WindowUsage, now};
 
 /// What a queued upgrade will run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,6 +62,34 @@ impl Ledger {
             )
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// Queue a new upgrade whole: its row (in `u.state`), its stored
+    /// request and its first `settings`, in one transaction. With a
+    /// `window`, the upgrades already in it are counted in the same
+    /// transaction, which takes the database's write lock before it reads
+    /// (`BEGIN IMMEDIATE`), so two processes cannot both take its last
+    /// slot; `Ok(Err(usage))` when it is full, and nothing is written.
+    pub fn insert_submission(
+        &self,
+        u: &NewUpgrade,
+        request: &StoredRequest,
+        settings: &UpgradeUpdate,
+        window: Option<&Window>,
+    ) -> Result<std::result::Result<(), WindowUsage>> {
+        let tx = rusqlite::Transaction::new_unchecked(self.connection(), TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
+        if let Some(w) = window {
+            let usage = self.window_usage(&w.since)?;
+            if usage.used >= w.limit {
+                return Ok(Err(usage));
+            }
+        }
+        self.insert_upgrade(u)?;
+        self.insert_request(request)?;
+        self.update_upgrade(&u.id, settings)?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(Ok(()))
     }
 
     pub fn request(&self, id: &str) -> Result<Option<StoredRequest>> {

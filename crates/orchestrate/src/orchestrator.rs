@@ -130,27 +130,6 @@ impl Orchestrator<'_> {
     pub fn submit(&self, s: Submission, now: DateTime<Utc>) -> Result<Submitted, SubmitError> {
         let ledger = &self.ws.ledger;
         let policy = &self.ws.config.policy;
-        // One limit for every way in (`[api] upgrades_per_window`), counted
-        // in the ledger. The operator at the terminal is not limited (but
-        // counted), nor are dry runs and retries of an accepted upgrade.
-        if !s.dry_run && !matches!(s.source.as_str(), "cli" | "retry") {
-            let api = &self.ws.config.api;
-            match crate::rate::check(ledger, api.upgrades_per_window.0, api.window.0, now) {
-                Ok(()) => {}
-                Err(crate::rate::LimitedOr::Limited(l)) => {
-                    return Err(SubmitError::Limited {
-                        retry_after_secs: l.retry_after,
-                        message: format!(
-                            "{} upgrades in the last {} already (the limit, `[api] upgrades_per_window`); try again in {} s. Dry runs are not limited",
-                            l.used,
-                            crate::rate::human(api.window.0),
-                            l.retry_after
-                        ),
-                    });
-                }
-                Err(crate::rate::LimitedOr::Ledger(e)) => return Err(Self::ledger_err(e).into()),
-            }
-        }
         let rules = Rules::new(&self.ws.config);
         let (deltas, mut floor) = self.request_deltas(&s);
         let modules = modules_of(deltas.iter().map(|d| d.path.as_str()));
@@ -168,60 +147,77 @@ impl Orchestrator<'_> {
         }
         let id = UpgradeId::generate(now);
         let title = s.title.clone().unwrap_or_else(|| default_title(&s, ledger));
-        ledger
-            .insert_upgrade(&NewUpgrade {
-                id: id.clone(),
-                kind: s.kind,
-                title,
-                request: json!({ "source": s.name, "submission": s }),
-                requested_by: s.requested_by.clone(),
-                priority: s.priority.clamp(1, 10),
-                dry_run: s.dry_run,
-                state: UpgradeState::Queued,
-            })
-            .and_then(|_| {
-                ledger.insert_request(&StoredRequest {
-                    upgrade_id: id.to_string(),
-                    name: s.name.clone(),
-                    body: s.body.clone(),
-                    spec: json!({ "submission": s, "base_priority": s.priority }),
-                })
-            })
-            .map_err(Self::ledger_err)?;
         // A protected path without --approve-protected is refused by the
         // pipeline, with how to allow it: holding it for approval would not
         // make it valid.
         let refused_anyway = !s.approve_protected && rules.touches_protected(&deltas);
         let needs = !s.dry_run && !refused_anyway && needs_approval(risk.level, policy);
-        let mut update = UpgradeUpdate {
+        let state = if needs {
+            UpgradeState::AwaitingApproval
+        } else {
+            UpgradeState::Queued
+        };
+        let mut settings = UpgradeUpdate {
             risk: Some(risk.level.as_str().into()),
             risk_reasons: Some(risk.reasons.clone()),
             source: Some(s.source.clone()),
             attempt: Some(s.attempt),
             ..Default::default()
         };
-        update.retry_of = s.retry_of.clone();
+        settings.retry_of = s.retry_of.clone();
         if needs {
-            update.state = Some(UpgradeState::AwaitingApproval);
-            update.approval = Some(Some("requested".into()));
-            update.approval_requested_at = Some(Some(schedule::format_time(now)));
+            settings.approval = Some(Some("requested".into()));
+            settings.approval_requested_at = Some(Some(schedule::format_time(now)));
         } else {
-            update.approval = Some(Some("auto".into()));
-            update.approved_level = Some(Some(approvable(policy).max(risk.level).as_str().into()));
+            settings.approval = Some(Some("auto".into()));
+            settings.approved_level = Some(Some(approvable(policy).max(risk.level).as_str().into()));
         }
-        ledger.update_upgrade(&id, &update).map_err(Self::ledger_err)?;
-        let state = if needs {
-            UpgradeState::AwaitingApproval
-        } else {
-            UpgradeState::Queued
-        };
+        // One limit for every way in (`[api] upgrades_per_window`), counted
+        // in the ledger as the row goes in, so no other request, thread or
+        // process takes the same last slot. The operator at the terminal is
+        // not limited (but counted), nor are dry runs and retries of an
+        // accepted upgrade.
+        let api = &self.ws.config.api;
+        let window = (!s.dry_run && !matches!(s.source.as_str(), "cli" | "retry"))
+            .then(|| crate::rate::window(api.upgrades_per_window.0, api.window.0, now));
+        let queued = ledger
+            .insert_submission(
+                &NewUpgrade {
+                    id: id.clone(),
+                    kind: s.kind,
+                    title: title.clone(),
+                    request: json!({ "source": s.name, "submission": s }),
+                    requested_by: s.requested_by.clone(),
+                    priority: s.priority.clamp(1, 10),
+                    dry_run: s.dry_run,
+                    state,
+                },
+                &StoredRequest {
+                    upgrade_id: id.to_string(),
+                    name: s.name.clone(),
+                    body: s.body.clone(),
+                    spec: json!({ "submission": s, "base_priority": s.priority }),
+                },
+                &settings,
+                window.as_ref(),
+            )
+            .map_err(Self::ledger_err)?;
+        if let Err(usage) = queued {
+            let l = crate::rate::limited(&usage, api.window.0, now);
+            return Err(SubmitError::Limited {
+                retry_after_secs: l.retry_after,
+                message: format!(
+                    "{} upgrades in the last {} already (the limit, `[api] upgrades_per_window`); try again in {} s. Dry runs are not limited",
+                    l.used,
+                    crate::rate::human(api.window.0),
+                    l.retry_after
+                ),
+            });
+        }
         self.observer.on_event(&Event::UpgradeCreated {
             id: id.to_string(),
             kind: s.kind.to_string(),
-            title: ledger
-                .get_upgrade(id.as_str())
-                .map(|u| u.title)
-                .unwrap_or_default(),
+            title,
         });
         self.announce(&id, state, &risk);
         Ok(Submitted { id, state, risk })

@@ -5,13 +5,15 @@
 //! queued one included: every request is a row from the moment it is
 //! accepted), not kept in memory: a restarted `graft run` (or one in a
 //! crash loop) must not grant a fresh allowance, and every way in that
-//! shares the ledger (HTTP, MCP, the dashboard, schedules) shares one
-//! count.
+//! shares the ledger (HTTP, MCP, the dashboard, schedules, other
+//! processes) shares one count. `Orchestrator::submit` counts and queues
+//! in one ledger transaction ([`Ledger::insert_submission`]), so two
+//! requests at once cannot both take the last slot.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use graft_ledger::Ledger;
+use graft_ledger::{Window, WindowUsage};
 
 /// The limit was reached: come back after this many seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,32 +22,36 @@ pub struct Limited {
     pub used: usize,
 }
 
-/// Whether one more upgrade fits in the window ending `now`.
-pub fn check(
-    ledger: &Ledger,
-    per_window: u64,
-    window: Duration,
-    now: DateTime<Utc>,
-) -> Result<(), LimitedOr> {
-    let span = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::hours(1));
-    let since = (now - span).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let created = ledger.upgrades_created_since(&since).map_err(LimitedOr::Ledger)?;
-    let used = created.len();
-    if (used as u64) < per_window {
-        return Ok(());
+/// The window ending `now`: at most `per_window` upgrades in `window`.
+pub fn window(per_window: u64, window: Duration, now: DateTime<Utc>) -> Window {
+    Window {
+        since: (now - span(window)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        limit: per_window,
     }
-    // The window frees a slot when its oldest upgrade leaves it.
-    let retry_after = created
-        .first()
-        .and_then(|(_, t)| DateTime::parse_from_rfc3339(t).ok())
+}
+
+fn span(window: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(window).unwrap_or(chrono::Duration::hours(1))
+}
+
+/// A full window, as the caller hears it: the window frees a slot when its
+/// oldest upgrade leaves it.
+pub fn limited(usage: &WindowUsage, window: Duration, now: DateTime<Utc>) -> Limited {
+    let retry_after = usage
+        .oldest
+        .as_deref()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|oldest| {
-            let frees = oldest.with_timezone(&Utc) + span;
+            let frees = oldest.with_timezone(&Utc) + span(window);
             let ms = (frees - now).num_milliseconds().max(0) as u64;
             ms.div_ceil(1000)
         })
         .unwrap_or(window.as_secs())
         .max(1);
-    Err(LimitedOr::Limited(Limited { retry_after, used }))
+    Limited {
+        retry_after,
+        used: usage.used as usize,
+    }
 }
 
 /// A duration the way `graft.toml` writes it: `3d`, `1h`, `30m`, `90s`.
@@ -62,16 +68,21 @@ pub fn human(d: Duration) -> String {
     }
 }
 
-#[derive(Debug)]
-pub enum LimitedOr {
-    Limited(Limited),
-    Ledger(graft_ledger::LedgerError),
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use graft_ledger::{NewUpgrade, RequestKind, UpgradeId, UpgradeState};
+    use graft_ledger::{Ledger, NewUpgrade, RequestKind, UpgradeId, UpgradeState};
+
+    /// Whether one more upgrade fits in the window ending `now`.
+    fn check(l: &Ledger, per_window: u64, len: Duration, now: DateTime<Utc>) -> Result<(), Limited> {
+        let w = window(per_window, len, now);
+        let usage = l.window_usage(&w.since).unwrap();
+        if usage.used < w.limit {
+            Ok(())
+        } else {
+            Err(limited(&usage, len, now))
+        }
+    }
 
     fn add(l: &Ledger, dry_run: bool) {
         add_in(l, dry_run, UpgradeState::Promoted);
@@ -103,18 +114,90 @@ mod tests {
         assert!(check(&l, 5, hour, Utc::now()).is_ok(), "4 upgrades and a dry run");
         // One queued (not started) fills the window.
         add_in(&l, false, UpgradeState::Queued);
-        let Err(LimitedOr::Limited(lim)) = check(&l, 5, hour, Utc::now()) else {
+        let Err(lim) = check(&l, 5, hour, Utc::now()) else {
             panic!("limited")
         };
         assert_eq!(lim.used, 5);
         assert!((3590..=3600).contains(&lim.retry_after), "{lim:?}");
         // Half an hour later, the same upgrades free a slot in about 30 minutes.
         let later = Utc::now() + chrono::Duration::minutes(30);
-        let Err(LimitedOr::Limited(lim)) = check(&l, 5, hour, later) else {
+        let Err(lim) = check(&l, 5, hour, later) else {
             panic!("limited")
         };
         assert!((1790..=1800).contains(&lim.retry_after), "{lim:?}");
         // Past the hour they have all left.
         assert!(check(&l, 5, hour, Utc::now() + chrono::Duration::minutes(61)).is_ok());
+    }
+
+    /// Two requests at once, each with its own connection (as two
+    /// processes would have), when one slot is left: one is queued, the
+    /// other is refused, every time.
+    #[test]
+    fn two_requests_at_once_cannot_both_take_the_last_slot() {
+        use crate::{Generators, Orchestrator, Submission, SubmitError};
+        use graft_pipeline::{Failure, FailureClass, Generator, NullObserver, RecordOnly, Workspace};
+
+        struct NoProvider;
+        impl Generators for NoProvider {
+            fn generator(&self, _: &Workspace, _: &Submission) -> Result<Box<dyn Generator>, Failure> {
+                Err(Failure::new(
+                    FailureClass::Internal,
+                    "no_provider",
+                    "not in this test",
+                ))
+            }
+        }
+        for round in 0..8 {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path();
+            let init = std::process::Command::new("git")
+                .args(["init", "-q"])
+                .arg(root)
+                .status()
+                .unwrap();
+            assert!(init.success());
+            std::fs::write(root.join("graft.toml"), "[api]\nupgrades_per_window = 3\n").unwrap();
+            {
+                let ws = Workspace::open(root).unwrap();
+                add(&ws.ledger, false);
+                add(&ws.ledger, false);
+            }
+            let start = std::sync::Barrier::new(2);
+            let outcomes: Vec<_> = std::thread::scope(|scope| {
+                let racers: Vec<_> = (0..2)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            let ws = Workspace::open(root).unwrap();
+                            let o = Orchestrator {
+                                ws: &ws,
+                                deploy: &RecordOnly,
+                                observer: &NullObserver,
+                                generators: &NoProvider,
+                                analyzer: None,
+                            };
+                            let s = Submission::new(
+                                RequestKind::Edits,
+                                "edits.json",
+                                b"[]".to_vec(),
+                                "test",
+                                "api",
+                            );
+                            start.wait();
+                            o.submit(s, Utc::now())
+                        })
+                    })
+                    .collect();
+                racers.into_iter().map(|r| r.join().unwrap()).collect()
+            });
+            let accepted = outcomes.iter().filter(|o| o.is_ok()).count();
+            let limited = outcomes
+                .iter()
+                .filter(|o| matches!(o, Err(SubmitError::Limited { .. })))
+                .count();
+            assert_eq!((accepted, limited), (1, 1), "round {round}: {outcomes:?}");
+            let ws = Workspace::open(root).unwrap();
+            let w = window(3, Duration::from_secs(3600), Utc::now());
+            assert_eq!(ws.ledger.window_usage(&w.since).unwrap().used, 3, "round {round}");
+        }
     }
 }

@@ -52,8 +52,6 @@ pub struct Ops {
     pub wake: tokio::sync::Notify,
     /// What else the daemon serves, by name (`api` → its URL).
     pub endpoints: Mutex<Vec<(String, String)>>,
-    /// Held while a request is counted against the rate limit and queued.
-    pub admission: Mutex<()>,
 }
 
 /// One upgrade for [`Ops::upgrade`].
@@ -145,9 +143,6 @@ impl Ops {
         sub.provider = q.provider.clone();
         let me = self.clone();
         let done = tokio::task::spawn_blocking(move || {
-            // One at a time: two requests cannot both take the last slot
-            // of the rate limit.
-            let _admission = me.admission.lock().unwrap_or_else(|p| p.into_inner());
             me.with_orchestrator(|o| Ok(o.submit(sub, chrono::Utc::now())))
         })
         .await;

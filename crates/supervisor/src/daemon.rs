@@ -201,7 +201,6 @@ pub fn run(root: &Path, ext: Extensions, on_started: impl FnOnce(&Started)) -> R
             analyzer,
             wake: tokio::sync::Notify::new(),
             endpoints: std::sync::Mutex::new(Vec::new()),
-            admission: std::sync::Mutex::new(()),
         });
         let body_limit = (config.limits.max_change_bytes as usize).saturating_mul(2).max(64 * 1024);
         let control_router = control::router(ops.clone(), body_limit);
