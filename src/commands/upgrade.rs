@@ -71,9 +71,6 @@ pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> Result<i32, CliError> {
     let submitted = orch
         .submit(sub, chrono::Utc::now())
         .map_err(super::submit_error)?;
-    if let Some(id) = &args.suggestion {
-        ws.ledger.link_suggestion(id, &submitted.id)?;
-    }
     if submitted.state == UpgradeState::AwaitingApproval || args.queue {
         progress.finish();
         super::deliver_webhooks(ctx, &ws);

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use graft_ledger::{RequestKind, UpgradeId, UpgradeState};
-use graft_orchestrate::{Orchestrator, Submission, SubmitError};
+use graft_orchestrate::{Orchestrator, SubmitError};
 use graft_pipeline::rollback::RollbackReport;
 use graft_pipeline::{Deploy, LandOnly, RecordOnly, UpgradeReport, Workspace, cancel, recover, rollback};
 use graft_supervisor::client::Client;
@@ -143,20 +143,11 @@ pub fn upgrade(
         generators: &*hooks.generators,
         analyzer: hooks.analyzer.map(|a| a as &dyn graft_orchestrate::Analyzer),
     };
-    let mut sub = Submission::new(kind, &q.name, body, &q.requested_by, "mcp");
-    sub.title = q.title.clone();
-    sub.priority = q.priority.clamp(1, 10);
-    sub.dry_run = q.dry_run;
-    sub.approve_protected = q.approve_protected;
-    sub.suggestion = q.suggestion.clone();
-    sub.provider = q.provider.clone();
+    let sub = q.submission(kind, body, "mcp");
     let submitted = orch.submit(sub, chrono::Utc::now()).map_err(|e| match e {
         SubmitError::Limited { message, .. } => ToolError::new("rate_limited", message),
         SubmitError::Pipeline(e) => ToolError::from(e),
     })?;
-    if let Some(id) = &q.suggestion {
-        ws.ledger.link_suggestion(id, &submitted.id)?;
-    }
     let report = if submitted.state == UpgradeState::AwaitingApproval {
         graft_pipeline::review::report_from_ledger(&ws, &submitted.id)?
     } else {

@@ -214,6 +214,13 @@ impl Orchestrator<'_> {
                 ),
             });
         }
+        // The finding points at the upgrade made from it (the first
+        // attempt: retries are found from it by `retry_of`).
+        if let Some(sug) = &s.suggestion
+            && s.retry_of.is_none()
+        {
+            ledger.link_suggestion(sug, &id).map_err(Self::ledger_err)?;
+        }
         self.observer.on_event(&Event::UpgradeCreated {
             id: id.to_string(),
             kind: s.kind.to_string(),
@@ -673,7 +680,6 @@ impl Orchestrator<'_> {
             s.title = Some(sug.title.clone());
             match self.submit(s, now) {
                 Ok(done) => {
-                    let _ = self.ws.ledger.link_suggestion(&sug.id, &done.id);
                     queued.push(json!({ "id": done.id, "state": done.state, "suggestion": sug.id }));
                     budget -= 1;
                 }

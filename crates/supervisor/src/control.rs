@@ -19,7 +19,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use graft_ledger::{RequestKind, UpgradeId, UpgradeState};
-use graft_orchestrate::{Orchestrator, Submission, SubmitError, Submitted};
+use graft_orchestrate::{Orchestrator, SubmitError, Submitted};
 use graft_pipeline::cancel::CancelReport;
 use graft_pipeline::{Event, Failure, Observer, PipelineError, Workspace, cancel, recover, rollback};
 use serde_json::json;
@@ -134,13 +134,7 @@ impl Ops {
                 ),
             )
         })?;
-        let mut sub = Submission::new(kind, &q.name, body.to_vec(), &q.requested_by, source);
-        sub.title = q.title.clone();
-        sub.priority = q.priority.clamp(1, 10);
-        sub.dry_run = q.dry_run;
-        sub.approve_protected = q.approve_protected;
-        sub.suggestion = q.suggestion.clone();
-        sub.provider = q.provider.clone();
+        let sub = q.submission(kind, body.to_vec(), source);
         let me = self.clone();
         let done = tokio::task::spawn_blocking(move || {
             me.with_orchestrator(|o| Ok(o.submit(sub, chrono::Utc::now())))
@@ -166,14 +160,6 @@ impl Ops {
             }
             Err(e) => return Err(refused("internal", None, e.to_string())),
         };
-        if let Some(sug) = &q.suggestion {
-            let (me, sug, id) = (self.clone(), sug.clone(), submitted.id.clone());
-            let _ = tokio::task::spawn_blocking(move || {
-                let ws = Workspace::open(&me.root)?;
-                ws.ledger.link_suggestion(&sug, &id).map_err(PipelineError::from)
-            })
-            .await;
-        }
         self.wake.notify_one();
         Ok(submitted)
     }

@@ -6,6 +6,8 @@
 //! change itself is the raw request body, so bytes that are not UTF-8
 //! reach the same intake checks as they would locally.
 
+use graft_ledger::RequestKind;
+use graft_orchestrate::Submission;
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/upgrades` query parameters. The body is the patch or edits,
@@ -39,6 +41,21 @@ pub struct UpgradeQuery {
 
 fn five() -> i64 {
     5
+}
+
+impl UpgradeQuery {
+    /// The orchestrator's submission for this query, whose kind the
+    /// caller has read (each way in words a bad kind its own way).
+    pub fn submission(&self, kind: RequestKind, body: Vec<u8>, source: &str) -> Submission {
+        let mut sub = Submission::new(kind, &self.name, body, &self.requested_by, source);
+        sub.title = self.title.clone();
+        sub.priority = self.priority.clamp(1, 10);
+        sub.dry_run = self.dry_run;
+        sub.approve_protected = self.approve_protected;
+        sub.suggestion = self.suggestion.clone();
+        sub.provider = self.provider.clone();
+        sub
+    }
 }
 
 /// One line of a streamed answer.
