@@ -106,20 +106,14 @@ pub fn cancel(ctx: &Ctx, id: &str) -> Result<i32, CliError> {
         return Ok(EXIT_OK);
     }
     let ws = ctx.workspace()?;
-    let before = ws.ledger.get_upgrade(id.as_str())?.state;
-    let report = cancel::cancel(&ws, super::local_deploy(&ws), &id, &requested_by())?;
-    // One that never started has no pipeline run to announce its end.
-    if !before.is_active()
-        && !before.is_terminal()
-        && let Some(n) = super::notifier(&ws)
-    {
-        graft_pipeline::Observer::on_event(
-            &*n,
-            &graft_pipeline::Event::StateChanged {
-                id: id.to_string(),
-                state: report.state.to_string(),
-            },
-        );
+    let notifier = super::notifier(&ws);
+    let null = graft_pipeline::NullObserver;
+    let observer: &dyn graft_pipeline::Observer = match &notifier {
+        Some(n) => &**n,
+        None => &null,
+    };
+    let report = cancel::cancel(&ws, super::local_deploy(&ws), &id, &requested_by(), observer)?;
+    if notifier.is_some() {
         super::deliver_webhooks(ctx, &ws);
     }
     if ctx.json {

@@ -207,7 +207,16 @@ pub fn cancel(root: &Path, id: &UpgradeId, by: &str) -> Result<Value, ToolError>
         return Ok(v["cancel"].clone());
     }
     let ws = Workspace::open(root)?;
-    let report = cancel::cancel(&ws, local_deploy(&ws), id, by)?;
+    let notifier = graft_api::webhooks::Notifier::open(&ws.root, &ws.config)
+        .ok()
+        .flatten();
+    let null = graft_pipeline::NullObserver;
+    let observer: &dyn graft_pipeline::Observer = match &notifier {
+        Some(n) => &**n,
+        None => &null,
+    };
+    let report = cancel::cancel(&ws, local_deploy(&ws), id, by, observer)?;
+    flush(&ws);
     Ok(json!(report))
 }
 

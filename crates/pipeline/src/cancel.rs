@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::deploy::Deploy;
 use crate::error::{Failure, FailureClass};
+use crate::events::{Event, Observer};
 use crate::workspace::Workspace;
 use crate::{recover, rollback};
 
@@ -21,11 +22,14 @@ pub struct CancelReport {
     pub note: String,
 }
 
+/// Cancel upgrade `id`. One that never started is announced cancelled to
+/// `observer` here; a running one announces its own end when it stops.
 pub fn cancel(
     ws: &Workspace,
     deploy: &dyn Deploy,
     id: &UpgradeId,
     requested_by: &str,
+    observer: &dyn Observer,
 ) -> Result<CancelReport, Failure> {
     let u = ws
         .ledger
@@ -49,6 +53,10 @@ pub fn cancel(
                     },
                 )
                 .map_err(|e| Failure::internal(&e.into()))?;
+            observer.on_event(&Event::StateChanged {
+                id: id.to_string(),
+                state: UpgradeState::Cancelled.to_string(),
+            });
             Ok(report(UpgradeState::Cancelled, "cancelled before it started"))
         }
         s if s.is_active() => {

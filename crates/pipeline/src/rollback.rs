@@ -77,27 +77,18 @@ pub fn rollback(
             "not_started",
             format!("upgrade {id} has not started; remove it with `graft cancel {id}`"),
         )),
-        _ if u.landed_commit.is_some() => {
-            let report = roll_back_landed(
-                ws,
-                deploy,
-                id,
-                &Why {
-                    cause: "manual",
-                    message: "rolled back on request",
-                    requested_by,
-                    switch_back: true,
-                },
-                observer,
-            )?;
-            // An automatic rollback ends its upgrade's run, which announces
-            // the final state; one asked for later announces its own.
-            observer.on_event(&crate::events::Event::StateChanged {
-                id: id.to_string(),
-                state: UpgradeState::RolledBack.to_string(),
-            });
-            Ok(report)
-        }
+        _ if u.landed_commit.is_some() => roll_back_landed(
+            ws,
+            deploy,
+            id,
+            &Why {
+                cause: "manual",
+                message: "rolled back on request",
+                requested_by,
+                switch_back: true,
+            },
+            observer,
+        ),
         _ => discard(ws, id, requested_by),
     }
 }
@@ -138,7 +129,10 @@ pub fn discard(ws: &Workspace, id: &UpgradeId, requested_by: &str) -> Result<Rol
     })
 }
 
-/// Revert a landed upgrade (the caller holds the pipeline lock).
+/// Revert a landed upgrade (the caller holds the pipeline lock). One
+/// that had ended is announced rolled back to `observer` here; one still
+/// running (its deploy or watch failed) is announced by its run, which
+/// ends with this.
 pub fn roll_back_landed(
     ws: &Workspace,
     deploy: &dyn Deploy,
@@ -289,6 +283,12 @@ pub fn roll_back_landed(
         Ok((restored, d))
     })?;
     complete(ws, id, &revert, why, &restored)?;
+    if !u.state.is_active() {
+        observer.on_event(&crate::events::Event::StateChanged {
+            id: id.to_string(),
+            state: UpgradeState::RolledBack.to_string(),
+        });
+    }
     Ok(RollbackReport {
         id: id.clone(),
         action: "reverted".into(),

@@ -326,26 +326,13 @@ impl Ops {
         id: UpgradeId,
         requested_by: String,
     ) -> Result<CancelReport, Failure> {
-        let (root, deploy) = (self.root.clone(), self.deploy.clone());
-        let done = tokio::task::spawn_blocking(move || -> Result<_, Failure> {
-            let ws = Workspace::open(&root).map_err(Failure::from)?;
-            let before = ws.ledger.upgrade(id.as_str()).ok().flatten().map(|u| u.state);
-            let report = cancel::cancel(&ws, &*deploy, &id, &requested_by)?;
-            Ok((report, before))
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || -> Result<_, Failure> {
+            let ws = Workspace::open(&me.root).map_err(Failure::from)?;
+            cancel::cancel(&ws, &*me.deploy, &id, &requested_by, &me.relay(None))
         })
         .await
-        .map_err(|e| Failure::new(graft_pipeline::FailureClass::Internal, "internal", e.to_string()))?;
-        let (report, before) = done?;
-        // A running upgrade announces its own end; one that never started
-        // has nobody else to do it.
-        if before.is_some_and(|s| !s.is_active() && !s.is_terminal()) {
-            self.emit(Event::StateChanged {
-                id: report.id.to_string(),
-                state: report.state.to_string(),
-            })
-            .await;
-        }
-        Ok(report)
+        .map_err(|e| Failure::new(graft_pipeline::FailureClass::Internal, "internal", e.to_string()))?
     }
 }
 

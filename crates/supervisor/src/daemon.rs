@@ -28,7 +28,7 @@ use std::sync::Arc;
 use graft_ledger::{Ledger, UpgradeState};
 use graft_pipeline::git::Git;
 use graft_pipeline::rollback::{self, Why};
-use graft_pipeline::{NullObserver, Observer as _, Workspace, recover, staging};
+use graft_pipeline::{NullObserver, Workspace, recover, staging};
 use nix::fcntl::{Flock, FlockArg};
 use serde::Serialize;
 
@@ -296,10 +296,6 @@ async fn crash_loop(ops: &Arc<Ops>, commit: &str) {
             &relay,
         )
         .map(|r| {
-            relay.on_event(&graft_pipeline::Event::StateChanged {
-                id: u.id.to_string(),
-                state: UpgradeState::RolledBack.to_string(),
-            });
             format!("rolled back {} (revert {})", u.id, r.revert_commit.as_deref().map(short).unwrap_or("-"))
         })
         .map_err(|f| f.message)
