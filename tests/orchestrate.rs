@@ -685,3 +685,23 @@ fn a_crash_while_an_approved_upgrade_resumes_recovers_with_nothing_landed() {
         t.upgrade_patch(&good_patch(), &[]).success();
     }
 }
+
+#[test]
+fn an_unknown_id_exits_6_through_graft_run_as_without_it() {
+    let (t, _port) = Target::agent();
+    let unknown = "upg_20200101_000000_abcdef";
+    let by_hand = |args: &[&str]| {
+        let run = t.graft(args);
+        run.code(6);
+        run
+    };
+    // Without graft run first, then through it: the same exit code.
+    by_hand(&["approve", unknown]);
+    by_hand(&["reject", unknown]);
+    let _d = t.run_daemon();
+    for command in ["approve", "reject", "rollback", "cancel"] {
+        let run = by_hand(&[command, unknown, "--json"]);
+        assert_eq!(run.json()["error"]["code"], "not_found", "{command}");
+        by_hand(&[command, unknown]).stderr_has(&format!("no upgrade `{unknown}`"));
+    }
+}

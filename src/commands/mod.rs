@@ -87,9 +87,20 @@ pub fn analyzer_sync() -> Option<&'static (dyn graft_orchestrate::Analyzer + Syn
     Some(&analyzer::ANALYZER)
 }
 
+/// The exit code of an error `graft run` answered: an unknown upgrade is
+/// `EXIT_NOT_FOUND`, as it is without a daemon; otherwise its class's code
+/// (`unclassified` when it has none).
+pub fn daemon_exit_code(code: &str, class: Option<graft_pipeline::FailureClass>, unclassified: i32) -> i32 {
+    if code == "not_found" {
+        crate::output::EXIT_NOT_FOUND
+    } else {
+        class.map_or(unclassified, crate::output::exit_code)
+    }
+}
+
 /// Follow an operation on the running `graft run` to its report, showing
-/// its events on `progress`. An error it ended with exits with its class's
-/// code (`unclassified` when it has none).
+/// its events on `progress`. An error it ended with exits as
+/// [`daemon_exit_code`] says.
 pub fn from_daemon<T: serde::de::DeserializeOwned>(
     daemon: &graft_supervisor::client::Client,
     path: &str,
@@ -103,7 +114,7 @@ pub fn from_daemon<T: serde::de::DeserializeOwned>(
         .map_err(|e| CliError::new(crate::output::EXIT_INTERNAL, "daemon", e.to_string()))?;
     outcome.map_err(|e| {
         CliError::new(
-            e.class.map_or(unclassified, crate::output::exit_code),
+            daemon_exit_code(&e.code, e.class, unclassified),
             &e.code,
             e.message,
         )

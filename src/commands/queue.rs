@@ -75,9 +75,10 @@ pub fn reject(ctx: &Ctx, id: &str, reason: Option<&str>) -> Result<i32, CliError
             .json("POST", &format!("/v1/upgrades/{id}/reject?{q}"))
             .map_err(|e| CliError::new(EXIT_INTERNAL, "daemon", e.to_string()))?;
         if let Some(e) = v.get("error") {
+            let code = e["code"].as_str().unwrap_or("reject");
             return Err(CliError::new(
-                EXIT_USAGE,
-                e["code"].as_str().unwrap_or("reject"),
+                super::daemon_exit_code(code, None, EXIT_USAGE),
+                code,
                 e["message"].as_str().unwrap_or("").to_string(),
             ));
         }

@@ -87,9 +87,10 @@ pub fn cancel(ctx: &Ctx, id: &str) -> Result<i32, CliError> {
             .map_err(|e| CliError::new(EXIT_INTERNAL, "daemon", e.to_string()))?;
         if let Some(e) = v.get("error") {
             let class = serde_json::from_value(e["class"].clone()).ok();
+            let code = e["code"].as_str().unwrap_or("cancel");
             return Err(CliError::new(
-                class.map_or(EXIT_INTERNAL, crate::output::exit_code),
-                e["code"].as_str().unwrap_or("cancel"),
+                super::daemon_exit_code(code, class, EXIT_INTERNAL),
+                code,
                 e["message"].as_str().unwrap_or("cancel failed").to_string(),
             ));
         }

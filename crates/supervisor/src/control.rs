@@ -240,7 +240,11 @@ impl Ops {
 
     /// Approve an upgrade that waits for it and wake the runner.
     /// Errors: `not_found`, `not_awaiting` (it does not wait), `pipeline`.
-    pub async fn approve(self: &Arc<Self>, id: &UpgradeId, by: &str) -> Result<graft_ledger::Upgrade, Line> {
+    pub async fn approve(
+        self: &Arc<Self>,
+        id: &UpgradeId,
+        by: &str,
+    ) -> Result<graft_ledger::Upgrade, ErrorLine> {
         let (me, id2, by2) = (self.clone(), id.clone(), by.to_string());
         let done = tokio::task::spawn_blocking(move || me.with_orchestrator(|o| o.approve(&id2, &by2))).await;
         match done {
@@ -249,17 +253,17 @@ impl Ops {
                 Ok(u)
             }
             Ok(Err(e)) => Err(decision_error(e)),
-            Err(e) => Err(error_line("internal", None, e.to_string())),
+            Err(e) => Err(internal(e.to_string())),
         }
     }
 
-    /// Reject an upgrade that waits for approval.
+    /// Reject an upgrade that waits for approval. Errors as for approve.
     pub async fn reject(
         self: &Arc<Self>,
         id: &UpgradeId,
         by: &str,
         reason: Option<String>,
-    ) -> Result<graft_ledger::Upgrade, Line> {
+    ) -> Result<graft_ledger::Upgrade, ErrorLine> {
         let (me, id2, by2) = (self.clone(), id.clone(), by.to_string());
         let done = tokio::task::spawn_blocking(move || {
             me.with_orchestrator(|o| o.reject(&id2, &by2, reason.as_deref()))
@@ -268,7 +272,7 @@ impl Ops {
         match done {
             Ok(Ok(u)) => Ok(u),
             Ok(Err(e)) => Err(decision_error(e)),
-            Err(e) => Err(error_line("internal", None, e.to_string())),
+            Err(e) => Err(internal(e.to_string())),
         }
     }
 
@@ -363,13 +367,25 @@ pub fn ndjson(rx: mpsc::UnboundedReceiver<Line>) -> Response {
 }
 
 /// Why an approval or a rejection did not happen, by code.
-fn decision_error(e: PipelineError) -> Line {
+fn decision_error(e: PipelineError) -> ErrorLine {
     let code = match &e {
         PipelineError::Ledger(graft_ledger::LedgerError::UnknownUpgrade(_)) => "not_found",
         PipelineError::Invalid(_) => "not_awaiting",
         _ => "pipeline",
     };
-    error_line(code, None, e.to_string())
+    ErrorLine {
+        code: code.into(),
+        class: None,
+        message: e.to_string(),
+    }
+}
+
+fn internal(message: String) -> ErrorLine {
+    ErrorLine {
+        code: "internal".into(),
+        class: None,
+        message,
+    }
 }
 
 pub fn error_line(code: &str, class: Option<graft_pipeline::FailureClass>, message: String) -> Line {
@@ -434,7 +450,7 @@ async fn approve(State(ops): State<Arc<Ops>>, Path(id): Path<String>, Query(q): 
         let events = ops.events.subscribe();
         let line = match ops.approve(&id, &q.requested_by).await {
             Ok(_) => ops.follow(&id, events, Some(&tx)).await,
-            Err(line) => line,
+            Err(e) => Line::Error(e),
         };
         let _ = tx.send(line);
     });
@@ -461,11 +477,14 @@ async fn reject(
     let why = (!q.reason.is_empty()).then_some(q.reason);
     match ops.reject(&id, &q.requested_by, why).await {
         Ok(u) => Json(json!({ "upgrade": u })).into_response(),
-        Err(Line::Error(e)) if e.code == "not_awaiting" => {
-            error(StatusCode::CONFLICT, "not_awaiting", e.message)
+        Err(e) => {
+            let status = match e.code.as_str() {
+                "not_found" => StatusCode::NOT_FOUND,
+                "not_awaiting" => StatusCode::CONFLICT,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            error(status, &e.code, e.message)
         }
-        Err(Line::Error(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.code, e.message),
-        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "unexpected answer"),
     }
 }
 

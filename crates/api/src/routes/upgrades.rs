@@ -378,9 +378,9 @@ fn by_body(body: &Bytes) -> Result<ByBody, ApiError> {
 
 /// Why an approval or a rejection did not happen, as an HTTP error: a
 /// conflict naming the upgrade's state when it no longer waits.
-async fn not_decided(api: &Arc<Api>, id: &UpgradeId, line: Line, done: &str) -> ApiError {
-    match line {
-        Line::Error(e) if e.code == "not_awaiting" => {
+async fn not_decided(api: &Arc<Api>, id: &UpgradeId, e: ErrorLine, done: &str) -> ApiError {
+    match e.code.as_str() {
+        "not_awaiting" => {
             let key = id.to_string();
             match api.ledger(move |l| Ok(l.get_upgrade(&key)?.state)).await {
                 Ok(state) => ApiError::conflict(
@@ -391,9 +391,8 @@ async fn not_decided(api: &Arc<Api>, id: &UpgradeId, line: Line, done: &str) -> 
                 Err(e) => e,
             }
         }
-        Line::Error(e) if e.code == "not_found" => not_found(id),
-        Line::Error(e) => error_of(e),
-        _ => ApiError::internal(format!("it was not {done}, and no reason was given")),
+        "not_found" => not_found(id),
+        _ => error_of(e),
     }
 }
 
@@ -408,7 +407,7 @@ pub async fn approve(
     let id = parse_id(&id)?;
     match api.ops.approve(&id, &by).await {
         Ok(u) => Ok(Json(json!({ "id": id, "state": u.state, "approved_by": by })).into_response()),
-        Err(line) => Err(not_decided(&api, &id, line, "approved").await),
+        Err(e) => Err(not_decided(&api, &id, e, "approved").await),
     }
 }
 
@@ -498,6 +497,6 @@ pub async fn reject(
     let id = parse_id(&id)?;
     match api.ops.reject(&id, &by, b.reason.clone()).await {
         Ok(u) => Ok(Json(json!({ "id": id, "state": u.state, "rejected_by": by })).into_response()),
-        Err(line) => Err(not_decided(&api, &id, line, "rejected").await),
+        Err(e) => Err(not_decided(&api, &id, e, "rejected").await),
     }
 }
