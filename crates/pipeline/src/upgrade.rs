@@ -55,8 +55,8 @@ pub struct UpgradeRequest<'r> {
     pub dry_run: bool,
     /// Allow the change to touch protected paths.
     pub approve_protected: bool,
-    /// Run this upgrade, already queued (its row exists), or give a new
-    /// one this id (announced before it could start); None: a new id.
+    /// Run this upgrade, already queued (its row must exist); None: a new
+    /// upgrade with a new id.
     pub id: Option<UpgradeId>,
     /// Asked once the gates pass; may hold the upgrade for approval.
     pub review: Option<Box<dyn crate::review::Review + 'r>>,
@@ -151,7 +151,7 @@ impl Pipeline<'_> {
         };
 
         let queued = match &req.id {
-            Some(id) => self.ws.ledger.upgrade(id.as_str())?,
+            Some(id) => Some(self.ws.ledger.get_upgrade(id.as_str())?),
             None => None,
         };
         let was_queued = queued.is_some();
@@ -163,10 +163,7 @@ impl Pipeline<'_> {
                 (u.id, title)
             }
             None => {
-                let id = req
-                    .id
-                    .clone()
-                    .unwrap_or_else(|| UpgradeId::generate(chrono::Utc::now()));
+                let id = UpgradeId::generate(chrono::Utc::now());
                 let title = req.title.clone().unwrap_or_else(|| default_title(&req));
                 self.ws.ledger.insert_upgrade(&NewUpgrade {
                     id: id.clone(),

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use graft_ledger::{Ledger, UpgradeState};
 use graft_pipeline::git::Git;
 use graft_pipeline::rollback::{self, Why};
-use graft_pipeline::{NullObserver, Workspace, recover, staging};
+use graft_pipeline::{Workspace, recover, staging};
 use nix::fcntl::{Flock, FlockArg};
 use serde::Serialize;
 
@@ -74,18 +74,6 @@ pub struct Extensions {
     /// Figures of files and scheduled scans, when the binary has them.
     pub analyzer: Option<&'static (dyn graft_orchestrate::Analyzer + Sync)>,
     pub mount: Option<Mount>,
-}
-
-impl Extensions {
-    /// Only generators: no observer, nothing mounted.
-    pub fn generators(generators: crate::wire::GeneratorFactory) -> Extensions {
-        Extensions {
-            generators,
-            observer: Arc::new(NullObserver),
-            analyzer: None,
-            mount: None,
-        }
-    }
 }
 
 /// Run until SIGTERM or SIGINT. `on_started` is called once serving.
