@@ -34,7 +34,7 @@ pub use model::*;
 pub use orchestration::{FileMetrics, LearningRow, MetricsDelta, StoredRequest};
 pub use series::{CostPoint, DayOutcomes, GatePoint, GateSeries, KindOutcomes, RollbackPoint, Series};
 pub use stats::{CauseCount, KindStats, LedgerStats};
-pub use supervisor::{AgentTask, HistoryEntry, InstanceRow, LiveRow, ReleaseRow};
+pub use supervisor::{AgentTask, BadHistory, HistoryEntry, InstanceRow, LiveRow, NewHistory, ReleaseRow};
 
 /// A ledger error: the database could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]

@@ -60,6 +60,44 @@ pub struct HistoryEntry {
     pub meta: serde_json::Value,
 }
 
+/// A history entry to append, checked the one way every way in (the
+/// agent's own API, the HTTP API, MCP) checks it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewHistory {
+    role: String,
+    content: String,
+    meta: serde_json::Value,
+}
+
+/// Why a history entry was refused; the message is the one callers show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BadHistory {
+    #[error("`role` must be 1 to 64 characters")]
+    Role,
+    #[error("`meta` must be a JSON object")]
+    Meta,
+}
+
+impl NewHistory {
+    /// `role`: 1 to 64 characters, not all blank; `meta`: a JSON object,
+    /// or null for none (stored as `{}`).
+    pub fn new(
+        role: String,
+        content: String,
+        meta: serde_json::Value,
+    ) -> std::result::Result<NewHistory, BadHistory> {
+        if role.trim().is_empty() || role.chars().count() > 64 {
+            return Err(BadHistory::Role);
+        }
+        let meta = match meta {
+            serde_json::Value::Null => serde_json::json!({}),
+            m @ serde_json::Value::Object(_) => m,
+            _ => return Err(BadHistory::Meta),
+        };
+        Ok(NewHistory { role, content, meta })
+    }
+}
+
 impl Ledger {
     pub fn upsert_release(&self, r: &ReleaseRow) -> Result<()> {
         self.connection()
@@ -256,12 +294,12 @@ impl Ledger {
     }
 
     /// Append to the history; returns the entry's id.
-    pub fn append_history(&self, role: &str, content: &str, meta: &serde_json::Value) -> Result<i64> {
+    pub fn append_history(&self, entry: &NewHistory) -> Result<i64> {
         self.durable(|l| {
             l.connection()
                 .execute(
                     "INSERT INTO agent_history (at, role, content, meta) VALUES (?1, ?2, ?3, ?4)",
-                    params![now(), role, content, meta.to_string()],
+                    params![now(), entry.role, entry.content, entry.meta.to_string()],
                 )
                 .map_err(|e| l.err(e))?;
             Ok(l.connection().last_insert_rowid())

@@ -296,9 +296,12 @@ fn agent_task_and_history_are_durable_and_ordered() {
     assert!(l.agent_task().unwrap().is_none());
     assert_eq!(l.put_agent_task("write the report").unwrap(), 1);
     assert_eq!(l.put_agent_task("write the summary").unwrap(), 2);
-    let a = l.append_history("user", "hello", &serde_json::json!({})).unwrap();
+    let entry = |role: &str, content: &str, meta| NewHistory::new(role.into(), content.into(), meta).unwrap();
+    let a = l
+        .append_history(&entry("user", "hello", serde_json::json!({})))
+        .unwrap();
     let b = l
-        .append_history("assistant", "hi", &serde_json::json!({"tokens": 3}))
+        .append_history(&entry("assistant", "hi", serde_json::json!({"tokens": 3})))
         .unwrap();
     drop(l);
     let l = Ledger::open(&dir.path().join("ledger.db")).unwrap();
@@ -307,6 +310,28 @@ fn agent_task_and_history_are_durable_and_ordered() {
     assert_eq!(h.iter().map(|e| e.id).collect::<Vec<_>>(), [a, b]);
     assert_eq!(h[1].meta["tokens"], 3);
     assert_eq!(l.history(a, 10).unwrap().len(), 1);
+}
+
+#[test]
+fn a_history_entry_is_checked_the_same_way_everywhere() {
+    let new = |role: &str, meta| NewHistory::new(role.into(), "x".into(), meta);
+    assert_eq!(new("", serde_json::Value::Null), Err(BadHistory::Role));
+    assert_eq!(new("  ", serde_json::Value::Null), Err(BadHistory::Role));
+    // Characters, not bytes: 64 two-byte letters are a role, 65 are not.
+    assert!(new(&"é".repeat(64), serde_json::Value::Null).is_ok());
+    assert_eq!(
+        new(&"é".repeat(65), serde_json::Value::Null),
+        Err(BadHistory::Role)
+    );
+    assert_eq!(new("user", serde_json::json!([1])), Err(BadHistory::Meta));
+    assert_eq!(new("user", serde_json::json!("note")), Err(BadHistory::Meta));
+    assert_eq!(BadHistory::Role.to_string(), "`role` must be 1 to 64 characters");
+    assert_eq!(BadHistory::Meta.to_string(), "`meta` must be a JSON object");
+    // No meta is an empty object.
+    let (_d, l) = ledger();
+    l.append_history(&new("user", serde_json::Value::Null).unwrap())
+        .unwrap();
+    assert_eq!(l.history(0, 1).unwrap()[0].meta, serde_json::json!({}));
 }
 
 #[test]

@@ -20,7 +20,7 @@ pub mod ops;
 
 use std::path::PathBuf;
 
-use graft_ledger::RequestKind;
+use graft_ledger::{NewHistory, RequestKind};
 use graft_supervisor::wire::UpgradeQuery;
 use ops::{Hooks, ToolError};
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -513,19 +513,15 @@ impl GraftMcp {
 
     #[tool(description = "Append an entry to the agent's conversation history (append-only, durable).")]
     async fn append_history(&self, Parameters(p): Parameters<HistoryInput>) -> CallToolResult {
-        if p.role.trim().is_empty() || p.role.chars().count() > 64 {
-            return tool_error(ToolError::new("bad_request", "`role` must be 1 to 64 characters"));
-        }
-        let meta = match p.meta {
-            None | Some(Value::Null) => json!({}),
-            Some(m @ Value::Object(_)) => m,
-            Some(_) => return tool_error(ToolError::new("bad_request", "`meta` must be a JSON object")),
+        let entry = match NewHistory::new(p.role, p.content, p.meta.unwrap_or(Value::Null)) {
+            Ok(entry) => entry,
+            Err(e) => return tool_error(ToolError::new("bad_request", e.to_string())),
         };
         let r = self
             .blocking(move |me| {
                 Ok(graft_pipeline::Workspace::open(&me.root)?
                     .ledger
-                    .append_history(&p.role, &p.content, &meta)?)
+                    .append_history(&entry)?)
             })
             .await;
         match r {

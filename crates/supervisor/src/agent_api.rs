@@ -20,7 +20,7 @@ use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use graft_ledger::Ledger;
+use graft_ledger::{BadHistory, Ledger, NewHistory};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -172,15 +172,14 @@ async fn append_history(
             format!("expected {{\"role\": \"...\", \"content\": \"...\", \"meta\": {{}}}}: {e}"),
         )
     })?;
-    if body.role.trim().is_empty() || body.role.len() > 64 {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_role",
-            "`role` must be 1 to 64 characters",
-        ));
-    }
-    let meta = if body.meta.is_null() { json!({}) } else { body.meta };
-    let id = with_ledger(&s, move |l| l.append_history(&body.role, &body.content, &meta)).await?;
+    let entry = NewHistory::new(body.role, body.content, body.meta).map_err(|e| {
+        let code = match e {
+            BadHistory::Role => "bad_role",
+            BadHistory::Meta => "bad_body",
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string())
+    })?;
+    let id = with_ledger(&s, move |l| l.append_history(&entry)).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
 }
 

@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use graft_ledger::UpgradeState;
+use graft_ledger::{BadHistory, NewHistory, UpgradeState};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -230,19 +230,11 @@ struct HistoryBody {
 /// `POST /v1/agent/history`: appended durably before the answer.
 pub async fn append_history(State(api): State<Arc<Api>>, body: Bytes) -> Result<Response, ApiError> {
     let h: HistoryBody = body_json(&body)?;
-    if h.role.trim().is_empty() || h.role.chars().count() > 64 {
-        return Err(ApiError::bad_request(
-            "bad_role",
-            "`role` must be 1 to 64 characters",
-        ));
-    }
-    if !(h.meta.is_null() || h.meta.is_object()) {
-        return Err(ApiError::bad_request("bad_body", "`meta` must be a JSON object"));
-    }
-    let meta = if h.meta.is_null() { json!({}) } else { h.meta };
-    let id = api
-        .ledger(move |l| Ok(l.append_history(&h.role, &h.content, &meta)?))
-        .await?;
+    let entry = NewHistory::new(h.role, h.content, h.meta).map_err(|e| match e {
+        BadHistory::Role => ApiError::bad_request("bad_role", e.to_string()),
+        BadHistory::Meta => ApiError::bad_request("bad_body", e.to_string()),
+    })?;
+    let id = api.ledger(move |l| Ok(l.append_history(&entry)?)).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
 }
 
