@@ -705,3 +705,25 @@ fn an_unknown_id_exits_6_through_graft_run_as_without_it() {
         by_hand(&[command, unknown]).stderr_has(&format!("no upgrade `{unknown}`"));
     }
 }
+
+#[test]
+fn status_lists_what_waits_newest_first_whether_queued_or_held() {
+    let t = Target::python();
+    let low = queue_edits(&t, &create("notes/low.txt", "low\n"), "3");
+    // A build file is held for approval.
+    let run = t.upgrade_edits(
+        &create("pyproject.toml", "[project]\nname = \"app\"\n"),
+        &["--json"],
+    );
+    run.code(11);
+    let held = run.json()["id"].as_str().unwrap().to_string();
+    let high = queue_edits(&t, &create("notes/high.txt", "high\n"), "9");
+    let status = t.graft(&["status", "--json"]).json();
+    assert_eq!(
+        ids(&status["pending"]),
+        vec![high.clone(), held.clone(), low.clone()]
+    );
+    assert_eq!(ids(&status["queued"]), vec![high, low]);
+    assert_eq!(ids(&status["awaiting_approval"]), vec![held]);
+    assert_eq!(ids(&status["in_progress"]), Vec::<String>::new());
+}

@@ -14,21 +14,13 @@ pub fn run(ctx: &Ctx, recent: usize) -> Result<i32, CliError> {
     let ws = ctx.workspace()?;
     let branch = ws.target_branch()?;
     let live = ws.git.try_rev_parse(&format!("refs/heads/{branch}"))?;
-    let active = ws.ledger.upgrades(
-        &[
-            UpgradeState::Generating,
-            UpgradeState::Staging,
-            UpgradeState::Validating,
-            UpgradeState::Deploying,
-            UpgradeState::Watching,
-        ],
-        100,
-    )?;
-    let pending = ws
-        .ledger
-        .upgrades(&[UpgradeState::Queued, UpgradeState::AwaitingApproval], 100)?;
+    let active = ws.ledger.upgrades(UpgradeState::ACTIVE, 100)?;
     let queued = ws.ledger.queued(100)?;
     let awaiting = ws.ledger.upgrades(&[UpgradeState::AwaitingApproval], 100)?;
+    // Both, newest first, as the ledger lists upgrades.
+    let mut pending: Vec<_> = queued.iter().chain(&awaiting).cloned().collect();
+    pending.sort_by(|a, b| (&b.created_at, &b.id).cmp(&(&a.created_at, &a.id)));
+    pending.truncate(100);
     let today = completed_today(&ws)?;
     let scans = scan_times(&ws)?;
     let recent_list = ws.ledger.upgrades(&[], recent)?;

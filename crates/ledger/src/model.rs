@@ -125,16 +125,18 @@ impl UpgradeState {
         )
     }
 
+    /// The states in which a process is working on an upgrade.
+    pub const ACTIVE: &[UpgradeState] = &[
+        UpgradeState::Generating,
+        UpgradeState::Staging,
+        UpgradeState::Validating,
+        UpgradeState::Deploying,
+        UpgradeState::Watching,
+    ];
+
     /// A process is working on it right now (or was, when it crashed).
     pub fn is_active(self) -> bool {
-        matches!(
-            self,
-            UpgradeState::Generating
-                | UpgradeState::Staging
-                | UpgradeState::Validating
-                | UpgradeState::Deploying
-                | UpgradeState::Watching
-        )
+        UpgradeState::ACTIVE.contains(&self)
     }
 }
 

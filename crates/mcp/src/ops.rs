@@ -232,13 +232,6 @@ pub fn status(root: &Path, id: Option<&UpgradeId>) -> Result<Value, ToolError> {
             "rollbacks": ws.ledger.rollbacks(Some(id.as_str()))?,
         }));
     }
-    let active = [
-        UpgradeState::Generating,
-        UpgradeState::Staging,
-        UpgradeState::Validating,
-        UpgradeState::Deploying,
-        UpgradeState::Watching,
-    ];
     let supervisor = Client::find(root)
         .and_then(|c| c.json("GET", "/v1/status").ok())
         .map(|v| v["supervisor"].clone());
@@ -248,7 +241,7 @@ pub fn status(root: &Path, id: Option<&UpgradeId>) -> Result<Value, ToolError> {
         "branch": branch,
         "branch_commit": ws.git.try_rev_parse(&format!("refs/heads/{branch}"))?,
         "graft_run": supervisor,
-        "in_progress": ws.ledger.upgrades(&active, 100)?,
+        "in_progress": ws.ledger.upgrades(UpgradeState::ACTIVE, 100)?,
         "pending": ws.ledger.upgrades(&[UpgradeState::Queued, UpgradeState::AwaitingApproval], 100)?,
         "recent": ws.ledger.upgrades(&[], 10)?,
     }))
