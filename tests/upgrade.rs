@@ -344,3 +344,37 @@ fn gates_see_the_upgrade_in_their_environment() {
         .to_string();
     assert_eq!(tail.trim(), format!("id={id} gate=env custom=yes"));
 }
+
+#[test]
+fn commits_are_by_the_repos_identity_or_by_graft_when_it_has_none() {
+    let t = Target::python();
+    // No identity anywhere: no global or system git config.
+    let empty = t.input("empty.gitconfig", b"");
+    let env = [
+        ("GIT_CONFIG_GLOBAL", empty.to_str().unwrap()),
+        ("GIT_CONFIG_NOSYSTEM", "1"),
+    ];
+    let patch = t.input("change.diff", good_patch().as_bytes());
+    let run = t.graft_env(&["upgrade", "--patch", patch.to_str().unwrap(), "--json"], &env);
+    run.success();
+    let id = run.json()["id"].as_str().unwrap().to_string();
+    let who = || t.git(&["log", "-1", "--format=%an <%ae> / %cn <%ce>"]);
+    assert_eq!(who(), "Graft <graft@localhost> / Graft <graft@localhost>");
+    // A revert commit too.
+    t.graft_env(&["rollback", &id], &env).success();
+    assert_eq!(who(), "Graft <graft@localhost> / Graft <graft@localhost>");
+    // The repo's own identity, once it has one.
+    t.git(&["config", "user.name", "Ada Lovelace"]);
+    t.git(&["config", "user.email", "ada@example.org"]);
+    let edits = t.input("edits.json", create_notes().as_bytes());
+    t.graft_env(&["upgrade", "--edits", edits.to_str().unwrap()], &env)
+        .success();
+    assert_eq!(
+        who(),
+        "Ada Lovelace <ada@example.org> / Ada Lovelace <ada@example.org>"
+    );
+}
+
+fn create_notes() -> String {
+    serde_json::json!([{ "op": "create", "path": "notes.txt", "content": "notes\n" }]).to_string()
+}

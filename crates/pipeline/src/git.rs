@@ -12,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 use crate::error::PipelineError;
 
@@ -19,34 +20,60 @@ use crate::error::PipelineError;
 #[derive(Debug, Clone)]
 pub struct Git {
     dir: PathBuf,
-    /// `-c` settings added to every call (identity fallback).
-    extra: Vec<String>,
+    /// With the identity fallback: the `-c` settings that supply the
+    /// identity the repo lacks, looked up by the first command that
+    /// records one (most commands never do, and each git run costs
+    /// milliseconds on every command that opens a workspace).
+    identity: Option<OnceLock<Vec<String>>>,
 }
+
+/// The git commands that write an author or committer (and refuse to run
+/// without one): the identity fallback applies to these.
+const RECORD_IDENTITY: &[&str] = &[
+    "am",
+    "cherry-pick",
+    "commit",
+    "commit-tree",
+    "merge",
+    "notes",
+    "pull",
+    "rebase",
+    "revert",
+    "stash",
+    "tag",
+];
 
 impl Git {
     pub fn new(dir: &Path) -> Git {
         Git {
             dir: dir.to_path_buf(),
-            extra: Vec::new(),
+            identity: None,
         }
     }
 
-    /// Commit as the repo's configured identity, or as Graft when none is set.
+    /// Commit as the repo's configured identity, or as Graft when none is
+    /// set (found out when first needed).
     pub fn with_identity_fallback(mut self) -> Git {
-        // One git run for both keys (each run costs milliseconds).
+        self.identity = Some(OnceLock::new());
+        self
+    }
+
+    /// The `-c` settings for the identity the repo lacks.
+    fn identity_fallback(&self) -> Vec<String> {
+        // One git run for both keys.
         let set = self
             .output(&["config", "--get-regexp", r"^user\.(name|email)$"])
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default();
         let has = |key: &str| set.lines().any(|l| l.split_whitespace().next() == Some(key));
-        let (email, name) = (has("user.email"), has("user.name"));
-        if !email {
-            self.extra.push("user.email=graft@localhost".into());
+        let mut extra = Vec::new();
+        if !has("user.email") {
+            extra.push("user.email=graft@localhost".into());
         }
-        if !name {
-            self.extra.push("user.name=Graft".into());
+        if !has("user.name") {
+            extra.push("user.name=Graft".into());
         }
-        self
+        extra
     }
 
     pub fn dir(&self) -> &Path {
@@ -69,8 +96,12 @@ impl Git {
         ] {
             cmd.arg("-c").arg(c);
         }
-        for c in &self.extra {
-            cmd.arg("-c").arg(c);
+        if let Some(identity) = &self.identity
+            && args.first().is_some_and(|a| RECORD_IDENTITY.contains(a))
+        {
+            for c in identity.get_or_init(|| self.identity_fallback()) {
+                cmd.arg("-c").arg(c);
+            }
         }
         cmd.args(args)
             .env("LC_ALL", "C")
@@ -215,5 +246,33 @@ impl Git {
     pub fn git_path(&self, name: &str) -> Result<PathBuf, PipelineError> {
         let p = PathBuf::from(self.run_trim(&["rev-parse", "--git-path", name])?);
         Ok(if p.is_absolute() { p } else { self.dir.join(p) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_identity_is_looked_up_only_when_a_command_records_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = Git::new(dir.path()).with_identity_fallback();
+        git.run(&["init", "-q", "-b", "main"]).unwrap();
+        git.run(&["config", "user.name", "Ada Lovelace"]).unwrap();
+        git.run(&["config", "user.email", "ada@example.org"]).unwrap();
+        std::fs::write(dir.path().join("a.txt"), "a\n").unwrap();
+        git.run(&["add", "a.txt"]).unwrap();
+        git.tracked_changes().unwrap();
+        assert!(git.try_rev_parse("HEAD").unwrap().is_none());
+        let cell = || git.identity.as_ref().unwrap().get();
+        assert_eq!(cell(), None, "nothing so far records an identity");
+        git.run(&["commit", "-q", "-m", "first"]).unwrap();
+        // The repo has an identity: nothing is added, and it is used.
+        assert_eq!(cell(), Some(&Vec::new()));
+        assert_eq!(
+            git.run_trim(&["log", "-1", "--format=%an <%ae> / %cn <%ce>"])
+                .unwrap(),
+            "Ada Lovelace <ada@example.org> / Ada Lovelace <ada@example.org>"
+        );
     }
 }
