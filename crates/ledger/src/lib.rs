@@ -10,9 +10,15 @@
 //!
 //! Durability: WAL mode with `synchronous = NORMAL`. A committed row
 //! survives the process being killed at any instant (the case Graft's crash
-//! tests prove); only a power loss can drop the most recent commits.
-//! Closing does not checkpoint: the `-wal` file stays beside `ledger.db`
-//! (copy both, or open and `VACUUM INTO`, to take a copy).
+//! tests prove): nothing is lost then. The WAL is synced to disk only when
+//! it is checkpointed, and closing does not checkpoint
+//! (`SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE`): only the automatic checkpoint
+//! every 1,000 pages does. So a power loss or an OS crash can drop every
+//! commit since the last one, which may be the work of several commands,
+//! not only the latest. The agent's task and history are the exception:
+//! they are written with `synchronous = FULL`, synced before the call
+//! returns. The `-wal` file stays beside `ledger.db` (copy both, or open
+//! and `VACUUM INTO`, to take a copy).
 
 mod control;
 mod generation;
@@ -83,7 +89,8 @@ impl Ledger {
         // Most graft commands are short processes: a checkpoint when each
         // closes cost two fsyncs (tens of ms) every time. The WAL stays
         // beside the file and is checkpointed as it grows (every 1,000
-        // pages, by whichever connection commits then).
+        // pages, by whichever connection commits then); what that costs a
+        // power cut is in the module's first lines.
         conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
             .map_err(wrap)?;
         let mut ledger = Ledger {

@@ -12,9 +12,11 @@
 //! Module map: this file is the protocol face (rmcp's tool router);
 //! [`ops`] does the work, through `graft run` when it serves the repo.
 //!
-//! API boundary: built on `graft-pipeline`, the daemon's control socket
-//! (`graft-supervisor`) and `graft-api` (rate limit, webhooks); the binary
-//! supplies providers and the analyzer ([`ops::Hooks`]).
+//! API boundary: built on `graft-pipeline`, `graft-orchestrate` (the
+//! queue, whose `submit` applies the rate limit, `graft_orchestrate::rate`),
+//! the daemon's control socket (`graft-supervisor`) and `graft-api`
+//! (webhooks, the scan hook); the binary supplies providers and the
+//! analyzer ([`ops::Hooks`]).
 
 pub mod ops;
 
