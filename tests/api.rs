@@ -435,10 +435,15 @@ fn auth_failures_are_refused_and_change_nothing() {
     before.assert_same(&t.snapshot(), "after refused requests");
     assert_eq!(upgrades_in_ledger(&t), 0, "no upgrade was even recorded");
 
-    // A replayed request: the first is done, the replay refused.
+    // A refused request does not burn its challenge: its headers on
+    // another body are refused, then on the body they signed, done once;
+    // the replay is refused.
     let task = r#"{"content":"first"}"#;
     let sig = api.signature("PUT", "/v1/agent/task", task.as_bytes());
     let headers: Vec<(&str, &str)> = sig.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let other = api.send("PUT", "/v1/agent/task", &headers, br#"{"content":"other"}"#);
+    refused("another body", other, "bad_signature");
+    assert_eq!(api.get("/v1/agent/task").code(), "no_task", "nothing saved");
     api.send("PUT", "/v1/agent/task", &headers, task.as_bytes())
         .expect(200);
     let replay = api.send("PUT", "/v1/agent/task", &headers, task.as_bytes());
@@ -448,7 +453,6 @@ fn auth_failures_are_refused_and_change_nothing() {
         1,
         "the replay changed nothing"
     );
-    // And a refused request does not burn its challenge for the real one.
     before.assert_same(&t.snapshot(), "after the replay");
     drop(d);
 }
