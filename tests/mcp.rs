@@ -7,7 +7,6 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::api::{api_target, start};
 use crate::support::agent::*;
 use crate::support::api::*;
 use crate::support::*;

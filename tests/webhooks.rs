@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::api::{api_target, start};
 use crate::support::agent::eventually;
 use crate::support::api::*;
 use crate::support::*;
