@@ -249,12 +249,16 @@ fn an_approval_not_given_in_time_expires() {
         "the message says why"
     );
     t.graft(&["approve", &id])
+        .code(2)
         .says("is cancelled, not awaiting approval");
     assert!(!t.path("setup.py").exists());
     // A bad clock is a usage error that changes nothing.
+    let before = t.snapshot();
     t.graft(&["schedule", "tick", "--now", "next tuesday"])
         .code(2)
         .says("--now `next tuesday` is not an RFC 3339 time");
+    assert_eq!(state(&t, &id), "cancelled");
+    before.assert_same(&t.snapshot(), "a bad clock");
 }
 
 /// A function lizard would count at cyclomatic complexity 33 (each `if`
