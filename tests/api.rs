@@ -128,7 +128,10 @@ fn every_endpoint_answers_and_a_signed_upgrade_goes_through() {
     assert_eq!(ledger["by_state"]["promoted"], 1);
     assert_eq!(api.get("/v1/webhooks").json()["webhooks"], json!([]));
 
-    // `?wait=true` answers with the report; a refused change is a report too.
+    // `?wait=true` answers with the report; a refused change is a report too
+    // (the one upgrade recorded below). Bad requests change nothing.
+    let before = t.snapshot();
+    let upgrades_before = upgrades_in_ledger(&t);
     let report = api.upgrade_wait(&edits_request(r#"[{"op":"delete","path":"../etc/passwd"}]"#, ""));
     assert_eq!(report["state"], "failed");
     assert_eq!(report["failure"]["class"], "refused");
@@ -158,6 +161,14 @@ fn every_endpoint_answers_and_a_signed_upgrade_goes_through() {
     );
     let r = api.signed("POST", "/v1/upgrades", "not json");
     assert_eq!((r.status, r.code().as_str()), (400, "bad_body"));
+    before.assert_same(&t.snapshot(), "after bad upgrade requests");
+    assert_eq!(
+        upgrades_in_ledger(&t),
+        upgrades_before + 1,
+        "only the refused change's report was recorded"
+    );
+    let refused = t.upgrade_row(report["id"].as_str().unwrap());
+    assert_eq!(refused.0, "failed", "{refused:?}");
 
     // Agent state.
     assert_eq!(api.get("/v1/agent/task").code(), "no_task");
