@@ -12,33 +12,6 @@ use crate::support::agent::*;
 use crate::support::api::*;
 use crate::support::*;
 
-/// The agent target with `extra` appended to its graft.toml.
-pub fn api_target(extra: &str) -> (Target, u16) {
-    let port = free_port();
-    let t = Target::agent_with(&format!("{}\n{extra}", agent_config(port)));
-    (t, port)
-}
-
-pub fn start(t: &Target) -> Daemon {
-    t.run_daemon_env(&[("GRAFT_API_SECRET", SECRET)])
-}
-
-/// Edits replacing docs/README.md (`no_restart`: promoted without a restart).
-pub fn docs_edit(text: &str) -> String {
-    json!([{ "op": "replace", "path": "docs/README.md", "content": text }]).to_string()
-}
-
-/// How many operations the OpenAPI document lists.
-pub fn documented_operations() -> usize {
-    let doc: Value = serde_json::from_str(include_str!("../crates/api/src/openapi.json")).unwrap();
-    doc["paths"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|p| p.as_object().unwrap().len())
-        .sum()
-}
-
 fn upgrades_in_ledger(t: &Target) -> i64 {
     t.count("SELECT COUNT(*) FROM upgrades")
 }
@@ -155,7 +128,10 @@ fn every_endpoint_answers_and_a_signed_upgrade_goes_through() {
     assert_eq!(ledger["by_state"]["promoted"], 1);
     assert_eq!(api.get("/v1/webhooks").json()["webhooks"], json!([]));
 
-    // `?wait=true` answers with the report; a refused change is a report too.
+    // `?wait=true` answers with the report; a refused change is a report too
+    // (the one upgrade recorded below). Bad requests change nothing.
+    let before = t.snapshot();
+    let upgrades_before = upgrades_in_ledger(&t);
     let report = api.upgrade_wait(&edits_request(r#"[{"op":"delete","path":"../etc/passwd"}]"#, ""));
     assert_eq!(report["state"], "failed");
     assert_eq!(report["failure"]["class"], "refused");
@@ -185,6 +161,14 @@ fn every_endpoint_answers_and_a_signed_upgrade_goes_through() {
     );
     let r = api.signed("POST", "/v1/upgrades", "not json");
     assert_eq!((r.status, r.code().as_str()), (400, "bad_body"));
+    before.assert_same(&t.snapshot(), "after bad upgrade requests");
+    assert_eq!(
+        upgrades_in_ledger(&t),
+        upgrades_before + 1,
+        "only the refused change's report was recorded"
+    );
+    let refused = t.upgrade_row(report["id"].as_str().unwrap());
+    assert_eq!(refused.0, "failed", "{refused:?}");
 
     // Agent state.
     assert_eq!(api.get("/v1/agent/task").code(), "no_task");
@@ -234,13 +218,7 @@ fn every_endpoint_answers_and_a_signed_upgrade_goes_through() {
 
     // Approve: only an upgrade that awaits approval.
     let waiting = "upg_20261121_103001_a1b2c3";
-    t.ledger()
-        .execute(
-            "INSERT INTO upgrades (id, kind, title, request, requested_by, state, created_at, updated_at)
-             VALUES (?1, 'instruction', 'Refactor', '{}', 'schedule', 'awaiting_approval', '2026-11-21T10:30:01.000Z', '2026-11-21T10:30:01.000Z')",
-            [waiting],
-        )
-        .unwrap();
+    t.insert_awaiting_approval(waiting);
     let r = api.signed(
         "POST",
         &format!("/v1/upgrades/{waiting}/approve"),
@@ -307,11 +285,7 @@ fn auth_failures_are_refused_and_change_nothing() {
     refused("no headers", r, "missing_header");
     for skip in ["X-Timestamp", "X-Challenge", "X-Signature"] {
         let sig = api.signature("POST", path, body.as_bytes());
-        let headers: Vec<(&str, &str)> = sig
-            .iter()
-            .filter(|(k, _)| k != skip)
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        let headers: Vec<(&str, &str)> = sig.headers().into_iter().filter(|(k, _)| *k != skip).collect();
         let r = api.send("POST", path, &headers, body.as_bytes());
         assert!(
             r.json()["error"]["message"]
@@ -325,58 +299,40 @@ fn auth_failures_are_refused_and_change_nothing() {
     }
 
     // Signed with another secret.
-    let ch = api.challenge();
-    let ts = now().to_string();
-    let sig = sign(
-        "another-secret-0123456789",
-        "POST",
-        path,
-        &ts,
-        &ch,
-        body.as_bytes(),
-    );
-    let r = api.send(
-        "POST",
-        path,
-        &[("X-Timestamp", &ts), ("X-Challenge", &ch), ("X-Signature", &sig)],
-        body.as_bytes(),
-    );
+    let forged = |forgery: Forgery| api.send_forged("POST", path, body.as_bytes(), forgery);
+    let r = forged(Forgery {
+        secret: Some("another-secret-0123456789"),
+        ..Forgery::default()
+    });
     refused("bad signature", r, "bad_signature");
 
     // Right secret, body changed after signing.
-    let ch = api.challenge();
-    let sig = sign(SECRET, "POST", path, &ts, &ch, body.as_bytes());
     let changed = body.replace("v9", "v8");
-    let r = api.send(
+    let r = api.send_forged(
         "POST",
         path,
-        &[("X-Timestamp", &ts), ("X-Challenge", &ch), ("X-Signature", &sig)],
         changed.as_bytes(),
+        Forgery {
+            signed_body: Some(body.as_bytes()),
+            ..Forgery::default()
+        },
     );
     refused("body changed", r, "bad_signature");
 
     // Signed for another path.
-    let ch = api.challenge();
-    let sig = sign(SECRET, "POST", "/v1/upgrades", &ts, &ch, body.as_bytes());
-    let r = api.send(
-        "POST",
-        path,
-        &[("X-Timestamp", &ts), ("X-Challenge", &ch), ("X-Signature", &sig)],
-        body.as_bytes(),
-    );
+    let r = forged(Forgery {
+        signed_path: Some("/v1/upgrades"),
+        ..Forgery::default()
+    });
     refused("path", r, "bad_signature");
 
     // Timestamps too old, too far ahead, not a number.
     for (what, ts) in [("old", now() - 301), ("ahead", now() + 301)] {
-        let ch = api.challenge();
         let ts = ts.to_string();
-        let sig = sign(SECRET, "POST", path, &ts, &ch, body.as_bytes());
-        let r = api.send(
-            "POST",
-            path,
-            &[("X-Timestamp", &ts), ("X-Challenge", &ch), ("X-Signature", &sig)],
-            body.as_bytes(),
-        );
+        let r = forged(Forgery {
+            timestamp: Some(&ts),
+            ..Forgery::default()
+        });
         assert!(
             r.json()["error"]["message"]
                 .as_str()
@@ -387,44 +343,24 @@ fn auth_failures_are_refused_and_change_nothing() {
         );
         refused(what, r, "stale_timestamp");
     }
-    let ch = api.challenge();
-    let sig = sign(SECRET, "POST", path, "yesterday", &ch, body.as_bytes());
-    let r = api.send(
-        "POST",
-        path,
-        &[
-            ("X-Timestamp", "yesterday"),
-            ("X-Challenge", &ch),
-            ("X-Signature", &sig),
-        ],
-        body.as_bytes(),
-    );
+    let r = forged(Forgery {
+        timestamp: Some("yesterday"),
+        ..Forgery::default()
+    });
     refused("timestamp text", r, "bad_timestamp");
 
     // A challenge the server never issued, and one that expired.
-    let ts = now().to_string();
-    let sig = sign(SECRET, "POST", path, &ts, "made-up", body.as_bytes());
-    let r = api.send(
-        "POST",
-        path,
-        &[
-            ("X-Timestamp", &ts),
-            ("X-Challenge", "made-up"),
-            ("X-Signature", &sig),
-        ],
-        body.as_bytes(),
-    );
+    let r = forged(Forgery {
+        challenge: Some("made-up"),
+        ..Forgery::default()
+    });
     refused("unknown challenge", r, "unknown_challenge");
     let ch = api.challenge();
     std::thread::sleep(Duration::from_millis(1300));
-    let ts = now().to_string();
-    let sig = sign(SECRET, "POST", path, &ts, &ch, body.as_bytes());
-    let r = api.send(
-        "POST",
-        path,
-        &[("X-Timestamp", &ts), ("X-Challenge", &ch), ("X-Signature", &sig)],
-        body.as_bytes(),
-    );
+    let r = forged(Forgery {
+        challenge: Some(&ch),
+        ..Forgery::default()
+    });
     refused("expired challenge", r, "expired_challenge");
 
     // Too big a body: refused before anything else.
@@ -435,10 +371,15 @@ fn auth_failures_are_refused_and_change_nothing() {
     before.assert_same(&t.snapshot(), "after refused requests");
     assert_eq!(upgrades_in_ledger(&t), 0, "no upgrade was even recorded");
 
-    // A replayed request: the first is done, the replay refused.
+    // A refused request does not burn its challenge: its headers on
+    // another body are refused, then on the body they signed, done once;
+    // the replay is refused.
     let task = r#"{"content":"first"}"#;
     let sig = api.signature("PUT", "/v1/agent/task", task.as_bytes());
-    let headers: Vec<(&str, &str)> = sig.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let headers = sig.headers();
+    let other = api.send("PUT", "/v1/agent/task", &headers, br#"{"content":"other"}"#);
+    refused("another body", other, "bad_signature");
+    assert_eq!(api.get("/v1/agent/task").code(), "no_task", "nothing saved");
     api.send("PUT", "/v1/agent/task", &headers, task.as_bytes())
         .expect(200);
     let replay = api.send("PUT", "/v1/agent/task", &headers, task.as_bytes());
@@ -448,7 +389,6 @@ fn auth_failures_are_refused_and_change_nothing() {
         1,
         "the replay changed nothing"
     );
-    // And a refused request does not burn its challenge for the real one.
     before.assert_same(&t.snapshot(), "after the replay");
     drop(d);
 }
@@ -651,7 +591,7 @@ fn server_sent_events_deliver_an_upgrades_events_in_order() {
     // The same upgrade streamed as NDJSON to its requester.
     let body = edits_request(&version_edits("v2"), "");
     let sig = api.signature("POST", "/v1/upgrades", body.as_bytes());
-    let mut headers: Vec<(&str, &str)> = sig.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut headers = sig.headers();
     headers.push(("accept", "application/x-ndjson"));
     let streamed = api.send("POST", "/v1/upgrades", &headers, body.as_bytes());
     streamed.expect(200);

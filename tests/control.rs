@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::api::{api_target, start};
 use crate::support::agent::*;
 use crate::support::api::*;
 use crate::support::*;
@@ -170,13 +169,9 @@ fn the_cli_signs_for_you_when_given_a_url() {
     let elsewhere = tempfile::tempdir().unwrap();
     let edits = t.input("v2.json", version_edits("v2").as_bytes());
     let graft = |args: &[&str], secret: &str| {
-        let out = Command::new(GRAFT)
-            .args(args)
+        let out = t
+            .graft_command(args, &[("GRAFT_URL", &api.url), ("GRAFT_API_SECRET", secret)])
             .current_dir(elsewhere.path())
-            .env("GRAFT_URL", &api.url)
-            .env("GRAFT_API_SECRET", secret)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
             .output()
             .unwrap();
         Run::from(out, args)
@@ -220,14 +215,15 @@ fn the_cli_signs_for_you_when_given_a_url() {
         .code(2)
         .stderr_has("--url (or $GRAFT_URL) works with upgrade, rollback, cancel and status");
     // No secret at all.
-    let out = Command::new(GRAFT)
-        .args(["--url", &api.url, "status"])
+    let args = ["--url", &api.url, "status"];
+    let out = t
+        .graft_command(&args, &[])
         .current_dir(elsewhere.path())
         .env_remove("GRAFT_API_SECRET")
         .env_remove("GRAFT_API_SECRET_FILE")
         .output()
         .unwrap();
-    let run = Run::from(out, &["status"]);
+    let run = Run::from(out, &args);
     run.code(2)
         .stderr_has("--url needs the API's shared secret: set GRAFT_API_SECRET");
     drop(d);
@@ -245,7 +241,10 @@ fn slow_clients_time_out_and_connections_are_capped() {
     slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").unwrap();
     slow.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut buf = Vec::new();
-    let n = slow.read_to_end(&mut buf).unwrap_or(0);
+    // An error here is the client's own read timeout: the server held on.
+    let read = slow.read_to_end(&mut buf);
+    assert!(read.is_ok(), "the server hung up on the slow client: {read:?}");
+    let n = read.unwrap();
     assert!(
         n == 0 || String::from_utf8_lossy(&buf).contains("408"),
         "the slow client was cut off: {}",
@@ -257,7 +256,7 @@ fn slow_clients_time_out_and_connections_are_capped() {
     write!(
         s,
         "PUT /v1/agent/task HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nX-Timestamp: {}\r\nX-Challenge: {}\r\nX-Signature: {}\r\n\r\n{{\"content\":",
-        sig[0].1, sig[1].1, sig[2].1
+        sig.timestamp, sig.challenge, sig.signature
     )
     .unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -284,10 +283,10 @@ fn slow_clients_time_out_and_connections_are_capped() {
     });
     for h in &mut held {
         let mut b = [0u8; 16];
-        assert_eq!(
-            h.read(&mut b).unwrap_or(0),
-            0,
-            "an idle connection is closed by the server"
+        let read = h.read(&mut b);
+        assert!(
+            matches!(read, Ok(0)),
+            "an idle connection is closed by the server: {read:?}"
         );
     }
     let (r, answered) = third.join().unwrap();
@@ -388,7 +387,7 @@ fn schemathesis_finds_the_api_true_to_its_openapi_document() {
     // (Schemathesis reads GET /openapi.json as the schema, not as a case.)
     assert_eq!(
         cases.len(),
-        crate::api::documented_operations() - excluded.len() - 1,
+        documented_operations() - excluded.len() - 1,
         "{cases:?}"
     );
     assert!(

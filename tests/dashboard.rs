@@ -9,11 +9,9 @@
 //! their refusals.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::api::{api_target, start};
 use crate::support::agent::*;
 use crate::support::api::*;
 use crate::support::llm::{Api as Wire, LlmServer};
@@ -91,22 +89,6 @@ fn screenshots_dir() -> PathBuf {
     dir
 }
 
-/// Wait until upgrade `id` is in `state`.
-fn wait_state(api: &Api, id: &str, state: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let v = api.get(&format!("/v1/upgrades/{id}")).json();
-        if v["upgrade"]["state"] == state {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "upgrade {id} never became {state}: {v}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn a_browser_signs_in_upgrades_rolls_back_and_approves_on_the_dashboard() {
     let browser = chromium();
@@ -151,7 +133,7 @@ fn a_browser_signs_in_upgrades_rolls_back_and_approves_on_the_dashboard() {
     );
     held.expect(202);
     let held = held.json()["id"].as_str().unwrap().to_string();
-    let waiting = wait_state(&api, &held, "awaiting_approval");
+    let waiting = api.wait_state(&held, &["awaiting_approval"]);
     assert_eq!(waiting["upgrade"]["risk"], "high", "{waiting}");
 
     // The LLM stand-in answers the preview, then the execution.
@@ -226,7 +208,7 @@ fn a_browser_signs_in_upgrades_rolls_back_and_approves_on_the_dashboard() {
         r["queued_suggestion"][1].as_str().unwrap().to_string(),
     );
     // A medium-risk finding: it waits for approval.
-    let queued = wait_state(&api, &from_scan, "awaiting_approval");
+    let queued = api.wait_state(&from_scan, &["awaiting_approval"]);
     assert_eq!(queued["upgrade"]["kind"], "suggestion", "{queued}");
     assert_eq!(queued["upgrade"]["requested_by"], "dashboard:dashboard");
     assert_eq!(
@@ -436,13 +418,7 @@ fn the_dashboards_reads_and_sign_in_refuse_what_they_must() {
 
     // Reject: only an upgrade awaiting approval; by session, with the token.
     let waiting = "upg_20261121_103001_a1b2c3";
-    t.ledger()
-        .execute(
-            "INSERT INTO upgrades (id, kind, title, request, requested_by, state, created_at, updated_at)
-             VALUES (?1, 'instruction', 'Refactor', '{}', 'schedule', 'awaiting_approval', '2026-11-21T10:30:01.000Z', '2026-11-21T10:30:01.000Z')",
-            [waiting],
-        )
-        .unwrap();
+    t.insert_awaiting_approval(waiting);
     let path = format!("/v1/upgrades/{waiting}/reject");
     let no_token = api.send("POST", &path, &[("cookie", &cookie)], b"");
     assert_eq!((no_token.status, no_token.code().as_str()), (401, "bad_csrf"));

@@ -7,7 +7,6 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::api::{api_target, start};
 use crate::support::agent::*;
 use crate::support::api::*;
 use crate::support::*;
@@ -207,6 +206,12 @@ fn an_agent_plans_executes_inspects_and_rolls_back_over_mcp() {
     assert_eq!(r[3]["is_error"], false);
     assert_eq!(r[4]["is_error"], true);
     assert_eq!(r[5]["structured"]["entries"][0]["meta"]["turn"], 1);
+    assert_eq!(
+        r[5]["structured"]["entries"].as_array().unwrap().len(),
+        1,
+        "the refused entry was not added: {}",
+        r[5]
+    );
     assert_eq!(r[6]["structured"]["total"], 2);
     assert!(
         text(&r[6]).starts_with("2 upgrade(s); success rate 0 %; 1 rollback(s)"),
@@ -273,6 +278,7 @@ fn over_mcp_changes_go_through_graft_run_and_deploy() {
 fn over_mcp_a_risky_change_waits_for_a_person() {
     let (t, _port) = api_target("");
     let edits = json!([{ "op": "create", "path": "build.rs", "content": "fn main() {}\n" }]).to_string();
+    let before = t.snapshot();
     let out = session(
         &t,
         json!([call(
@@ -289,4 +295,7 @@ fn over_mcp_a_risky_change_waits_for_a_person() {
         text(&r[0])
     );
     assert!(!t.path("build.rs").exists(), "nothing ran");
+    before.assert_same(&t.snapshot(), "a change waiting for approval");
+    let id = r[0]["structured"]["id"].as_str().unwrap();
+    assert_eq!(t.upgrade_row(id).0, "awaiting_approval");
 }

@@ -3,11 +3,8 @@
 //! them, still in order, after the receiver was down for a while, whether
 //! `graft run` or the CLI sends them.
 
-use std::time::Duration;
-
 use serde_json::json;
 
-use crate::api::{api_target, start};
 use crate::support::agent::eventually;
 use crate::support::api::*;
 use crate::support::*;
@@ -110,7 +107,16 @@ fn webhooks_arrive_in_order_even_after_the_receiver_was_down() {
         w["webhooks"][0],
         json!({ "name": "plain", "format": "json", "events": ["planned", "needs_approval", "gates_passed", "gates_failed", "deployed", "promoted", "rolled_back", "failed", "cancelled"] })
     );
-    std::thread::sleep(Duration::from_millis(1500));
+    // Down for a while: a notification was tried again after its back-off
+    // and failed again.
+    eventually(20, "a notification failed twice", || {
+        let w = api.get("/v1/webhooks").json();
+        w["outbox"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["attempts"].as_i64().unwrap() >= 2 && r["delivered_at"].is_null())
+    });
 
     // Back up: everything arrives, in order, once.
     let receiver = Receiver::up(port, got);
@@ -142,11 +148,14 @@ fn webhooks_arrive_in_order_even_after_the_receiver_was_down() {
         ["promoted", "promoted", "gates_failed", "rolled_back"]
     );
     in_order(&chat);
+    // Once nothing waits, nothing is sent again: all that arrived, once each.
     eventually(10, "the outbox is empty", || {
         api.get("/v1/webhooks").json()["counts"]["pending"] == 0
     });
-    std::thread::sleep(Duration::from_millis(300));
     assert_eq!(receiver.at("/plain").len(), 11, "nothing sent twice");
+    in_order(&receiver.at("/plain"));
+    assert_eq!(receiver.at("/chat").len(), 4, "nothing sent twice");
+    in_order(&receiver.at("/chat"));
     drop(d);
 }
 
@@ -187,7 +196,23 @@ fn without_a_daemon_each_command_sends_what_it_can_and_the_rest_waits() {
 
     // Back up: the next command sends what waited, then its own, in order.
     let receiver = Receiver::up(port, got);
-    std::thread::sleep(Duration::from_millis(1200));
+    // A command sends only what is due: wait out the back-off of the failed
+    // notifications.
+    eventually(10, "the waiting notifications are due", || {
+        let conn = t.ledger();
+        let mut stmt = conn
+            .prepare("SELECT next_attempt_at FROM webhook_outbox WHERE delivered_at IS NULL")
+            .unwrap();
+        let due: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        due.iter().all(|at| {
+            chrono::DateTime::parse_from_rfc3339(at).unwrap_or_else(|e| panic!("next_attempt_at {at}: {e}"))
+                <= chrono::Utc::now()
+        })
+    });
     t.upgrade_edits(
         r#"[{"op":"create","path":"notes.txt","content":"x\n"}]"#,
         &["--dry-run"],

@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -13,19 +14,26 @@ use super::Target;
 const AGENT_MAIN: &str = include_str!("../../examples/agent/src/main.rs");
 const AGENT_CARGO: &str = include_str!("../../examples/agent/Cargo.toml");
 
-/// The example agent, built once per test run (cargo makes later calls a
-/// no-op). Targets copy it in with their `[run] build` command, so each
-/// release still gets its own artifact without a compile per test.
+/// The example agent, built once per test process (cargo makes the builds
+/// of other processes a no-op; a failed build is retried by the next
+/// caller, not remembered). Targets copy it in with their `[run] build`
+/// command, so each release still gets its own artifact without a compile
+/// per test.
 pub fn agent_bin() -> PathBuf {
-    let target_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("agent-build");
-    let status = std::process::Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "-p", "agent", "--target-dir"])
-        .arg(&target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo to build the example agent");
-    assert!(status.success(), "building examples/agent failed");
-    target_dir.join("debug").join("agent")
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let target_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("agent-build");
+            let status = std::process::Command::new(env!("CARGO"))
+                .args(["build", "--quiet", "-p", "agent", "--target-dir"])
+                .arg(&target_dir)
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("run cargo to build the example agent");
+            assert!(status.success(), "building examples/agent failed");
+            target_dir.join("debug").join("agent")
+        })
+        .clone()
 }
 
 pub fn free_port() -> u16 {

@@ -11,12 +11,41 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hmac::{KeyInit as _, Mac as _};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use super::agent::Daemon;
+use super::Target;
+use super::agent::{Daemon, agent_config, free_port};
 
 pub const SECRET: &str = "test-secret-for-the-api-0123456789";
+
+/// The agent target with `extra` appended to its graft.toml.
+pub fn api_target(extra: &str) -> (Target, u16) {
+    let port = free_port();
+    let t = Target::agent_with(&format!("{}\n{extra}", agent_config(port)));
+    (t, port)
+}
+
+/// `graft run` with the API's secret.
+pub fn start(t: &Target) -> Daemon {
+    t.run_daemon_env(&[("GRAFT_API_SECRET", SECRET)])
+}
+
+/// Edits replacing docs/README.md (`no_restart`: promoted without a restart).
+pub fn docs_edit(text: &str) -> String {
+    json!([{ "op": "replace", "path": "docs/README.md", "content": text }]).to_string()
+}
+
+/// How many operations the OpenAPI document lists.
+pub fn documented_operations() -> usize {
+    let doc: Value = serde_json::from_str(include_str!("../../crates/api/src/openapi.json")).unwrap();
+    doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_object().unwrap().len())
+        .sum()
+}
 
 /// An answer.
 #[derive(Debug)]
@@ -65,6 +94,35 @@ pub fn sign(secret: &str, method: &str, path: &str, ts: &str, challenge: &str, b
 
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
+}
+
+/// The three signature headers of one request.
+pub struct Signature {
+    pub timestamp: String,
+    pub challenge: String,
+    pub signature: String,
+}
+
+impl Signature {
+    pub fn headers(&self) -> Vec<(&str, &str)> {
+        vec![
+            ("X-Timestamp", self.timestamp.as_str()),
+            ("X-Challenge", self.challenge.as_str()),
+            ("X-Signature", self.signature.as_str()),
+        ]
+    }
+}
+
+/// What a forged request gets wrong. Each part left `None` is right: the
+/// API's secret, the path requested, now, a challenge just issued, the
+/// body sent.
+#[derive(Default)]
+pub struct Forgery<'a> {
+    pub secret: Option<&'a str>,
+    pub signed_path: Option<&'a str>,
+    pub timestamp: Option<&'a str>,
+    pub challenge: Option<&'a str>,
+    pub signed_body: Option<&'a [u8]>,
 }
 
 pub struct Api {
@@ -141,24 +199,48 @@ impl Api {
         r.json()["challenge"].as_str().unwrap().to_string()
     }
 
-    /// The three signature headers for a request, signed now.
-    pub fn signature(&self, method: &str, path: &str, body: &[u8]) -> [(String, String); 3] {
+    /// The signature headers for a request, signed now.
+    pub fn signature(&self, method: &str, path: &str, body: &[u8]) -> Signature {
         let challenge = self.challenge();
-        let ts = now().to_string();
-        let sig = sign(&self.secret, method, path, &ts, &challenge, body);
-        [
-            ("X-Timestamp".into(), ts),
-            ("X-Challenge".into(), challenge),
-            ("X-Signature".into(), sig),
-        ]
+        let timestamp = now().to_string();
+        let signature = sign(&self.secret, method, path, &timestamp, &challenge, body);
+        Signature {
+            timestamp,
+            challenge,
+            signature,
+        }
     }
 
     /// A signed request with a JSON body.
     pub fn signed(&self, method: &str, path: &str, body: &str) -> Resp {
         let sig = self.signature(method, path, body.as_bytes());
-        let mut headers: Vec<(&str, &str)> = sig.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut headers = sig.headers();
         headers.push(("content-type", "application/json"));
         self.send(method, path, &headers, body.as_bytes())
+    }
+
+    /// `body` sent to `path` with a signature that is right but for what
+    /// `forgery` changes.
+    pub fn send_forged(&self, method: &str, path: &str, body: &[u8], forgery: Forgery) -> Resp {
+        let challenge = match forgery.challenge {
+            Some(c) => c.to_string(),
+            None => self.challenge(),
+        };
+        let timestamp = forgery.timestamp.map_or_else(|| now().to_string(), String::from);
+        let signature = sign(
+            forgery.secret.unwrap_or(&self.secret),
+            method,
+            forgery.signed_path.unwrap_or(path),
+            &timestamp,
+            &challenge,
+            forgery.signed_body.unwrap_or(body),
+        );
+        let sig = Signature {
+            timestamp,
+            challenge,
+            signature,
+        };
+        self.send(method, path, &sig.headers(), body)
     }
 
     /// `POST /v1/upgrades?wait=true`: the report.
@@ -168,21 +250,31 @@ impl Api {
         r.json()
     }
 
-    /// Wait until the upgrade has ended; its `GET /v1/upgrades/{id}` answer.
-    pub fn wait_ended(&self, id: &str) -> Value {
+    /// Wait until the upgrade is in one of `states`; its
+    /// `GET /v1/upgrades/{id}` answer.
+    pub fn wait_state(&self, id: &str, states: &[&str]) -> Value {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let r = self.get(&format!("/v1/upgrades/{id}"));
             if r.status == 200 {
                 let v = r.json();
-                let state = v["upgrade"]["state"].as_str().unwrap_or("").to_string();
-                if ["promoted", "rolled_back", "failed", "cancelled"].contains(&state.as_str()) {
+                if states.iter().any(|s| v["upgrade"]["state"] == *s) {
                     return v;
                 }
             }
-            assert!(Instant::now() < deadline, "upgrade {id} did not end: {}", r.body);
+            assert!(
+                Instant::now() < deadline,
+                "upgrade {id} never became {}: {}",
+                states.join(" or "),
+                r.body
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Wait until the upgrade has ended; its `GET /v1/upgrades/{id}` answer.
+    pub fn wait_ended(&self, id: &str) -> Value {
+        self.wait_state(id, &["promoted", "rolled_back", "failed", "cancelled"])
     }
 }
 

@@ -176,6 +176,18 @@ impl Target {
             .unwrap_or_else(|e| panic!("upgrade {id}: {e}"))
     }
 
+    /// An upgrade awaiting approval, written straight into the ledger (as
+    /// a schedule would have left it), to approve or reject.
+    pub fn insert_awaiting_approval(&self, id: &str) {
+        self.ledger()
+            .execute(
+                "INSERT INTO upgrades (id, kind, title, request, requested_by, state, created_at, updated_at)
+                 VALUES (?1, 'instruction', 'Refactor', '{}', 'schedule', 'awaiting_approval', '2026-11-21T10:30:01.000Z', '2026-11-21T10:30:01.000Z')",
+                [id],
+            )
+            .unwrap_or_else(|e| panic!("insert upgrade {id}: {e}"));
+    }
+
     pub fn count(&self, sql: &str) -> i64 {
         self.ledger().query_row(sql, [], |r| r.get(0)).unwrap()
     }
