@@ -338,8 +338,8 @@ fn the_dashboards_reads_and_sign_in_refuse_what_they_must() {
         (
             "/v1/files?path=escape.txt",
             403,
-            "outside_repo",
-            "`escape.txt` leads out of the repository (through a symbolic link)",
+            "symlink_escape",
+            "`escape.txt` goes through the symbolic link `escape.txt`",
         ),
         (
             "/v1/files?path=lib/none.py",
@@ -462,4 +462,75 @@ fn the_dashboards_reads_and_sign_in_refuse_what_they_must() {
     assert_eq!((list.status, list.code().as_str()), (400, "bad_body"));
     let missing = api.signed("POST", "/v1/upgrades/upg_20000101_000000_abcdef/reject", "");
     assert_eq!((missing.status, missing.code().as_str()), (404, "not_found"));
+}
+
+#[test]
+fn a_file_excerpt_never_follows_a_link_to_a_protected_file() {
+    let (t, _port) = api_target("");
+    t.write(".env", "TOKEN=hunter2\n");
+    t.write("keys/server.pem", "-----BEGIN PRIVATE KEY-----\nsecretkeybytes\n");
+    t.write("lib/util.py", "a = 1\n");
+    t.commit("files");
+    // Links inside the repo, each named like a harmless file: to `.env`,
+    // to `graft.toml`, to a key, and a folder leading into `.graft`.
+    symlink(Path::new(".env"), &t.path("notes.txt"));
+    symlink(Path::new("graft.toml"), &t.path("settings.txt"));
+    symlink(Path::new("keys/server.pem"), &t.path("cert.txt"));
+    symlink(Path::new(".graft"), &t.path("state"));
+    symlink(Path::new("lib"), &t.path("alias"));
+    let config_line = "no_restart = [\"docs/**\"]";
+    assert!(t.read("graft.toml").contains(config_line));
+    let d = start(&t);
+    let api = Api::of(&d);
+
+    let refused = [
+        (
+            "notes.txt",
+            "`notes.txt` goes through the symbolic link `notes.txt`",
+        ),
+        (
+            "settings.txt",
+            "`settings.txt` goes through the symbolic link `settings.txt`",
+        ),
+        ("cert.txt", "`cert.txt` goes through the symbolic link `cert.txt`"),
+        (
+            "state/ledger.db",
+            "`state/ledger.db` goes through the symbolic link `state`",
+        ),
+        // A link to an open file is refused too: what is shown is always
+        // the file at the path that was checked.
+        (
+            "alias/util.py",
+            "`alias/util.py` goes through the symbolic link `alias`",
+        ),
+    ];
+    for (path, words) in refused {
+        let r = api.get(&format!("/v1/files?path={path}"));
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (403, "symlink_escape"),
+            "{path}: {}",
+            r.body
+        );
+        let message = r.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(message.contains(words), "{path}: {message}");
+        assert!(message.contains("never through a link"), "{path}: {message}");
+        for secret in ["hunter2", "secretkeybytes", "SQLite format", config_line] {
+            assert!(!r.body.contains(secret), "{path} showed `{secret}`: {}", r.body);
+        }
+    }
+    // The real places answer as before: the open file is shown, the
+    // protected ones are refused for what they are.
+    let util = api.get("/v1/files?path=lib/util.py");
+    util.expect(200);
+    assert_eq!(util.json()["lines"], json!(["a = 1"]));
+    for path in [".env", "graft.toml", "keys/server.pem"] {
+        let r = api.get(&format!("/v1/files?path={path}"));
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (403, "protected"),
+            "{path}: {}",
+            r.body
+        );
+    }
 }

@@ -130,7 +130,7 @@ pub fn resolve(change: &Change, root: &Path, policy: &Policy) -> Result<Resolved
 
 /// A file as the tree holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct OnDisk {
+pub struct OnDisk {
     pub content: Vec<u8>,
     pub executable: bool,
     /// Full permission bits, so a rewrite keeps them (unix; 0 elsewhere).
@@ -378,17 +378,15 @@ fn is_binary(content: &[u8]) -> bool {
     content.contains(&0) || std::str::from_utf8(content).is_err()
 }
 
-/// Reads `path` under `root` if it exists, refusing any symlink on the way
-/// (the file included) and any non-directory where a directory must be.
-/// Symlinks are refused even when they point inside the repository: a
-/// write through one lands somewhere other than the path the change named
-/// and the gates checked.
-pub(crate) fn read_checked(root: &Path, path: &RelPath) -> Result<Option<OnDisk>, ChangeError> {
+/// The metadata of `path` under `root` if it exists, refusing any symlink
+/// on the way (the file included) and any non-directory where a directory
+/// must be. What is found at the end is never a link: it may still be a
+/// directory or not a regular file, which the caller judges.
+pub fn inspect_checked(root: &Path, path: &RelPath) -> Result<Option<fs::Metadata>, ChangeError> {
     let parts: Vec<&str> = path.components().collect();
     let mut here = root.to_path_buf();
     for (i, part) in parts.iter().enumerate() {
         here.push(part);
-        let last = i + 1 == parts.len();
         let named = || RelPath::from_normalised(parts[..=i].join("/"));
         let meta = match fs::symlink_metadata(&here) {
             Ok(meta) => meta,
@@ -402,31 +400,44 @@ pub(crate) fn read_checked(root: &Path, path: &RelPath) -> Result<Option<OnDisk>
                 target: fs::read_link(&here).unwrap_or_default(),
             });
         }
-        if !last {
-            if !meta.is_dir() {
-                return Err(ChangeError::NotADirectory {
-                    path: path.clone(),
-                    component: named(),
-                });
-            }
-            continue;
+        if i + 1 == parts.len() {
+            return Ok(Some(meta));
         }
-        if meta.is_dir() {
-            return Err(ChangeError::IsADirectory { path: path.clone() });
+        if !meta.is_dir() {
+            return Err(ChangeError::NotADirectory {
+                path: path.clone(),
+                component: named(),
+            });
         }
-        if !meta.is_file() {
-            let e = io::Error::other("not a regular file (a device, socket or pipe)");
-            return Err(ChangeError::io(&here, "change", e));
-        }
-        let content = fs::read(&here).map_err(|e| ChangeError::io(&here, "read", e))?;
-        let mode = file_mode(&meta);
-        return Ok(Some(OnDisk {
-            content,
-            executable: mode & 0o111 != 0,
-            mode,
-        }));
     }
     unreachable!("a RelPath has at least one component")
+}
+
+/// Reads `path` under `root` if it exists, refusing any symlink on the way
+/// (the file included), any non-directory where a directory must be, and
+/// anything but a regular file at the end. Symlinks are refused even when
+/// they point inside the repository: a write through one lands somewhere
+/// other than the path the change named and the gates checked, and a read
+/// through one shows a file under another name than its own.
+pub fn read_checked(root: &Path, path: &RelPath) -> Result<Option<OnDisk>, ChangeError> {
+    let Some(meta) = inspect_checked(root, path)? else {
+        return Ok(None);
+    };
+    let here = root.join(path.as_str());
+    if meta.is_dir() {
+        return Err(ChangeError::IsADirectory { path: path.clone() });
+    }
+    if !meta.is_file() {
+        let e = io::Error::other("not a regular file (a device, socket or pipe)");
+        return Err(ChangeError::io(&here, "change", e));
+    }
+    let content = fs::read(&here).map_err(|e| ChangeError::io(&here, "read", e))?;
+    let mode = file_mode(&meta);
+    Ok(Some(OnDisk {
+        content,
+        executable: mode & 0o111 != 0,
+        mode,
+    }))
 }
 
 #[cfg(unix)]

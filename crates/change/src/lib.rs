@@ -17,7 +17,7 @@ mod error;
 mod path;
 mod policy;
 
-pub use apply::{ChangeKind, Resolved, ResolvedFile, resolve};
+pub use apply::{ChangeKind, OnDisk, Resolved, ResolvedFile, inspect_checked, read_checked, resolve};
 pub use diff::parse_unified_diff;
 pub use edits::parse_edits_json;
 pub use error::ChangeError;

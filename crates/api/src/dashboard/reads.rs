@@ -3,10 +3,10 @@
 //!
 //! A file excerpt is open like every read, so it is held to what a change
 //! may touch and less: a relative path inside the repo (no `..`, nothing
-//! under `.git/`, no link leading out), never a protected path (Graft's
-//! config and state, `.env`, keys, the `[target] protected` globs), a
-//! regular UTF-8 text file of at most [`MAX_FILE_BYTES`], and at most
-//! [`MAX_LINES`] lines at a time.
+//! under `.git/`, no symbolic link on the way, even one that stays
+//! inside), never a protected path (Graft's config and state, `.env`,
+//! keys, the `[target] protected` globs), a regular UTF-8 text file of at
+//! most [`MAX_FILE_BYTES`], and at most [`MAX_LINES`] lines at a time.
 
 use std::sync::Arc;
 
@@ -63,8 +63,8 @@ pub async fn file(State(api): State<Arc<Api>>, query: QueryOf<FileQuery>) -> Res
     let start = bounded("start", q.start, 1, 1, i64::from(u32::MAX))?;
     let count = bounded("count", q.count, MAX_LINES, 1, MAX_LINES)?;
     let root = api.root.clone();
-    let rel = path.as_str().to_string();
-    let read = tokio::task::spawn_blocking(move || read_inside(&root, &rel))
+    let rel = path.clone();
+    let read = tokio::task::spawn_blocking(move || read_text(&root, &rel))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
     let total = read.lines().count() as i64;
@@ -83,52 +83,58 @@ pub async fn file(State(api): State<Arc<Api>>, query: QueryOf<FileQuery>) -> Res
     .into_response())
 }
 
-/// The text of `rel` under `root`, refused when a link leads out of the
-/// repo, when it is not a regular file, too big, or not UTF-8.
-fn read_inside(root: &std::path::Path, rel: &str) -> Result<String, ApiError> {
-    let missing = || ApiError::not_found("not_found", format!("no file `{rel}` in the repository"));
-    let root = root
-        .canonicalize()
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let real = root.join(rel).canonicalize().map_err(|_| missing())?;
-    let inside = real.strip_prefix(&root).map_err(|_| {
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            "outside_repo",
-            format!("`{rel}` leads out of the repository (through a symbolic link)"),
-        )
-    })?;
-    let first = inside
-        .components()
-        .next()
-        .map(|c| c.as_os_str().to_string_lossy().to_string());
-    if matches!(first.as_deref(), Some(".git" | ".graft")) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "protected",
-            format!(
-                "`{rel}` leads into {} (through a symbolic link)",
-                first.unwrap_or_default()
-            ),
-        ));
-    }
-    let meta = std::fs::metadata(&real).map_err(|_| missing())?;
+/// The text of `path` under `root`. Nothing is read through a symbolic
+/// link, even one that stays inside the repo: the path checked against the
+/// protected globs must be the file shown, so `notes.txt -> .env` is
+/// refused like `.env`. The size is known before anything is read.
+fn read_text(root: &std::path::Path, path: &RelPath) -> Result<String, ApiError> {
+    let meta = graft_change::inspect_checked(root, path)
+        .map_err(|e| refused(path, e))?
+        .ok_or_else(|| no_file(path))?;
     if !meta.is_file() {
-        return Err(ApiError::not_found(
-            "not_a_file",
-            format!("`{rel}` is not a regular file"),
-        ));
+        return Err(not_a_file(path));
     }
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(ApiError::bad_request(
+    let too_large = |size: u64| {
+        ApiError::bad_request(
             "too_large",
-            format!(
-                "`{rel}` is {} bytes; the dashboard shows files up to {MAX_FILE_BYTES} bytes",
-                meta.len()
-            ),
-        ));
+            format!("`{path}` is {size} bytes; the dashboard shows files up to {MAX_FILE_BYTES} bytes"),
+        )
+    };
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_large(meta.len()));
     }
-    let bytes = std::fs::read(&real).map_err(|e| ApiError::internal(format!("cannot read `{rel}`: {e}")))?;
-    String::from_utf8(bytes)
-        .map_err(|_| ApiError::bad_request("not_text", format!("`{rel}` is not UTF-8 text")))
+    let file = graft_change::read_checked(root, path)
+        .map_err(|e| refused(path, e))?
+        .ok_or_else(|| no_file(path))?;
+    // It may have grown since it was measured.
+    if file.content.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_large(file.content.len() as u64));
+    }
+    String::from_utf8(file.content)
+        .map_err(|_| ApiError::bad_request("not_text", format!("`{path}` is not UTF-8 text")))
+}
+
+fn no_file(path: &RelPath) -> ApiError {
+    ApiError::not_found("not_found", format!("no file `{path}` in the repository"))
+}
+
+fn not_a_file(path: &RelPath) -> ApiError {
+    ApiError::not_found("not_a_file", format!("`{path}` is not a regular file"))
+}
+
+/// Why the path walk refused `path`, in the dashboard's words.
+fn refused(path: &RelPath, e: graft_change::ChangeError) -> ApiError {
+    use graft_change::ChangeError as E;
+    match &e {
+        E::SymlinkEscape { link, .. } => ApiError::new(
+            StatusCode::FORBIDDEN,
+            e.code(),
+            format!(
+                "`{path}` goes through the symbolic link `{link}`; the dashboard shows a file only at its own path, never through a link"
+            ),
+        ),
+        E::NotADirectory { .. } => no_file(path),
+        E::IsADirectory { .. } => not_a_file(path),
+        other => ApiError::internal(format!("cannot read `{path}`: {other}")),
+    }
 }
