@@ -665,3 +665,115 @@ fn server_sent_events_deliver_an_upgrades_events_in_order() {
     }
     drop(d);
 }
+
+#[test]
+fn a_list_for_a_body_is_refused_and_changes_nothing() {
+    let (t, _port) = api_target("");
+    let d = start(&t);
+    let api = Api::of(&d);
+    let waiting = "upg_20261121_103001_a1b2c3";
+    t.insert_awaiting_approval(waiting);
+    let before = t.snapshot();
+    let rows = |t: &Target| {
+        t.ledger()
+            .query_row(
+                "SELECT state, requested_by, approval, approved_by FROM upgrades WHERE id = ?1",
+                [waiting],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                    ))
+                },
+            )
+            .unwrap()
+    };
+    let row = rows(&t);
+    assert_eq!(row.0, "awaiting_approval");
+    let counts = |t: &Target| {
+        [
+            "SELECT COUNT(*) FROM upgrades",
+            "SELECT COUNT(*) FROM approvals",
+            "SELECT COUNT(*) FROM requests",
+            "SELECT COUNT(*) FROM scans",
+            "SELECT COUNT(*) FROM agent_task",
+        ]
+        .map(|q| t.count(q))
+    };
+    let counted = counts(&t);
+
+    // Each of these, read field by field from the list, would ask for
+    // something: an approval by "mallory", an instruction, a scan of
+    // `docs`, a task.
+    let everything = json!([
+        "make it say v2",
+        null,
+        null,
+        null,
+        null,
+        null,
+        false,
+        false,
+        null,
+        null,
+        "mallory"
+    ]);
+    let asked = [
+        (
+            "POST",
+            format!("/v1/upgrades/{waiting}/approve"),
+            json!(["mallory"]),
+        ),
+        (
+            "POST",
+            format!("/v1/upgrades/{waiting}/reject"),
+            json!(["mallory", "no"]),
+        ),
+        (
+            "POST",
+            format!("/v1/upgrades/{waiting}/cancel"),
+            json!(["mallory"]),
+        ),
+        (
+            "POST",
+            format!("/v1/upgrades/{waiting}/rollback"),
+            json!(["mallory"]),
+        ),
+        ("POST", "/v1/upgrades".to_string(), everything.clone()),
+        ("POST", "/v1/upgrades?wait=true".to_string(), everything),
+        ("POST", "/v1/scans".to_string(), json!(["docs"])),
+        ("PUT", "/v1/agent/task".to_string(), json!(["write the report"])),
+    ];
+    for (method, path, body) in asked {
+        let r = api.signed(method, &path, &body.to_string());
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (400, "bad_body"),
+            "{method} {path}: {}",
+            r.body
+        );
+        assert_eq!(
+            r.json()["error"]["message"],
+            "the request body must be a JSON object (`{...}` with named fields), not a list",
+            "{method} {path}"
+        );
+    }
+    // Other bodies that are JSON but not an object are refused the same way.
+    let r = api.signed("POST", "/v1/upgrades", "\"make it say v2\"");
+    assert_eq!((r.status, r.code().as_str()), (400, "bad_body"));
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("not a string"),
+        "{}",
+        r.body
+    );
+
+    assert_eq!(rows(&t), row, "the waiting upgrade is as it was");
+    assert_eq!(counts(&t), counted, "no upgrade, approval, request, scan or task");
+    t.snapshot().assert_same(&before, "a list for a body");
+    drop(d);
+}

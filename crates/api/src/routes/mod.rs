@@ -19,7 +19,7 @@ use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::auth::{self, Caller};
 use crate::error::ApiError;
@@ -118,7 +118,10 @@ async fn not_found(State(api): State<Arc<Api>>, req: axum::extract::Request) -> 
     .into_response()
 }
 
-/// A JSON body, with the reason in our error shape when it is not one.
+/// A JSON object body, with the reason in our error shape when it is not
+/// one. Only an object: serde also builds a struct from a list, its
+/// elements taken as the fields in order, so `["x"]` would otherwise
+/// pass for `{"requested_by":"x"}`.
 pub fn body_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     if std::str::from_utf8(body).is_err() {
         return Err(ApiError::bad_request(
@@ -126,12 +129,41 @@ pub fn body_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
             "the request body is not UTF-8 text",
         ));
     }
-    serde_json::from_slice(body).map_err(|e| {
+    let not_expected = |e: serde_json::Error| {
         ApiError::bad_request(
             "bad_body",
             format!("the request body is not the JSON expected: {e}"),
         )
-    })
+    };
+    // The first byte past JSON's whitespace says whether it is an object;
+    // an object is then read straight into `T`, which keeps serde's
+    // refusal of a key given twice and its line and column in errors.
+    let first = body.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    if first != Some(&b'{') {
+        let value: Value = serde_json::from_slice(body).map_err(not_expected)?;
+        let kind = match value {
+            Value::Array(_) => "a list",
+            Value::String(_) => "a string",
+            Value::Number(_) => "a number",
+            Value::Bool(_) => "a boolean",
+            Value::Null => "null",
+            Value::Object(_) => "an object",
+        };
+        return Err(ApiError::bad_request(
+            "bad_body",
+            format!("the request body must be a JSON object (`{{...}}` with named fields), not {kind}"),
+        ));
+    }
+    serde_json::from_slice(body).map_err(not_expected)
+}
+
+/// [`body_json`] for a body that may also be left empty (or blank), which
+/// means `T::default()`.
+pub fn optional_body_json<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    body_json(body)
 }
 
 /// A numeric query parameter within its documented range (out of range is
@@ -226,4 +258,57 @@ async fn session_delete(State(api): State<Arc<Api>>, headers: HeaderMap) -> Resp
         auth::SESSION_COOKIE
     );
     ([("set-cookie", cookie)], Json(json!({ "ended": ended }))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, serde::Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct By {
+        requested_by: Option<String>,
+    }
+
+    fn refusal(body: &str) -> String {
+        let e = body_json::<By>(&Bytes::from(body.to_string())).unwrap_err();
+        assert_eq!(
+            (e.status(), e.code()),
+            (StatusCode::BAD_REQUEST, "bad_body"),
+            "{body}"
+        );
+        e.message().to_string()
+    }
+
+    #[test]
+    fn a_body_is_a_json_object_and_nothing_else() {
+        let ok: By = body_json(&Bytes::from_static(b" \n{\"requested_by\":\"ada\"}")).unwrap();
+        assert_eq!(ok.requested_by.as_deref(), Some("ada"));
+        assert_eq!(
+            refusal(r#"["ada"]"#),
+            "the request body must be a JSON object (`{...}` with named fields), not a list"
+        );
+        assert!(refusal(r#""ada""#).ends_with("not a string"));
+        assert!(refusal("7").ends_with("not a number"));
+        assert!(refusal("null").ends_with("not null"));
+        assert!(refusal("[1,").starts_with("the request body is not the JSON expected: "));
+        assert!(refusal("").starts_with("the request body is not the JSON expected: "));
+        let twice = refusal(r#"{"requested_by":"a","requested_by":"b"}"#);
+        assert!(twice.contains("duplicate field `requested_by`"), "{twice}");
+        assert!(refusal(r#"{"by":"a"}"#).contains("unknown field `by`"));
+    }
+
+    #[test]
+    fn an_optional_body_may_be_blank() {
+        assert_eq!(
+            optional_body_json::<By>(&Bytes::from_static(b" \r\n")).unwrap(),
+            By::default()
+        );
+        assert_eq!(
+            optional_body_json::<By>(&Bytes::from_static(b"[null]"))
+                .unwrap_err()
+                .code(),
+            "bad_body"
+        );
+    }
 }

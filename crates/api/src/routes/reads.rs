@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::error::ApiError;
 use crate::state::Api;
 
-use super::{QueryOf, body_json, bounded};
+use super::{QueryOf, body_json, bounded, optional_body_json};
 
 const ACTIVE: [UpgradeState; 5] = [
     UpgradeState::Generating,
@@ -133,11 +133,7 @@ pub struct StartScan {
 
 /// `POST /v1/scans`: scan the repository now (one scan at a time).
 pub async fn start_scan(State(api): State<Arc<Api>>, body: Bytes) -> Result<Response, ApiError> {
-    let req: StartScan = if body.iter().all(u8::is_ascii_whitespace) {
-        StartScan::default()
-    } else {
-        body_json(&body)?
-    };
+    let req: StartScan = optional_body_json(&body)?;
     if let Some(p) = &req.path
         && (p.starts_with('/') || p.split('/').any(|c| c == ".."))
     {

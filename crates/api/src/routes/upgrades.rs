@@ -25,7 +25,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::Api;
 
-use super::{QueryOf, body_json, requester};
+use super::{QueryOf, body_json, optional_body_json, requester};
 
 /// `POST /v1/upgrades`.
 #[derive(Debug, Deserialize)]
@@ -369,13 +369,6 @@ pub struct ByBody {
     requested_by: Option<String>,
 }
 
-fn by_body(body: &Bytes) -> Result<ByBody, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(ByBody::default());
-    }
-    body_json(body)
-}
-
 /// Why an approval or a rejection did not happen, as an HTTP error: a
 /// conflict naming the upgrade's state when it no longer waits.
 async fn not_decided(api: &Arc<Api>, id: &UpgradeId, e: ErrorLine, done: &str) -> ApiError {
@@ -403,7 +396,7 @@ pub async fn approve(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let by = requester(&caller, by_body(&body)?.requested_by.as_deref())?;
+    let by = requester(&caller, optional_body_json::<ByBody>(&body)?.requested_by.as_deref())?;
     let id = parse_id(&id)?;
     match api.ops.approve(&id, &by).await {
         Ok(u) => Ok(Json(json!({ "id": id, "state": u.state, "approved_by": by })).into_response()),
@@ -418,7 +411,7 @@ pub async fn cancel(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let by = requester(&caller, by_body(&body)?.requested_by.as_deref())?;
+    let by = requester(&caller, optional_body_json::<ByBody>(&body)?.requested_by.as_deref())?;
     let id = parse_id(&id)?;
     match api.ops.cancel(id.clone(), by).await {
         Ok(report) => Ok(Json(json!({ "cancel": report })).into_response()),
@@ -436,7 +429,7 @@ pub async fn rollback(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let by = requester(&caller, by_body(&body)?.requested_by.as_deref())?;
+    let by = requester(&caller, optional_body_json::<ByBody>(&body)?.requested_by.as_deref())?;
     let id = parse_id(&id)?;
     let key = id.to_string();
     let known = api.ledger(move |l| Ok(l.upgrade(&key)?.is_some())).await?;
@@ -474,19 +467,7 @@ pub async fn reject(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let b: RejectBody = if body.iter().all(u8::is_ascii_whitespace) {
-        RejectBody::default()
-    } else {
-        // An object only: serde would also read a struct from a list.
-        let v: Value = body_json(&body)?;
-        if !v.is_object() {
-            return Err(ApiError::bad_request(
-                "bad_body",
-                "the request body must be a JSON object (`requested_by`, `reason`)",
-            ));
-        }
-        body_json(&body)?
-    };
+    let b: RejectBody = optional_body_json(&body)?;
     if b.reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
         return Err(ApiError::bad_request(
             "bad_request",
