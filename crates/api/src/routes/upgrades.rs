@@ -179,10 +179,7 @@ pub async fn create(
 
     // Queued in the ledger at once (the rate limit counts it there), run
     // by the daemon's queue in priority order.
-    let streaming = headers
-        .get("accept")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("application/x-ndjson"));
+    let streaming = wants_ndjson(&headers);
     let events = api.ops.events.subscribe();
     let submitted = match api.ops.submit(&query, &bytes, "api").await {
         Ok(s) => s,
@@ -202,12 +199,9 @@ pub async fn create(
     let id = submitted.id.clone();
     api.metrics.accepted(kind.as_str());
     if streaming {
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let line = api.ops.follow(&id, events, Some(&tx)).await;
-            let _ = tx.send(line);
-        });
-        return Ok(ndjson(rx));
+        return Ok(stream(move |tx| async move {
+            api.ops.follow(&id, events, Some(&tx)).await
+        }));
     }
     if q.wait {
         return Ok(final_answer(api.ops.follow(&id, events, None).await));
@@ -225,6 +219,30 @@ pub async fn create(
         })),
     )
         .into_response())
+}
+
+/// Whether the client asked for the NDJSON stream (events, then the
+/// outcome) rather than one answer.
+fn wants_ndjson(headers: &HeaderMap) -> bool {
+    headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/x-ndjson"))
+}
+
+/// The NDJSON answer of an operation run in the background: `run` writes
+/// its events to the sink it is given and returns the last line.
+fn stream<F>(run: impl FnOnce(mpsc::UnboundedSender<Line>) -> F) -> Response
+where
+    F: Future<Output = Line> + Send + 'static,
+{
+    let (tx, rx) = mpsc::unbounded_channel();
+    let work = run(tx.clone());
+    tokio::spawn(async move {
+        let line = work.await;
+        let _ = tx.send(line);
+    });
+    ndjson(rx)
 }
 
 /// The answer once an operation ended.
@@ -369,6 +387,44 @@ pub struct ByBody {
     requested_by: Option<String>,
 }
 
+/// Who acts (the body's `requested_by`, checked) on which upgrade (the
+/// path's id).
+fn acting(caller: &Caller, requested_by: Option<&str>, id: &str) -> Result<(String, UpgradeId), ApiError> {
+    Ok((requester(caller, requested_by)?, parse_id(id)?))
+}
+
+/// [`acting`] with the optional body of approve, cancel and roll back.
+fn acting_by_body(caller: &Caller, body: &Bytes, id: &str) -> Result<(String, UpgradeId), ApiError> {
+    acting(
+        caller,
+        optional_body_json::<ByBody>(body)?.requested_by.as_deref(),
+        id,
+    )
+}
+
+/// What is decided about an upgrade awaiting approval.
+enum Decision {
+    Approve,
+    Reject { reason: Option<String> },
+}
+
+/// Approve or reject: the upgrade's new state and who decided, under
+/// `approved_by` or `rejected_by`.
+async fn decide(api: &Arc<Api>, id: UpgradeId, by: String, decision: Decision) -> Result<Response, ApiError> {
+    let (outcome, key, done) = match decision {
+        Decision::Approve => (api.ops.approve(&id, &by).await, "approved_by", "approved"),
+        Decision::Reject { reason } => (api.ops.reject(&id, &by, reason).await, "rejected_by", "rejected"),
+    };
+    match outcome {
+        Ok(u) => {
+            let mut answer = json!({ "id": id, "state": u.state });
+            answer[key] = json!(by);
+            Ok(Json(answer).into_response())
+        }
+        Err(e) => Err(not_decided(api, &id, e, done).await),
+    }
+}
+
 /// Why an approval or a rejection did not happen, as an HTTP error: a
 /// conflict naming the upgrade's state when it no longer waits.
 async fn not_decided(api: &Arc<Api>, id: &UpgradeId, e: ErrorLine, done: &str) -> ApiError {
@@ -396,12 +452,8 @@ pub async fn approve(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let by = requester(&caller, optional_body_json::<ByBody>(&body)?.requested_by.as_deref())?;
-    let id = parse_id(&id)?;
-    match api.ops.approve(&id, &by).await {
-        Ok(u) => Ok(Json(json!({ "id": id, "state": u.state, "approved_by": by })).into_response()),
-        Err(e) => Err(not_decided(&api, &id, e, "approved").await),
-    }
+    let (by, id) = acting_by_body(&caller, &body, &id)?;
+    decide(&api, id, by, Decision::Approve).await
 }
 
 /// `POST /v1/upgrades/{id}/cancel`.
@@ -411,8 +463,7 @@ pub async fn cancel(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let by = requester(&caller, optional_body_json::<ByBody>(&body)?.requested_by.as_deref())?;
-    let id = parse_id(&id)?;
+    let (by, id) = acting_by_body(&caller, &body, &id)?;
     match api.ops.cancel(id.clone(), by).await {
         Ok(report) => Ok(Json(json!({ "cancel": report })).into_response()),
         Err(f) if f.reason == "not_found" => Err(not_found(&id)),
@@ -429,24 +480,16 @@ pub async fn rollback(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let by = requester(&caller, optional_body_json::<ByBody>(&body)?.requested_by.as_deref())?;
-    let id = parse_id(&id)?;
+    let (by, id) = acting_by_body(&caller, &body, &id)?;
     let key = id.to_string();
     let known = api.ledger(move |l| Ok(l.upgrade(&key)?.is_some())).await?;
     if !known {
         return Err(not_found(&id));
     }
-    let streaming = headers
-        .get("accept")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("application/x-ndjson"));
-    if streaming {
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let line = api.ops.rollback(id, by, Some(tx.clone())).await;
-            let _ = tx.send(line);
-        });
-        return Ok(ndjson(rx));
+    if wants_ndjson(&headers) {
+        return Ok(stream(move |tx| async move {
+            api.ops.rollback(id, by, Some(tx)).await
+        }));
     }
     Ok(final_answer(api.ops.rollback(id, by, None).await))
 }
@@ -474,10 +517,6 @@ pub async fn reject(
             "`reason` is longer than 500 characters",
         ));
     }
-    let by = requester(&caller, b.requested_by.as_deref())?;
-    let id = parse_id(&id)?;
-    match api.ops.reject(&id, &by, b.reason.clone()).await {
-        Ok(u) => Ok(Json(json!({ "id": id, "state": u.state, "rejected_by": by })).into_response()),
-        Err(e) => Err(not_decided(&api, &id, e, "rejected").await),
-    }
+    let (by, id) = acting(&caller, b.requested_by.as_deref(), &id)?;
+    decide(&api, id, by, Decision::Reject { reason: b.reason }).await
 }
