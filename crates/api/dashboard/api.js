@@ -6,7 +6,7 @@ import { hmacHex, sha256Hex } from "./hmac.js";
 
 let csrf = null;
 
-export class ApiError extends Error {
+class ApiError extends Error {
   constructor(status, code, message) {
     super(message);
     this.status = status;
@@ -34,7 +34,7 @@ export async function get(path) {
 }
 
 /** A changing request made with the session (cookie + CSRF token). */
-export async function send(method, path, body) {
+async function send(method, path, body) {
   const headers = { accept: "application/json", "x-csrf-token": csrf || "" };
   const init = { method, headers, credentials: "same-origin" };
   if (body !== undefined) {
@@ -142,6 +142,9 @@ export function toast(message, kind = "ok") {
   clearTimeout(toast.timer);
   toast.timer = setTimeout(() => (t.hidden = true), 5000);
 }
+
+/** The states an upgrade never leaves. */
+export const TERMINAL = new Set(["promoted", "rolled_back", "failed", "cancelled"]);
 
 export function stateBadge(state) {
   return h("span.state", { "data-state": state, class: "state st-" + state }, String(state || "").replace(/_/g, " "));

@@ -6,7 +6,7 @@ import { h } from "./api.js";
 import { highlight, langOf } from "./highlight.js";
 
 /** Files → hunks → lines ({t: ' ' | '+' | '-', text, old, new}). */
-export function parseDiff(text) {
+function parseDiff(text) {
   const files = [];
   let file = null, hunk = null, o = 0, n = 0;
   for (const line of text.split("\n")) {
@@ -74,7 +74,7 @@ export function diffView(text, { mode = "unified", compact = false } = {}) {
   return h("div.diff", { "data-mode": mode }, files.map((f) => {
     const lang = langOf(f.path);
     const body = f.hunks.flatMap((hk) => [
-      h("tr.hunk", {}, h("td", { colspan: mode === "split" ? 4 : 4 }, hk.header)),
+      h("tr.hunk", {}, h("td", { colspan: 4 }, hk.header)),
       ...(mode === "split" ? splitRows(hk, lang) : unifiedRows(hk, lang)),
     ]);
     return h("details.file", { open: true, "data-path": f.path },

@@ -14,7 +14,7 @@ const K = new Uint32Array([
 ]);
 
 /** SHA-256 of bytes (Uint8Array), as a Uint8Array of 32. */
-export function sha256(bytes) {
+function sha256(bytes) {
   const len = bytes.length;
   const total = Math.ceil((len + 9) / 64) * 64;
   const m = new Uint8Array(total);
@@ -57,7 +57,7 @@ export function sha256(bytes) {
 
 const utf8 = (s) => new TextEncoder().encode(s);
 
-export function hex(bytes) {
+function hex(bytes) {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 

@@ -1,11 +1,10 @@
 // The live pipeline view with the instruction box, the queue, and the
 // agent's state.
 
-import { h, get, post, when, toast, stateBadge, fill } from "./api.js";
+import { h, get, post, when, toast, stateBadge, fill, TERMINAL } from "./api.js";
 import { onEvent, setKeys } from "./app.js";
-import { actions, pipelineView, renderDiff } from "./upgrade.js";
-
-const TERMINAL = ["promoted", "rolled_back", "failed", "cancelled"];
+import { diffView } from "./diff.js";
+import { actions, pipelineView } from "./upgrade.js";
 
 // ---------------------------------------------------------------- live
 
@@ -54,7 +53,7 @@ function instructionBox(onExecute) {
         h("p", { "data-preview": ok ? "passed" : "failed" }, ok ? "Preview passed: every gate is green. " : "Preview failed: " + (done.error || done.reason || done.state) + " ",
           h("a", { href: "#/upgrade/" + r.id }, "details")),
         h("ul.gates", {}, (u.gates || []).map((g) => h("li", {}, h("span.state", { class: "state st-" + g.status }, g.status), " ", g.name))),
-        renderDiff(d.diff || "", { compact: true }),
+        diffView(d.diff || "", { compact: true }),
       );
       if (ok) {
         previewed = text.value;
@@ -108,7 +107,7 @@ function settle(id) {
     const check = async () => {
       if (done) return;
       const u = (await get("/v1/upgrades/" + id)).upgrade;
-      if (TERMINAL.includes(u.state) || u.state === "awaiting_approval") {
+      if (TERMINAL.has(u.state) || u.state === "awaiting_approval") {
         done = true;
         off();
         clearInterval(timer);
@@ -125,20 +124,25 @@ function settle(id) {
 
 export async function queuePage(view) {
   let selected = 0;
-  const sections = [
-    ["in-progress", "In progress", ["generating", "staging", "validating", "deploying", "watching"]],
-    ["awaiting", "Awaiting approval", ["awaiting_approval"]],
-    ["pending", "Pending", ["queued"]],
-    ["recent", "Recent", ["promoted", "rolled_back", "failed", "cancelled"]],
-  ];
   let rows = [];
   const help = h("p.muted.keys", {}, "Keys: j / k select · a approve · x reject · c cancel · r roll back · Enter open");
   async function render() {
-    const all = (await get("/v1/upgrades?limit=100")).upgrades;
+    // The live sections from the status (each listed by its own states,
+    // so no number of newer upgrades pushes an old waiting one out), the
+    // recent ones by their states.
+    const [st, ended] = await Promise.all([
+      get("/v1/status"),
+      get("/v1/upgrades?limit=25&state=" + [...TERMINAL].join(",")),
+    ]);
+    const sections = [
+      ["in-progress", "In progress", st.in_progress],
+      ["awaiting", "Awaiting approval", st.pending.filter((u) => u.state === "awaiting_approval")],
+      ["pending", "Pending", st.pending.filter((u) => u.state === "queued")],
+      ["recent", "Recent", ended.upgrades],
+    ];
     const cards = [];
     rows = [];
-    for (const [key, title, states] of sections) {
-      const list = all.filter((u) => states.includes(u.state)).slice(0, key === "recent" ? 25 : 100);
+    for (const [key, title, list] of sections) {
       const tbody = h("tbody", {});
       for (const u of list) {
         const tr = h("tr", { "data-id": u.id, "data-state": u.state },

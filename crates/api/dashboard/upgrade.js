@@ -2,15 +2,24 @@
 // output, the deploy timeline, rollbacks; the buttons that act on it; and
 // the live pipeline view the Live page is built from.
 
-import { h, get, post, when, toast, stateBadge, fill } from "./api.js";
+import { h, get, post, when, toast, stateBadge, fill, TERMINAL } from "./api.js";
 import { onEvent } from "./app.js";
 import { diffView } from "./diff.js";
 
-export { diffView as renderDiff };
-
-const TERMINAL = ["promoted", "rolled_back", "failed", "cancelled"];
-const ACTIVE = ["generating", "staging", "validating", "deploying", "watching"];
 const PHASES = ["queued", "generating", "staging", "validating", "deploying", "watching", "promoted"];
+/** The phase each journal step belongs to (by its name before any `:`). */
+const STEP_PHASE = {
+  generate: "generating",
+  stage: "staging",
+  restage: "staging",
+  gate: "validating",
+  review: "validating",
+  release: "deploying",
+  backup: "deploying",
+  land: "deploying",
+  deploy: "deploying",
+  watch: "watching",
+};
 
 /** The buttons that fit an upgrade's state; `after` runs once one acted. */
 export function actions(u, after) {
@@ -43,7 +52,7 @@ export function actions(u, after) {
     act("approve", "Approve", "approve", "primary");
     act("reject", "Reject", "reject", "", { requested_by: "dashboard", reason: "rejected in the dashboard" });
   }
-  if (!TERMINAL.includes(u.state) && u.state !== "deploying" && u.state !== "watching") act("cancel", "Cancel", "cancel");
+  if (!TERMINAL.has(u.state) && u.state !== "deploying" && u.state !== "watching") act("cancel", "Cancel", "cancel");
   if (u.state === "promoted" && !u.dry_run) act("rollback", "Roll back", "rollback", "warn");
   return out;
 }
@@ -65,6 +74,29 @@ function stepsOf(rows) {
   return steps;
 }
 
+/**
+ * The class of each phase of `u`: done up to the one it is in, that one
+ * now. An upgrade that ended short of promotion (failed, rolled back,
+ * cancelled) shows the phases it passed done and the one it stopped in
+ * as stopped, by its journal; a watch window that ended well means it was
+ * promoted, then rolled back. A dry run that passed its gates shows them
+ * done. Awaiting approval is no phase: none is marked.
+ */
+function phaseClass(u, steps) {
+  if (u.state === "promoted") return () => "done";
+  const now = PHASES.indexOf(u.state);
+  if (now >= 0) return (i) => (i < now ? "done" : i === now ? "now" : "");
+  if (!TERMINAL.has(u.state)) return () => "";
+  let end = 0;
+  for (const s of steps.values()) {
+    const phase = s.name === "watch" && s.status === "ok" ? "promoted" : STEP_PHASE[s.name.split(":")[0]];
+    end = Math.max(end, PHASES.indexOf(phase));
+  }
+  // A dry run that passed its gates ends there by design.
+  if (u.dry_run && u.reason === "dry_run") return (i) => (i <= end ? "done" : "");
+  return (i) => (i < end ? "done" : i === end ? "stopped" : "");
+}
+
 /** The live pipeline of one upgrade at a time, fed by server-sent events. */
 export function pipelineView(el) {
   let id = null, u = null, steps = new Map(), gates = new Map(), timer = null, supervisor = null;
@@ -72,9 +104,8 @@ export function pipelineView(el) {
     if (!u) return;
     el.dataset.id = u.id;
     el.dataset.state = u.state;
-    const at = PHASES.indexOf(u.state);
-    const phases = h("ol.phases", {}, PHASES.map((p, i) =>
-      h("li", { class: i < at || u.state === "promoted" ? "done" : i === at ? "now" : TERMINAL.includes(u.state) && u.state !== "promoted" ? "" : "" }, p.replace(/_/g, " "))));
+    const phase = phaseClass(u, steps);
+    const phases = h("ol.phases", {}, PHASES.map((p, i) => h("li", { class: phase(i) }, p.replace(/_/g, " "))));
     const stepList = h("ol.steps", {}, [...steps.values()].map((s) =>
       h("li", { "data-step": s.name, class: "step-" + s.status }, h("span.dot", {}), s.name, " ", h("span.muted.small", {}, s.status))));
     const gateBlocks = [...gates.values()].map((g) =>
@@ -104,7 +135,7 @@ export function pipelineView(el) {
     if (!id) return;
     const mine = ++seq, forId = id;
     const d = await get("/v1/upgrades/" + forId);
-    const sup = ["deploying", "watching", "promoted", "rolled_back"].includes(d.upgrade.state) ? (await get("/v1/status")).supervisor : null;
+    const sup = ["deploying", "watching", "promoted", "rolled_back"].includes(d.upgrade.state) ? await get("/health") : null;
     if (mine !== seq || forId !== id) return;
     u = d.upgrade;
     supervisor = sup;
@@ -130,7 +161,7 @@ export function pipelineView(el) {
       clearInterval(timer);
       // The watch window has no events of its own, and an event can be
       // missed: poll until the upgrade shown has ended.
-      timer = setInterval(() => (!u || u.id !== id || !TERMINAL.includes(u.state)) && refresh().catch(() => {}), 1500);
+      timer = setInterval(() => (!u || u.id !== id || !TERMINAL.has(u.state)) && refresh().catch(() => {}), 1500);
       await refresh();
     },
     event(ev) {
@@ -157,7 +188,7 @@ export function pipelineView(el) {
       } else return;
       render();
     },
-    finished: () => !id || (u && u.id === id && (TERMINAL.includes(u.state) || u.state === "awaiting_approval")),
+    finished: () => !id || (u && u.id === id && (TERMINAL.has(u.state) || u.state === "awaiting_approval")),
     idle() {
       fill(el, h("h2", {}, "Pipeline"), h("p.muted", {}, "No upgrade yet. Give an instruction, or queue a suggestion from the Scan page."));
     },

@@ -283,8 +283,8 @@ pub struct ListQuery {
     limit: Option<i64>,
 }
 
-/// `GET /v1/upgrades`: accepted-and-waiting first, then the ledger's,
-/// newest first.
+/// `GET /v1/upgrades`: newest first, of the given states (all when none
+/// is given).
 pub async fn list(State(api): State<Arc<Api>>, query: QueryOf<ListQuery>) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
     let limit = super::bounded("limit", q.limit, 50, 1, 1000)? as usize;
