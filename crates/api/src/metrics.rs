@@ -80,7 +80,6 @@ struct Figures {
     ready: bool,
     in_window: bool,
     uptime_ms: Option<u64>,
-    waiting: usize,
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
@@ -175,11 +174,6 @@ impl Collector for Figures {
                 "1 while a new release is in its watch window",
                 self.in_window as i64,
             ),
-            (
-                "graft_upgrades_accepted_waiting",
-                "Upgrades queued (from every source), waiting for their turn",
-                self.waiting as i64,
-            ),
         ] {
             let g = ConstGauge::new(v);
             g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
@@ -223,11 +217,6 @@ pub async fn serve(State(api): State<Arc<Api>>) -> Result<Response, ApiError> {
         })
         .await?;
     let s = api.ops.sup.status();
-    let queued = upgrades
-        .iter()
-        .filter(|(state, _, _)| state == "queued")
-        .map(|(_, _, n)| *n as usize)
-        .sum();
     let figures = Figures {
         upgrades,
         gates,
@@ -238,7 +227,6 @@ pub async fn serve(State(api): State<Arc<Api>>) -> Result<Response, ApiError> {
         ready: s.ready,
         in_window: s.in_watch_window,
         uptime_ms: s.uptime_ms,
-        waiting: queued,
     };
     let mut registry = Registry::default();
     registry.register(
