@@ -111,17 +111,19 @@ pub async fn scans(State(api): State<Arc<Api>>, query: QueryOf<LimitQuery>) -> R
 /// `GET /v1/scans/{id}`: a scan and its suggestions.
 pub async fn scan(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let key = id.clone();
-    let found = api
-        .ledger(move |l| {
-            let Some(scan) = l.scan(&key)? else {
-                return Ok(None);
-            };
-            Ok(Some(json!({ "scan": scan, "suggestions": l.suggestions(&key)? })))
-        })
-        .await?;
+    let found = api.ledger(move |l| scan_json(l, &key)).await?;
     found
         .map(|v| Json(v).into_response())
         .ok_or_else(|| ApiError::not_found("not_found", format!("no scan `{id}` (GET /v1/scans lists them)")))
+}
+
+/// A scan and its suggestions, as both scan routes answer; `None` when
+/// the ledger has no such scan.
+fn scan_json(l: &graft_ledger::Ledger, id: &str) -> Result<Option<Value>, ApiError> {
+    let Some(scan) = l.scan(id)? else {
+        return Ok(None);
+    };
+    Ok(Some(json!({ "scan": scan, "suggestions": l.suggestions(id)? })))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +136,10 @@ pub struct StartScan {
 /// `POST /v1/scans`: scan the repository now (one scan at a time).
 pub async fn start_scan(State(api): State<Arc<Api>>, body: Bytes) -> Result<Response, ApiError> {
     let req: StartScan = optional_body_json(&body)?;
+    // Checked here although the scan refuses a path outside the repo too:
+    // it finds that out on the file system, so a missing `../x` would be
+    // `not_found` (saying what exists outside the repo) where this says
+    // `bad_scope` for any spelling that leaves it.
     if let Some(p) = &req.path
         && (p.starts_with('/') || p.split('/').any(|c| c == ".."))
     {
@@ -159,10 +165,7 @@ pub async fn start_scan(State(api): State<Arc<Api>>, body: Bytes) -> Result<Resp
     let key = id.clone();
     let v = api
         .ledger(move |l| {
-            let scan = l
-                .scan(&key)?
-                .ok_or_else(|| ApiError::internal(format!("scan {key} was not stored")))?;
-            Ok(json!({ "scan": scan, "suggestions": l.suggestions(&key)? }))
+            scan_json(l, &key)?.ok_or_else(|| ApiError::internal(format!("scan {key} was not stored")))
         })
         .await?;
     Ok((
