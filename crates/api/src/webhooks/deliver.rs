@@ -50,16 +50,23 @@ fn open_ledger(root: &Path) -> Result<Ledger, String> {
     Ledger::open(&root.join(".graft").join("ledger.db")).map_err(|e| e.to_string())
 }
 
-/// POST one notification.
-fn attempt(url: &str, row: &OutboxRow, timeout: Duration) -> Result<(), String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
+/// The HTTP client of one sender, made once: its connections are kept
+/// for the next notification to the same receiver.
+fn client() -> ureq::Agent {
+    ureq::Agent::config_builder()
         .http_status_as_error(false)
         .user_agent(concat!("graft/", env!("CARGO_PKG_VERSION")))
         .build()
-        .into();
+        .into()
+}
+
+/// POST one notification.
+fn attempt(agent: &ureq::Agent, url: &str, row: &OutboxRow, timeout: Duration) -> Result<(), String> {
     let resp = agent
         .post(url)
+        .config()
+        .timeout_global(Some(timeout))
+        .build()
         .header("content-type", "application/json")
         .header("x-graft-event", &row.event)
         .header("x-graft-delivery", row.id.to_string())
@@ -87,9 +94,24 @@ fn parse_time(t: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// Records a failed attempt at `row` and when to try again.
+fn failed(ledger: &Ledger, hook: &WebhookConfig, row: &OutboxRow, error: &str) -> Pass {
+    let wait = backoff(row.attempts, hook.max_backoff.0);
+    let next = (Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default())
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let _ = ledger.notification_failed(row.id, error, &next);
+    Pass::Wait(wait)
+}
+
 /// Send what is due for one webhook, in order, until the outbox is empty,
 /// a notification fails, or `deadline` passes.
-fn pass(ledger: &Ledger, hook: &WebhookConfig, timeout: Duration, deadline: Option<Instant>) -> Pass {
+fn pass(
+    ledger: &Ledger,
+    agent: &ureq::Agent,
+    hook: &WebhookConfig,
+    timeout: Duration,
+    deadline: Option<Instant>,
+) -> Pass {
     let key = hook.key();
     loop {
         let Ok(Some(row)) = ledger.next_notification(&key) else {
@@ -114,28 +136,13 @@ fn pass(ledger: &Ledger, hook: &WebhookConfig, timeout: Duration, deadline: Opti
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Pass::Wait(Duration::ZERO);
         }
-        let url = match hook.resolve_url() {
-            Ok(u) => u,
-            Err(e) => {
-                let wait = backoff(row.attempts, hook.max_backoff.0);
-                let next = (now + chrono::Duration::from_std(wait).unwrap_or_default())
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-                let _ = ledger.notification_failed(row.id, &e, &next);
-                return Pass::Wait(wait);
-            }
-        };
-        match attempt(&url, &row, timeout) {
-            Ok(()) => {
-                let _ = ledger.notification_delivered(row.id);
-            }
-            Err(e) => {
-                let wait = backoff(row.attempts, hook.max_backoff.0);
-                let next = (Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default())
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-                let _ = ledger.notification_failed(row.id, &e, &next);
-                return Pass::Wait(wait);
-            }
+        let sent = hook
+            .resolve_url()
+            .and_then(|url| attempt(agent, &url, &row, timeout));
+        if let Err(e) = sent {
+            return failed(ledger, hook, &row, &e);
         }
+        let _ = ledger.notification_delivered(row.id);
     }
 }
 
@@ -175,11 +182,12 @@ pub async fn run(root: PathBuf, hooks: Vec<WebhookConfig>, wake: tokio::sync::wa
         let (root, mut wake) = (root.clone(), wake.clone());
         tasks.push(tokio::spawn(async move {
             let mut ledger: Option<Ledger> = None;
+            let agent = client();
             loop {
                 let (l, next) = {
                     let hook = hook.clone();
                     let taken = ledger.take();
-                    let root = root.clone();
+                    let (root, agent) = (root.clone(), agent.clone());
                     tokio::task::spawn_blocking(move || {
                         let l = match taken {
                             Some(l) => l,
@@ -191,7 +199,7 @@ pub async fn run(root: PathBuf, hooks: Vec<WebhookConfig>, wake: tokio::sync::wa
                                 }
                             },
                         };
-                        let p = pass(&l, &hook, hook.timeout.0, None);
+                        let p = pass(&l, &agent, &hook, hook.timeout.0, None);
                         (Some(l), p)
                     })
                     .await
@@ -253,12 +261,13 @@ pub fn flush(root: &Path, hooks: &[WebhookConfig], budget: Duration) -> Flushed 
     };
     drop_orphans(&ledger, hooks);
     let deadline = Instant::now() + budget;
+    let agent = client();
     for hook in hooks {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
         }
-        pass(&ledger, hook, hook.timeout.0.min(left), Some(deadline));
+        pass(&ledger, &agent, hook, hook.timeout.0.min(left), Some(deadline));
     }
     let left = ledger.outbox_counts().map(|c| c.pending as usize).unwrap_or(0);
     Flushed::Sent { left }

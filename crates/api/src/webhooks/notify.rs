@@ -17,7 +17,7 @@
 //! | `promoted`, `rolled_back`, `cancelled` | the upgrade ended so |
 //! | `failed` | it ended for another reason (refused, provider, ...) |
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -27,20 +27,78 @@ use graft_pipeline::{Event, Observer};
 
 use super::payload::Notification;
 
+/// How many upgrades' last end are remembered, to tell an end event seen
+/// twice from a new end (an upgrade can end twice: promoted, then rolled
+/// back). A `graft run` lives long; this keeps what it remembers bounded.
+const ENDS_KEPT: usize = 256;
+
+/// What was announced already.
 #[derive(Default)]
 struct Seen {
+    /// Per upgrade under way, forgotten once it ended.
+    once: HashMap<String, Once>,
+    /// The end announced for the latest upgrades that ended, oldest first:
+    /// at most [`ENDS_KEPT`].
+    ends: VecDeque<(String, String)>,
+}
+
+impl Seen {
+    /// Records `end` for `id`; false when it is the end last announced
+    /// for it.
+    fn new_end(&mut self, id: &str, end: &str) -> bool {
+        let last = self.ends.iter().rev().find(|(i, _)| i == id);
+        if last.is_some_and(|(_, e)| e == end) {
+            return false;
+        }
+        self.ends.push_back((id.to_string(), end.to_string()));
+        if self.ends.len() > ENDS_KEPT {
+            self.ends.pop_front();
+        }
+        true
+    }
+}
+
+#[derive(Default)]
+struct Once {
     planned: bool,
     gates_passed: bool,
-    /// The last end announced (an upgrade can end twice: promoted, then
-    /// rolled back).
-    ended: Option<String>,
+}
+
+/// What an event may be news of, known before the ledger is read.
+enum Cue<'a> {
+    Planned,
+    GatesPassed,
+    Deployed,
+    NeedsApproval,
+    Ended(&'a str),
+}
+
+impl<'a> Cue<'a> {
+    /// The upgrade an event is about and what it may be news of; `None`
+    /// for the events no webhook hears of.
+    fn of(event: &'a Event) -> Option<(&'a str, Cue<'a>)> {
+        let cue = match event {
+            Event::StateChanged { id, state } => match state.as_str() {
+                "validating" => (id, Cue::Planned),
+                "awaiting_approval" => (id, Cue::NeedsApproval),
+                end @ ("promoted" | "rolled_back" | "failed" | "cancelled") => (id, Cue::Ended(end)),
+                _ => return None,
+            },
+            Event::StepBegin { id, step } if step == "release" => (id, Cue::GatesPassed),
+            Event::StepEnd {
+                id, step, outcome, ..
+            } if step == "deploy" && outcome == "ok" => (id, Cue::Deployed),
+            _ => return None,
+        };
+        Some((cue.0.as_str(), cue.1))
+    }
 }
 
 pub struct Notifier {
     ledger: Mutex<Ledger>,
     hooks: Vec<WebhookConfig>,
     target: String,
-    seen: Mutex<HashMap<String, Seen>>,
+    seen: Mutex<Seen>,
     wake: tokio::sync::watch::Sender<u64>,
 }
 
@@ -62,7 +120,7 @@ impl Notifier {
             ledger: Mutex::new(ledger),
             hooks: config.webhooks.clone(),
             target,
-            seen: Mutex::new(HashMap::new()),
+            seen: Mutex::new(Seen::default()),
             wake: tokio::sync::watch::Sender::new(0),
         })))
     }
@@ -72,9 +130,9 @@ impl Notifier {
         self.wake.subscribe()
     }
 
-    fn once(&self, id: &str, pick: impl FnOnce(&mut Seen) -> &mut bool) -> bool {
+    fn once(&self, id: &str, pick: impl FnOnce(&mut Once) -> &mut bool) -> bool {
         let mut seen = self.seen.lock().expect("lock");
-        let flag = pick(seen.entry(id.to_string()).or_default());
+        let flag = pick(seen.once.entry(id.to_string()).or_default());
         !std::mem::replace(flag, true)
     }
 
@@ -108,22 +166,22 @@ impl Notifier {
         self.wake.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    fn handle(&self, ledger: &Ledger, event: &Event) {
-        let (id, what) = match event {
-            Event::StateChanged { id, state } => (id, state.as_str()),
-            Event::StepBegin { id, step } if step == "release" => (id, "gates_passed"),
-            Event::StepEnd {
-                id, step, outcome, ..
-            } if step == "deploy" && outcome == "ok" => (id, "deployed"),
-            _ => return,
-        };
+    fn handle(&self, ledger: &Ledger, id: &str, cue: Cue) {
         let Ok(Some(u)) = ledger.upgrade(id) else {
             return;
         };
-        match what {
-            "validating" if self.once(id, |s| &mut s.planned) => self.planned(ledger, &u),
-            "gates_passed" if self.once(id, |s| &mut s.gates_passed) => self.gates_passed(ledger, &u),
-            "deployed" => {
+        match cue {
+            Cue::Planned => {
+                if self.once(id, |s| &mut s.planned) {
+                    self.planned(ledger, &u);
+                }
+            }
+            Cue::GatesPassed => {
+                if self.once(id, |s| &mut s.gates_passed) {
+                    self.gates_passed(ledger, &u);
+                }
+            }
+            Cue::Deployed => {
                 let commit = short(u.landed_commit.as_deref());
                 self.queue(
                     ledger,
@@ -133,7 +191,7 @@ impl Notifier {
                     vec![("commit".into(), commit)],
                 );
             }
-            "awaiting_approval" => self.queue(
+            Cue::NeedsApproval => self.queue(
                 ledger,
                 WebhookEvent::NeedsApproval,
                 &u,
@@ -146,18 +204,13 @@ impl Notifier {
                     ),
                 ],
             ),
-            "promoted" | "rolled_back" | "failed" | "cancelled" => {
-                {
-                    let mut seen = self.seen.lock().expect("lock");
-                    let s = seen.entry(id.clone()).or_default();
-                    if s.ended.as_deref() == Some(what) {
-                        return;
-                    }
-                    s.ended = Some(what.to_string());
+            Cue::Ended(end) => {
+                if !self.seen.lock().expect("lock").new_end(id, end) {
+                    return;
                 }
                 self.ended(ledger, &u);
+                self.seen.lock().expect("lock").once.remove(id);
             }
-            _ => {}
         }
     }
 
@@ -310,14 +363,13 @@ impl Notifier {
 
 impl Observer for Notifier {
     fn on_event(&self, event: &Event) {
-        if !matches!(
-            event,
-            Event::StateChanged { .. } | Event::StepBegin { .. } | Event::StepEnd { .. }
-        ) {
+        // Most events are no webhook's news: decided before the ledger is
+        // read.
+        let Some((id, cue)) = Cue::of(event) else {
             return;
-        }
+        };
         let ledger = self.ledger.lock().expect("lock");
-        self.handle(&ledger, event);
+        self.handle(&ledger, id, cue);
     }
 }
 
@@ -329,9 +381,7 @@ fn latest_round(ledger: &Ledger, u: &Upgrade) -> Vec<graft_ledger::GateRun> {
 }
 
 fn short(commit: Option<&str>) -> String {
-    commit
-        .map(|c| c[..c.len().min(10)].to_string())
-        .unwrap_or_else(|| "-".into())
+    commit.map_or("-", graft_pipeline::land::short).to_string()
 }
 
 fn seconds(ms: u64) -> String {
@@ -412,6 +462,55 @@ mod tests {
                 .starts_with("[greeter] needs approval"),
             "{slack}"
         );
+    }
+
+    #[test]
+    fn what_was_announced_stays_bounded_over_many_upgrades() {
+        let (_d, n, l) = setup();
+        let first = upgrade(&l, UpgradeState::Promoted, false);
+        n.on_event(&changed(&first, "validating"));
+        n.on_event(&changed(&first, "promoted"));
+        let seen = |n: &Notifier| {
+            let s = n.seen.lock().unwrap();
+            (s.once.len(), s.ends.len())
+        };
+        assert_eq!(seen(&n), (0, 1), "an ended upgrade's flags are forgotten");
+        for _ in 0..ENDS_KEPT + 20 {
+            let id = upgrade(&l, UpgradeState::Failed, false);
+            n.on_event(&changed(&id, "validating"));
+            n.on_event(&changed(&id, "failed"));
+            n.on_event(&changed(&id, "failed"));
+        }
+        assert_eq!(seen(&n), (0, ENDS_KEPT));
+        let failed = l
+            .outbox(Some("all"), 10_000)
+            .unwrap()
+            .iter()
+            .filter(|r| r.event == "failed")
+            .count();
+        assert_eq!(failed, ENDS_KEPT + 20, "each end told once");
+    }
+
+    #[test]
+    fn events_no_webhook_hears_of_are_passed_over() {
+        for event in [
+            Event::StateChanged {
+                id: "upg_x".into(),
+                state: "queued".into(),
+            },
+            Event::StateChanged {
+                id: "upg_x".into(),
+                state: "deploying".into(),
+            },
+            Event::StepBegin {
+                id: "upg_x".into(),
+                step: "deploy".into(),
+            },
+        ] {
+            assert!(Cue::of(&event).is_none(), "{event:?}");
+        }
+        let promoted = changed(&UpgradeId::generate(chrono::Utc::now()), "promoted");
+        assert!(matches!(Cue::of(&promoted), Some((_, Cue::Ended("promoted")))));
     }
 
     #[test]
