@@ -74,11 +74,7 @@ pub fn mount(
                 .map_err(|e| format!("cannot read the API's address: {e}"))?;
             let ledger = graft_ledger::Ledger::open(&root.join(".graft").join("ledger.db"))
                 .map_err(|e| e.to_string())?;
-            let target_name = config.target.name.clone().unwrap_or_else(|| {
-                root.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            });
+            let target_name = config.target.display_name(&root);
             let protected =
                 graft_change::Policy::new(&config.target.protected.0, graft_change::Limits::default(), false)
                     .map_err(|e| format!("`[target] protected` in graft.toml: {e}"))?;

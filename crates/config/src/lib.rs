@@ -103,6 +103,17 @@ pub struct TargetConfig {
     pub no_restart: GlobList,
 }
 
+impl TargetConfig {
+    /// The name to show for the target: `name`, else the name of the
+    /// repo's directory `root` (`target` for a repo at `/`).
+    pub fn display_name(&self, root: &Path) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            root.file_name()
+                .map_or_else(|| "target".into(), |n| n.to_string_lossy().into_owned())
+        })
+    }
+}
+
 /// `[limits]`: how big a change may be.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -426,3 +426,12 @@ fn policy_and_schedule_parse_and_check_themselves() {
         "{e}"
     );
 }
+
+#[test]
+fn the_target_is_shown_by_its_name_else_its_directory() {
+    let named = parse("[target]\nname = \"greeter\"\n").unwrap();
+    assert_eq!(named.target.display_name(Path::new("/srv/bot")), "greeter");
+    let unnamed = parse("").unwrap();
+    assert_eq!(unnamed.target.display_name(Path::new("/srv/bot")), "bot");
+    assert_eq!(unnamed.target.display_name(Path::new("/")), "target");
+}

@@ -111,15 +111,10 @@ impl Notifier {
         }
         let path = root.join(".graft").join("ledger.db");
         let ledger = Ledger::open(&path).map_err(|e| e.to_string())?;
-        let target = config.target.name.clone().unwrap_or_else(|| {
-            root.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "target".into())
-        });
         Ok(Some(Arc::new(Notifier {
             ledger: Mutex::new(ledger),
             hooks: config.webhooks.clone(),
-            target,
+            target: config.target.display_name(root),
             seen: Mutex::new(Seen::default()),
             wake: tokio::sync::watch::Sender::new(0),
         })))
