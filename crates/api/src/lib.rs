@@ -5,8 +5,8 @@
 //!
 //! Module map: [`routes`] are the endpoints; [`auth`] guards them
 //! ([`sign`] is the signature, [`secret`] finds the shared secret);
-//! [`rate`] limits upgrades; [`server`] serves connections within limits;
-//! [`events`] is `GET /events`, [`metrics`] `GET /metrics`, [`openapi`]
+//! [`server`] serves connections within limits; [`events`] is
+//! `GET /events`, [`metrics`] `GET /metrics`, [`openapi`]
 //! `GET /openapi.json`; [`webhooks`] is the outbox and its sender;
 //! [`client`] is the CLI's signing client; [`dashboard`] is the web
 //! dashboard served at `/`.
@@ -23,7 +23,6 @@ pub mod error;
 pub mod events;
 pub mod metrics;
 pub mod openapi;
-pub use graft_orchestrate::rate;
 pub mod routes;
 pub mod secret;
 pub mod server;

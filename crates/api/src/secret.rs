@@ -87,19 +87,14 @@ pub fn load(root: &Path, config: &ApiConfig, generate: bool) -> Result<(Secret, 
         return Ok((read_file(&path)?, Source::File(path)));
     }
     let path = default_file(root);
-    if path.exists() || !generate {
-        return read_file(&path)
-            .map(|s| (s, Source::File(path.clone())))
-            .map_err(|e| {
-                if path.exists() {
-                    e
-                } else {
-                    format!(
-                        "no API secret: set ${var}, or `secret_file` in [api], or start `graft run` once (it writes {})",
-                        path.display()
-                    )
-                }
-            });
+    if path.exists() {
+        return read_file(&path).map(|s| (s, Source::File(path)));
+    }
+    if !generate {
+        return Err(format!(
+            "no API secret: set ${var}, or `secret_file` in [api], or start `graft run` once (it writes {})",
+            path.display()
+        ));
     }
     let text = hex::encode(rand::random::<[u8; 32]>());
     if let Some(dir) = path.parent() {
