@@ -47,12 +47,7 @@ pub fn run(ctx: &Ctx, recent: usize) -> Result<i32, CliError> {
         }));
         return Ok(EXIT_OK);
     }
-    let name = ws.config.target.name.clone().unwrap_or_else(|| {
-        ws.root
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    });
+    let name = ws.config.target.display_name(&ws.root);
     println!(
         "{} {name}  branch {branch} at {}",
         style("target").bold(),

@@ -16,21 +16,13 @@ use crate::state::Api;
 
 use super::{QueryOf, body_json, bounded, optional_body_json};
 
-const ACTIVE: [UpgradeState; 5] = [
-    UpgradeState::Generating,
-    UpgradeState::Staging,
-    UpgradeState::Validating,
-    UpgradeState::Deploying,
-    UpgradeState::Watching,
-];
-
 /// `GET /v1/status`: what runs, what is under way, what waits, what was
 /// done lately.
 pub async fn status(State(api): State<Arc<Api>>) -> Result<Response, ApiError> {
     let lists = api
         .ledger(|l| {
             Ok((
-                l.upgrades(&ACTIVE, 100)?,
+                l.upgrades(UpgradeState::ACTIVE, 100)?,
                 l.upgrades(&[UpgradeState::Queued, UpgradeState::AwaitingApproval], 100)?,
                 l.upgrades(&[], 10)?,
             ))
