@@ -182,7 +182,7 @@ pub fn notifier(ws: &Workspace) -> Option<std::sync::Arc<graft_api::webhooks::No
 /// at most, unless `graft run` sends them; say so when some must wait.
 pub fn deliver_webhooks(ctx: &Ctx, ws: &Workspace) {
     let flushed =
-        graft_api::webhooks::flush(&ws.root, &ws.config.webhooks, std::time::Duration::from_secs(5));
+        graft_api::webhooks::flush(&ws.root, &ws.config.webhooks, graft_api::webhooks::COMMAND_BUDGET);
     if let graft_api::webhooks::Flushed::Sent { left } = flushed
         && left > 0
         && !ctx.json

@@ -160,8 +160,17 @@ pub fn upgrade(
     Ok(report)
 }
 
+/// Send this call's webhook notifications, as a CLI command does; what
+/// must wait is said in the server's log (stderr; stdout is the protocol).
 fn flush(ws: &Workspace) {
-    let _ = graft_api::webhooks::flush(&ws.root, &ws.config.webhooks, std::time::Duration::from_secs(3));
+    use graft_api::webhooks::{COMMAND_BUDGET, Flushed, flush};
+    if let Flushed::Sent { left } = flush(&ws.root, &ws.config.webhooks, COMMAND_BUDGET)
+        && left > 0
+    {
+        eprintln!(
+            "graft mcp: {left} webhook notification(s) could not be sent yet; they wait in the ledger for the next graft command or graft run"
+        );
+    }
 }
 
 pub fn parse_id(id: &str) -> Result<UpgradeId, ToolError> {

@@ -240,6 +240,10 @@ pub enum Flushed {
     Sent { left: usize },
 }
 
+/// How long a command (the CLI's or an MCP call's) spends sending its
+/// notifications when no `graft run` does it.
+pub const COMMAND_BUDGET: Duration = Duration::from_secs(5);
+
 /// A command's sender, without a daemon: send what is due within
 /// `budget` (each attempt at most `min(timeout, budget)`).
 pub fn flush(root: &Path, hooks: &[WebhookConfig], budget: Duration) -> Flushed {

@@ -6,5 +6,5 @@ pub mod deliver;
 pub mod notify;
 pub mod payload;
 
-pub use deliver::{Flushed, flush};
+pub use deliver::{COMMAND_BUDGET, Flushed, flush};
 pub use notify::Notifier;
