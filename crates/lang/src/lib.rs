@@ -9,9 +9,11 @@
 //! This crate knows nothing about changes, git or the ledger.
 
 mod outline;
+mod preorder;
 mod syntax;
 
 pub use outline::{Symbol, SymbolKind, outline};
+pub use preorder::{Nodes, Preorder};
 pub use syntax::{SyntaxError, check_syntax, first_error, strip_jsonc};
 
 use std::path::Path;

@@ -19,6 +19,8 @@ pub(crate) const TOKEN_LITERAL: u32 = 2;
 const TOKEN_KIND_BASE: u32 = 16;
 
 thread_local! {
+    /// The node buffer of this thread, kept from file to file.
+    static PREORDER: std::cell::RefCell<graft_lang::Preorder> = std::cell::RefCell::new(graft_lang::Preorder::new());
     /// The kind table of the file being analysed on this thread.
     static TABLE: std::cell::Cell<Option<&'static rules::KindTable>> = const { std::cell::Cell::new(None) };
 }
@@ -61,7 +63,7 @@ pub(crate) fn analyze(lang: Lang, text: &str, parser: &mut Parser) -> FileFacts 
         };
     };
     let mut w = Walker::new(lang);
-    w.walk(tree.root_node(), text, 0);
+    w.walk(&tree, text, 0);
     let mut facts = w.facts;
     facts.syntax_error = graft_lang::first_error(&tree, text).map(|e| SyntaxIssue {
         line: e.line as u32,
@@ -152,48 +154,56 @@ impl Walker {
         }
     }
 
-    /// Depth-first over `root`, whose text is `src`; `base` is the line
+    /// Depth-first over `tree`, whose text is `src`; `base` is the line
     /// (0-based) where `src` starts in the file.
-    fn walk(&mut self, root: Node, src: &str, base: u32) {
-        let mut cursor = root.walk();
-        let mut frames: Vec<Frame> = Vec::new();
-        // The ancestors of the current node: `Node::parent` walks down
-        // from the root each time, far too slow to call per node.
-        let mut ancestors: Vec<Node> = Vec::new();
-        loop {
-            let node = cursor.node();
-            // Only Go's else-if chains need the field (a lookup per node).
-            let field = if self.lang == Lang::Go {
-                cursor.field_name()
-            } else {
-                None
-            };
-            let (frame, descend) = self.enter(node, field, &ancestors, src, base);
-            frames.push(frame);
-            ancestors.push(node);
-            if descend && cursor.goto_first_child() {
-                continue;
+    fn walk(&mut self, tree: &tree_sitter::Tree, src: &str, base: u32) {
+        PREORDER.with_borrow_mut(|pre| {
+            let nodes = pre.of(tree);
+            // The open nodes: where each one's subtree ends, what entering
+            // it changed, and the node (the ancestors of the current one:
+            // `Node::parent` walks down from the root each time, far too
+            // slow to call per node).
+            let mut ends: Vec<(usize, Frame)> = Vec::new();
+            let mut ancestors: Vec<Node> = Vec::new();
+            let mut i = 0;
+            while i < nodes.len() {
+                let node = nodes.node(i);
+                let below = nodes.descendants(i);
+                // Only Go's else-if chains need the field, and only below an `if`.
+                let field = match ancestors.last() {
+                    Some(p) if self.lang == Lang::Go && p.k() == "if_statement" => {
+                        (p.field("alternative") == Some(node)).then_some("alternative")
+                    }
+                    _ => None,
+                };
+                let (frame, descend) =
+                    self.enter(node, nodes.kind_id(i), below == 0, field, &ancestors, src, base);
+                if descend && below > 0 {
+                    ends.push((i + 1 + below, frame));
+                    ancestors.push(node);
+                    i += 1;
+                } else {
+                    self.leave(node, frame, base);
+                    i += 1 + below;
+                }
+                while let Some(&(end, frame)) = ends.last()
+                    && end <= i
+                {
+                    ends.pop();
+                    if let Some(node) = ancestors.pop() {
+                        self.leave(node, frame, base);
+                    }
+                }
             }
-            loop {
-                let frame = frames.pop().unwrap_or_default();
-                ancestors.pop();
-                self.leave(cursor.node(), frame, base);
-                if frames.is_empty() {
-                    return;
-                }
-                if cursor.goto_next_sibling() {
-                    break;
-                }
-                if !cursor.goto_parent() {
-                    return;
-                }
-            }
-        }
+        })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn enter(
         &mut self,
         node: Node,
+        id: u16,
+        leaf: bool,
         field: Option<&str>,
         anc: &[Node],
         src: &str,
@@ -201,17 +211,16 @@ impl Walker {
     ) -> (Frame, bool) {
         let lang = self.lang;
         let table = rules::table(lang);
-        let id = node.kind_id();
         let fl = table.flags(id);
         let mut frame = Frame::default();
         if fl & flag::COMMENT != 0 {
             return (frame, false);
         }
-        if fl & flag::ATOMIC != 0 || node.child_count() == 0 {
-            self.token(node, fl, anc, src, base);
+        if fl & flag::ATOMIC != 0 || leaf {
+            self.token(node, id, fl, anc, src, base);
             return (frame, false);
         }
-        let kind = node.k();
+        let kind = table.name(id);
         let parent_kind = up(anc, 1).map_or("", |p| p.k());
         if lang == Lang::Rust
             && kind == "token_tree"
@@ -289,13 +298,13 @@ impl Walker {
     }
 
     /// A leaf: condition tokens, lines of code, the clone token stream.
-    fn token(&mut self, node: Node, fl: u16, anc: &[Node], src: &str, base: u32) {
+    fn token(&mut self, node: Node, id: u16, fl: u16, anc: &[Node], src: &str, base: u32) {
         let start = node.start_position().row as u32 + 1 + base;
         let end = node.end_position().row as u32 + 1 + base;
         let condition = fl & flag::CONDITION != 0
             || (fl & flag::CONDITION_BY_PARENT != 0 && {
                 let parent_kind = up(anc, 1).map_or("", |p| p.k());
-                rules::is_condition(self.lang, node.k(), parent_kind)
+                rules::is_condition(self.lang, rules::table(self.lang).name(id), parent_kind)
             });
         let in_tree = !self.trees.is_empty() && up(anc, 1).is_some_and(|p| p.k() == "token_tree");
         if in_tree {
@@ -323,7 +332,7 @@ impl Walker {
         } else if fl & (flag::ATOMIC | flag::NUMBER) != 0 {
             TOKEN_LITERAL
         } else {
-            TOKEN_KIND_BASE + node.kind_id() as u32
+            TOKEN_KIND_BASE + u32::from(id)
         };
         // The exact stream keeps names and values (high bit set, apart
         // from kind codes), for copies that were not renamed.
