@@ -26,6 +26,8 @@ typedef struct {
   // ts_node_symbol of the node.
   uint16_t symbol;
   uint16_t reserved;
+  // The row of ts_node_end_point (the start row is in the node).
+  uint32_t end_row;
 } GraftVisit;
 
 typedef struct {
@@ -74,6 +76,7 @@ long graft_preorder(const TSTree *tree, GraftVisit **items, size_t *cap) {
     0,
     ts_language_public_symbol(language, ts_subtree_symbol(tree->root)),
     0,
+    root_position.extent.row + ts_subtree_size(tree->root).extent.row,
   };
   if (!out_push(&out, root)) goto done;
 
@@ -115,7 +118,8 @@ long graft_preorder(const TSTree *tree, GraftVisit **items, size_t *cap) {
       if (f->aliases) alias = f->aliases[f->structural];
       f->structural++;
     }
-    f->position = length_add(position, ts_subtree_size(*child));
+    Length size = ts_subtree_size(*child);
+    f->position = length_add(position, size);
     f->index++;
     if (f->index < f->count) {
       f->position = length_add(f->position, ts_subtree_padding(f->children[f->index]));
@@ -125,10 +129,11 @@ long graft_preorder(const TSTree *tree, GraftVisit **items, size_t *cap) {
     if (ts_subtree_visible(*child) || alias) {
       TSSymbol symbol = alias ? alias : ts_subtree_symbol(*child);
       GraftVisit v = {
-        ts_node_new(tree, child, position, alias),
+        {{position.bytes, position.extent.row, position.extent.column, alias}, child, tree},
         0,
-        ts_language_public_symbol(language, symbol),
+        symbol == ts_builtin_sym_error ? symbol : language->public_symbol_map[symbol],
         0,
+        position.extent.row + size.extent.row,
       };
       open = (uint32_t)out.len;
       if (!out_push(&out, v)) goto done;

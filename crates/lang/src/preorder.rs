@@ -11,6 +11,7 @@ struct Visit {
     descendants: u32,
     symbol: u16,
     reserved: u16,
+    end_row: u32,
 }
 
 unsafe extern "C" {
@@ -106,6 +107,14 @@ impl<'t> Nodes<'_, 't> {
         self.items[i].symbol
     }
 
+    /// The rows (0-based) of the `i`th node's start and end points,
+    /// without a call.
+    #[inline]
+    pub fn rows(&self, i: usize) -> (u32, u32) {
+        // A TSNode's context is its start byte, row and column and alias.
+        (self.items[i].node.context[1], self.items[i].end_row)
+    }
+
     /// How many nodes below the `i`th: its subtree ends at `i + 1 + that`.
     #[inline]
     pub fn descendants(&self, i: usize) -> usize {
@@ -158,7 +167,8 @@ mod tests {
                     && g.start_position() == node.start_position()
                     && g.end_position() == node.end_position()
                     && g.byte_range() == node.byte_range()
-                    && got.descendants(i) == *descendants,
+                    && got.descendants(i) == *descendants
+                    && got.rows(i) == (node.start_position().row as u32, node.end_position().row as u32),
                 "{what}: node {i}: {} {:?} vs the cursor's {} {:?}",
                 g.kind(),
                 g.byte_range(),

@@ -93,6 +93,17 @@ struct OpenType {
     field_names: HashSet<String>,
 }
 
+/// What the walk already knows of a node, so it is not asked again.
+#[derive(Clone, Copy)]
+struct At {
+    /// `Node::kind_id`.
+    id: u16,
+    /// No visible children.
+    leaf: bool,
+    /// Start and end rows, 0-based.
+    rows: (u32, u32),
+}
+
 /// What entering a node changed, to undo when leaving it.
 #[derive(Default, Clone, Copy)]
 struct Frame {
@@ -176,8 +187,12 @@ impl Walker {
                     }
                     _ => None,
                 };
-                let (frame, descend) =
-                    self.enter(node, nodes.kind_id(i), below == 0, field, &ancestors, src, base);
+                let at = At {
+                    id: nodes.kind_id(i),
+                    leaf: below == 0,
+                    rows: nodes.rows(i),
+                };
+                let (frame, descend) = self.enter(node, at, field, &ancestors, src, base);
                 if descend && below > 0 {
                     ends.push((i + 1 + below, frame));
                     ancestors.push(node);
@@ -198,12 +213,10 @@ impl Walker {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn enter(
         &mut self,
         node: Node,
-        id: u16,
-        leaf: bool,
+        at: At,
         field: Option<&str>,
         anc: &[Node],
         src: &str,
@@ -211,13 +224,14 @@ impl Walker {
     ) -> (Frame, bool) {
         let lang = self.lang;
         let table = rules::table(lang);
+        let id = at.id;
         let fl = table.flags(id);
         let mut frame = Frame::default();
         if fl & flag::COMMENT != 0 {
             return (frame, false);
         }
-        if fl & flag::ATOMIC != 0 || leaf {
-            self.token(node, id, fl, anc, src, base);
+        if fl & flag::ATOMIC != 0 || at.leaf {
+            self.token(node, at, fl, anc, src, base);
             return (frame, false);
         }
         let kind = table.name(id);
@@ -298,9 +312,10 @@ impl Walker {
     }
 
     /// A leaf: condition tokens, lines of code, the clone token stream.
-    fn token(&mut self, node: Node, id: u16, fl: u16, anc: &[Node], src: &str, base: u32) {
-        let start = node.start_position().row as u32 + 1 + base;
-        let end = node.end_position().row as u32 + 1 + base;
+    fn token(&mut self, node: Node, at: At, fl: u16, anc: &[Node], src: &str, base: u32) {
+        let id = at.id;
+        let start = at.rows.0 + 1 + base;
+        let end = at.rows.1 + 1 + base;
         let condition = fl & flag::CONDITION != 0
             || (fl & flag::CONDITION_BY_PARENT != 0 && {
                 let parent_kind = up(anc, 1).map_or("", |p| p.k());
