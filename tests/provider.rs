@@ -433,17 +433,15 @@ fn a_suggestion_becomes_an_instruction_and_is_linked() {
                 duration_ms: 5,
                 summary: serde_json::json!({}),
             },
-            &[graft_ledger::Suggestion {
-                id: "sug_20261121_100000_aaaaaa_01".into(),
-                scan_id: "scan_20261121_100000_aaaaaa".into(),
-                kind: "duplicate".into(),
-                title: "Warmer greeting".into(),
-                files: vec!["app.py".into()],
-                risk: "low".into(),
+            [graft_ledger::NewSuggestion {
+                id: "sug_20261121_100000_aaaaaa_01",
+                kind: "duplicate",
+                title: "Warmer greeting",
+                files: &["app.py".to_string()],
+                risk: "low",
                 priority: 5,
-                instruction: "Make greet() say Welcome instead of Hello.".into(),
-                detail: serde_json::json!({}),
-                upgrade_id: None,
+                instruction: "Make greet() say Welcome instead of Hello.",
+                detail: &serde_json::json!({}),
             }],
         )
         .unwrap();

@@ -667,7 +667,11 @@ impl Ledger {
     // ---- scans and suggestions -----------------------------------------
 
     /// Store a scan and its suggestions, in one transaction.
-    pub fn insert_scan(&self, scan: &Scan, suggestions: &[Suggestion]) -> Result<()> {
+    pub fn insert_scan<'a>(
+        &self,
+        scan: &Scan,
+        suggestions: impl IntoIterator<Item = NewSuggestion<'a>>,
+    ) -> Result<()> {
         let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
         tx.execute(
             "INSERT INTO scans (id, created_at, root, scope, commit_id, duration_ms, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -693,15 +697,15 @@ impl Ledger {
             insert
                 .execute(params![
                     s.id,
-                    s.scan_id,
+                    scan.id,
                     s.kind,
                     s.title,
-                    serde_json::to_string(&s.files).unwrap_or_default(),
+                    serde_json::to_string(s.files).unwrap_or_default(),
                     s.risk,
                     s.priority,
                     s.instruction,
                     s.detail.to_string(),
-                    s.upgrade_id
+                    None::<String>
                 ])
                 .map_err(|e| self.err(e))?;
         }

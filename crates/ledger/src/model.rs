@@ -351,3 +351,35 @@ pub struct Suggestion {
     /// The upgrade made from it, once one is.
     pub upgrade_id: Option<String>,
 }
+
+/// A suggestion as a scan stores it, borrowed from the scan's report: a
+/// scan may hold thousands, and copying them first took longer than
+/// writing them. It belongs to the scan it is stored with and is not
+/// linked to an upgrade yet.
+#[derive(Debug, Clone, Copy)]
+pub struct NewSuggestion<'a> {
+    pub id: &'a str,
+    pub kind: &'a str,
+    pub title: &'a str,
+    pub files: &'a [String],
+    pub risk: &'a str,
+    pub priority: i64,
+    pub instruction: &'a str,
+    pub detail: &'a serde_json::Value,
+}
+
+impl Suggestion {
+    /// This suggestion, to store with a scan.
+    pub fn as_new(&self) -> NewSuggestion<'_> {
+        NewSuggestion {
+            id: &self.id,
+            kind: &self.kind,
+            title: &self.title,
+            files: &self.files,
+            risk: &self.risk,
+            priority: self.priority,
+            instruction: &self.instruction,
+            detail: &self.detail,
+        }
+    }
+}

@@ -278,7 +278,8 @@ fn scans_and_suggestions_round_trip() {
         detail: serde_json::json!({"methods": 25}),
         upgrade_id: None,
     };
-    l.insert_scan(&scan, &[sug(1, 3), sug(2, 8)]).unwrap();
+    l.insert_scan(&scan, [sug(1, 3), sug(2, 8)].iter().map(Suggestion::as_new))
+        .unwrap();
     assert_eq!(l.scans(10).unwrap()[0].summary["modules"], 42);
     let list = l.suggestions(&scan.id).unwrap();
     assert_eq!(list.iter().map(|s| s.priority).collect::<Vec<_>>(), [8, 3]);
