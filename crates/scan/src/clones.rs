@@ -37,6 +37,11 @@ const BASE: u64 = 0x100_0000_01b3;
 /// How many earlier occurrences of a k-gram are tried.
 const CANDIDATES: usize = 4;
 
+/// A fingerprint met again: (file, its index in the file's
+/// fingerprints, the earlier occurrences it is tried against as (file,
+/// token), newest first).
+type Try = (u32, u32, [(u32, u32); CANDIDATES]);
+
 /// The window hashes are hashes already: the map only needs their bits
 /// spread (a SplitMix64 finaliser), not SipHash's protection, which cost
 /// most of the detection time.
@@ -150,67 +155,132 @@ fn find_matches<'s>(
     // is tried. One slot per file keeps a file that repeats a pattern
     // (`async def a...(...)` wrappers, say) from hiding its twin in
     // another file.
-    let mut seen: HashMap<u64, [(u32, u32); CANDIDATES], Mix> =
-        HashMap::with_capacity_and_hasher(total, Mix::default());
+    //
+    // The fingerprints are met file by file, each file's in order. A
+    // k-gram's slots change only when the k-gram is met, so they are
+    // replayed per k-gram over its occurrences sorted into that order,
+    // rather than kept in a map looked up at every fingerprint: those
+    // lookups, a cache miss each, were most of a re-scan's clone time.
+    //
+    // Sorted by hash in two steps, both keeping the order met: a counting
+    // sort on the top bits (the hashes are uniform, so each bucket holds a
+    // handful), then each bucket by the whole hash (a comparison sort of
+    // them all cost as much as the lookups it replaced).
+    let bits = total.max(16).ilog2().min(24);
+    let shift = 64 - bits;
+    let mut starts = vec![0usize; (1 << bits) + 1];
+    for &(_, h) in prints.iter().flat_map(|p| p.iter()) {
+        starts[(h >> shift) as usize + 1] += 1;
+    }
+    for b in 1..starts.len() {
+        starts[b] += starts[b - 1];
+    }
+    let mut all: Vec<(u64, u32, u32)> = vec![(0, 0, 0); total];
+    let mut next_slot = starts.clone();
     for (f, fps) in prints.iter().enumerate() {
-        let fps: &[(u32, u64)] = fps;
-        let f = f as u32;
-        let b = pick(&streams[f as usize]);
-        // Matches of this file so far, as (other file, other start - own
-        // start, own end): a fingerprint on the same alignment inside one
-        // of them is the same match again.
-        let mut active: Vec<(u32, isize, usize)> = Vec::new();
-        for &(i, h) in fps {
-            let i = i as usize;
-            let slots = seen.entry(h).or_insert([(u32::MAX, 0); CANDIDATES]);
-            let candidates = *slots;
+        for (n, &(_, h)) in fps.iter().enumerate() {
+            let b = (h >> shift) as usize;
+            all[next_slot[b]] = (h, f as u32, n as u32);
+            next_slot[b] += 1;
+        }
+    }
+    drop(next_slot);
+    for b in 0..starts.len() - 1 {
+        all[starts[b]..starts[b + 1]].sort_by_key(|x| x.0);
+    }
+    let mut tries: Vec<Try> = Vec::new();
+    for same in all.chunk_by(|x, y| x.0 == y.0).filter(|same| same.len() > 1) {
+        let mut slots = [(u32::MAX, 0); CANDIDATES];
+        for &(_, f, n) in same {
+            if slots[0].0 != u32::MAX {
+                tries.push((f, n, slots));
+            }
             // This file's newest occurrence replaces its older one, so
             // repeats inside one file never push other files out.
-            let own = slots.iter().position(|s| s.0 == f).unwrap_or(CANDIDATES - 1);
-            slots.copy_within(0..own, 1);
-            slots[0] = (f, i as u32);
-            for &(g, j) in candidates.iter().take_while(|c| c.0 != u32::MAX) {
-                let j = j as usize;
-                if g == f && j >= i {
-                    continue;
+            let mut next = [(u32::MAX, 0); CANDIDATES];
+            next[0] = (f, prints[f as usize][n as usize].0);
+            let mut kept = 1;
+            for s in slots {
+                if s.0 != f && kept < CANDIDATES {
+                    next[kept] = s;
+                    kept += 1;
                 }
-                let offset = j as isize - i as isize;
-                if active
-                    .iter()
-                    .any(|&(ag, ao, end)| ag == g && ao == offset && i < end)
-                {
-                    continue;
-                }
-                let a = pick(&streams[g as usize]);
-                if a[j..j + k] != b[i..i + k] {
-                    continue;
-                }
-                let mut back = 0;
-                while back < j && back < i && a[j - back - 1] == b[i - back - 1] {
-                    back += 1;
-                }
-                let (js, is) = (j - back, i - back);
-                let mut len = k + back;
-                while js + len < a.len() && is + len < b.len() && a[js + len] == b[is + len] {
-                    len += 1;
-                }
-                if g == f && js + len > is {
-                    // A copy within one file: the two spans may not overlap.
-                    len = is - js;
-                }
-                // A span of fewer than `min_lines` lines is no clone, and
-                // must not join groups either: it would chain unrelated
-                // code into one group, then sink it.
-                let lines_of = |s: &Stream<'_>, start: usize| s.lines[start + len - 1] - s.lines[start] + 1;
-                if len >= big_k
-                    && lines_of(&streams[g as usize], js) >= min_lines
-                    && lines_of(&streams[f as usize], is) >= min_lines
-                {
-                    matches.push(((g, js as u32, len as u32), (f, is as u32, len as u32)));
-                }
-                active.push((g, offset, is + len));
             }
-            active.retain(|&(_, _, end)| end > i);
+            slots = next;
+        }
+    }
+    drop(all);
+    // Into the order met: by file (counting), then by fingerprint.
+    let mut per_file = vec![0usize; prints.len() + 1];
+    for t in &tries {
+        per_file[t.0 as usize + 1] += 1;
+    }
+    for f in 1..per_file.len() {
+        per_file[f] += per_file[f - 1];
+    }
+    let mut ordered = vec![(0, 0, [(u32::MAX, 0); CANDIDATES]); tries.len()];
+    let mut next_slot = per_file.clone();
+    for t in tries {
+        ordered[next_slot[t.0 as usize]] = t;
+        next_slot[t.0 as usize] += 1;
+    }
+    for f in 0..prints.len() {
+        ordered[per_file[f]..per_file[f + 1]].sort_unstable_by_key(|t| t.1);
+    }
+    let tries = ordered;
+    // Matches of the current file so far, as (other file, other start -
+    // own start, own end): a fingerprint on the same alignment inside one
+    // of them is the same match again.
+    let mut active: Vec<(u32, isize, usize)> = Vec::new();
+    let mut current = u32::MAX;
+    for (f, n, candidates) in tries {
+        if f != current {
+            active.clear();
+            current = f;
+        }
+        let b = pick(&streams[f as usize]);
+        let i = prints[f as usize][n as usize].0 as usize;
+        active.retain(|&(_, _, end)| end > i);
+        for &(g, j) in candidates.iter().take_while(|c| c.0 != u32::MAX) {
+            let j = j as usize;
+            if g == f && j >= i {
+                continue;
+            }
+            let offset = j as isize - i as isize;
+            if active
+                .iter()
+                .any(|&(ag, ao, end)| ag == g && ao == offset && i < end)
+            {
+                continue;
+            }
+            let a = pick(&streams[g as usize]);
+            if a[j..j + k] != b[i..i + k] {
+                continue;
+            }
+            let mut back = 0;
+            while back < j && back < i && a[j - back - 1] == b[i - back - 1] {
+                back += 1;
+            }
+            let (js, is) = (j - back, i - back);
+            let mut len = k + back;
+            while js + len < a.len() && is + len < b.len() && a[js + len] == b[is + len] {
+                len += 1;
+            }
+            if g == f && js + len > is {
+                // A copy within one file: the two spans may not overlap.
+                len = is - js;
+            }
+            // A span of fewer than `min_lines` lines is no clone, and
+            // must not join groups either: it would chain unrelated
+            // code into one group, then sink it.
+            let lines_of = |s: &Stream<'_>, start: usize| s.lines[start + len - 1] - s.lines[start] + 1;
+            if len >= big_k
+                && lines_of(&streams[g as usize], js) >= min_lines
+                && lines_of(&streams[f as usize], is) >= min_lines
+            {
+                matches.push(((g, js as u32, len as u32), (f, is as u32, len as u32)));
+            }
+            active.push((g, offset, is + len));
         }
     }
 }

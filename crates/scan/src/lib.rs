@@ -336,8 +336,8 @@ pub fn scan_with(root: &Path, config: &ScanConfig, opts: &ScanOptions<'_>) -> Re
             },
         })
         .collect();
-    let mut suggestions =
-        suggest::suggestions(config, &modules, &graph.cycles, &clone_groups, &graph.coupling);
+    let mut suggestions = pool
+        .install(|| suggest::suggestions(config, &modules, &graph.cycles, &clone_groups, &graph.coupling));
     drop(modules);
     suggest::number(&mut suggestions, &id);
 
@@ -371,17 +371,26 @@ pub fn scan_with(root: &Path, config: &ScanConfig, opts: &ScanOptions<'_>) -> Re
         *summary.by_kind.entry(s.kind.as_str()).or_default() += 1;
     }
 
+    let mut spent = Vec::with_capacity(analysed.len());
     let files = analysed
         .into_iter()
-        .map(|(c, _, f)| FileReport {
-            path: c.rel.clone(),
-            language: c.lang.name(),
-            lines: f.lines,
-            nloc: f.nloc,
-            functions: f.functions,
-            types: f.types,
+        .map(|(c, _, mut f)| {
+            let report = FileReport {
+                path: c.rel.clone(),
+                language: c.lang.name(),
+                lines: f.lines,
+                nloc: f.nloc,
+                functions: std::mem::take(&mut f.functions),
+                types: std::mem::take(&mut f.types),
+            };
+            spent.push(f);
+            report
         })
         .collect();
+    // The token streams and fingerprints (13 MB on syn + tokio, in a few
+    // thousand blocks) are freed on another thread: handing the pages
+    // back took longer than a re-scan's clone detection.
+    std::thread::spawn(move || drop(spent));
     trace("done", started);
     problems.sort_by(|a, b| a.path.cmp(&b.path).then(a.kind.cmp(b.kind)));
     summary.duration_ms = started.elapsed().as_millis() as u64;
@@ -563,21 +572,15 @@ pub fn store(
         duration_ms: report.summary.duration_ms,
         summary: serde_json::to_value(&report.summary).unwrap_or_default(),
     };
-    let suggestions: Vec<graft_ledger::Suggestion> = report
-        .suggestions
-        .iter()
-        .map(|s| graft_ledger::Suggestion {
-            id: s.id.clone(),
-            scan_id: report.id.clone(),
-            kind: s.kind.as_str().to_string(),
-            title: s.title.clone(),
-            files: s.files.clone(),
-            risk: s.risk.as_str().to_string(),
-            priority: s.priority as i64,
-            instruction: s.instruction.clone(),
-            detail: s.detail.clone(),
-            upgrade_id: None,
-        })
-        .collect();
-    ledger.insert_scan(&scan, &suggestions)
+    let suggestions = report.suggestions.iter().map(|s| graft_ledger::NewSuggestion {
+        id: &s.id,
+        kind: s.kind.as_str(),
+        title: &s.title,
+        files: &s.files,
+        risk: s.risk.as_str(),
+        priority: s.priority as i64,
+        instruction: &s.instruction,
+        detail: &s.detail,
+    });
+    ledger.insert_scan(&scan, suggestions)
 }
