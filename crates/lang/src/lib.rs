@@ -83,8 +83,12 @@ impl Lang {
 /// allocator: as the global allocator mimalloc doubled a scan's peak
 /// memory for no further gain). Installed once, before the first parser
 /// exists, so nothing tree-sitter allocated with one allocator is ever
-/// freed by the other; freed pages go back to the system at once and
-/// arenas are committed on demand, which keeps peak memory at glibc's.
+/// freed by the other. Arenas are committed on demand, and freed pages go
+/// back to the system a second after their last use: the next trees reuse
+/// them instead of faulting them in again (handing each back at once cost
+/// 6-9% of a cold scan in page faults and TLB flushes, for 5-10 MiB less
+/// peak memory). [`release_memory`] hands them back when a batch of
+/// parsing is over.
 fn use_fast_allocator() {
     // mimalloc.h's `mi_option_e`, which the -sys crate does not name.
     const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
@@ -97,7 +101,7 @@ fn use_fast_allocator() {
         // functions have the C allocator contract.
         unsafe {
             libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0);
-            libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);
+            libmimalloc_sys::mi_option_set(PURGE_DELAY, 1000);
             tree_sitter::set_allocator(Some(tree_sitter::Allocator {
                 malloc: libmimalloc_sys::mi_malloc,
                 calloc: libmimalloc_sys::mi_calloc,
@@ -106,6 +110,14 @@ fn use_fast_allocator() {
             }))
         }
     });
+}
+
+/// Give the memory that parsing freed back to the system now, rather
+/// than when the allocator next looks: for a long-lived process, after a
+/// batch of parsing (a scan) is over.
+pub fn release_memory() {
+    // SAFETY: mimalloc's collection may run on any thread at any time.
+    unsafe { libmimalloc_sys::mi_collect(true) }
 }
 
 /// A parser set to `lang`.

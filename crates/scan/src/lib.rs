@@ -391,6 +391,10 @@ pub fn scan_with(root: &Path, config: &ScanConfig, opts: &ScanOptions<'_>) -> Re
     // thousand blocks) are freed on another thread: handing the pages
     // back took longer than a re-scan's clone detection.
     std::thread::spawn(move || drop(spent));
+    // The parsers' threads end with the pool: what their trees freed goes
+    // back to the system now, not whenever the allocator next runs (a
+    // long-lived process may not parse again for hours).
+    pool.broadcast(|_| graft_lang::release_memory());
     trace("done", started);
     problems.sort_by(|a, b| a.path.cmp(&b.path).then(a.kind.cmp(b.kind)));
     summary.duration_ms = started.elapsed().as_millis() as u64;
