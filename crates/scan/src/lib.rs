@@ -391,6 +391,7 @@ pub fn scan_with(root: &Path, config: &ScanConfig, opts: &ScanOptions<'_>) -> Re
     // thousand blocks) are freed on another thread: handing the pages
     // back took longer than a re-scan's clone detection.
     std::thread::spawn(move || drop(spent));
+    trace("suggestions, files", started);
     // The parsers' threads end with the pool: what their trees freed goes
     // back to the system now, not whenever the allocator next runs (a
     // long-lived process may not parse again for hours).
