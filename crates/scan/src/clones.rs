@@ -168,25 +168,14 @@ fn find_matches<'s>(
     // them all cost as much as the lookups it replaced).
     let bits = total.max(16).ilog2().min(24);
     let shift = 64 - bits;
-    let mut starts = vec![0usize; (1 << bits) + 1];
-    for &(_, h) in prints.iter().flat_map(|p| p.iter()) {
-        starts[(h >> shift) as usize + 1] += 1;
-    }
-    for b in 1..starts.len() {
-        starts[b] += starts[b - 1];
-    }
-    let mut all: Vec<(u64, u32, u32)> = vec![(0, 0, 0); total];
-    let mut next_slot = starts.clone();
+    let mut met: Vec<(u64, u32, u32)> = Vec::with_capacity(total);
     for (f, fps) in prints.iter().enumerate() {
-        for (n, &(_, h)) in fps.iter().enumerate() {
-            let b = (h >> shift) as usize;
-            all[next_slot[b]] = (h, f as u32, n as u32);
-            next_slot[b] += 1;
-        }
+        met.extend(fps.iter().enumerate().map(|(n, &(_, h))| (h, f as u32, n as u32)));
     }
-    drop(next_slot);
-    for b in 0..starts.len() - 1 {
-        all[starts[b]..starts[b + 1]].sort_by_key(|x| x.0);
+    let (mut all, starts) = bucket_sort(&met, 1 << bits, |x| (x.0 >> shift) as usize);
+    drop(met);
+    for bucket in starts.windows(2) {
+        all[bucket[0]..bucket[1]].sort_by_key(|x| x.0);
     }
     let mut tries: Vec<Try> = Vec::new();
     for same in all.chunk_by(|x, y| x.0 == y.0).filter(|same| same.len() > 1) {
@@ -210,24 +199,11 @@ fn find_matches<'s>(
         }
     }
     drop(all);
-    // Into the order met: by file (counting), then by fingerprint.
-    let mut per_file = vec![0usize; prints.len() + 1];
-    for t in &tries {
-        per_file[t.0 as usize + 1] += 1;
+    // Into the order met: by file, then by fingerprint.
+    let (mut tries, per_file) = bucket_sort(&tries, prints.len(), |t| t.0 as usize);
+    for file in per_file.windows(2) {
+        tries[file[0]..file[1]].sort_unstable_by_key(|t| t.1);
     }
-    for f in 1..per_file.len() {
-        per_file[f] += per_file[f - 1];
-    }
-    let mut ordered = vec![(0, 0, [(u32::MAX, 0); CANDIDATES]); tries.len()];
-    let mut next_slot = per_file.clone();
-    for t in tries {
-        ordered[next_slot[t.0 as usize]] = t;
-        next_slot[t.0 as usize] += 1;
-    }
-    for f in 0..prints.len() {
-        ordered[per_file[f]..per_file[f + 1]].sort_unstable_by_key(|t| t.1);
-    }
-    let tries = ordered;
     // Matches of the current file so far, as (other file, other start -
     // own start, own end): a fingerprint on the same alignment inside one
     // of them is the same match again.
@@ -283,6 +259,27 @@ fn find_matches<'s>(
             active.push((g, offset, is + len));
         }
     }
+}
+
+/// `items` in the order of `bucket(item)` (below `buckets`), keeping their
+/// order within a bucket (a counting sort), and where each bucket starts
+/// (`buckets + 1` offsets).
+fn bucket_sort<T: Copy>(items: &[T], buckets: usize, bucket: impl Fn(&T) -> usize) -> (Vec<T>, Vec<usize>) {
+    let mut starts = vec![0usize; buckets + 1];
+    for item in items {
+        starts[bucket(item) + 1] += 1;
+    }
+    for b in 1..starts.len() {
+        starts[b] += starts[b - 1];
+    }
+    let mut next = starts.clone();
+    let mut out = items.to_vec();
+    for item in items {
+        let b = bucket(item);
+        out[next[b]] = *item;
+        next[b] += 1;
+    }
+    (out, starts)
 }
 
 /// Matches into groups (union-find over spans): the two sides of a match
