@@ -2,11 +2,13 @@
 //!
 //! Each file is a stream of normalised tokens (identifiers fold to one
 //! code, literals to another), so a copy with renamed variables or changed
-//! constants still matches. Every window of `min_tokens` tokens is hashed
-//! (Rabin-Karp, rolling); files are read in path order, and a window whose
-//! hash was seen before starts a match against its first occurrence, which
-//! is then extended token by token as far as both streams agree. Matches
-//! against the same original are gathered into one group, so three copies
+//! constants still matches; a second pass over the exact tokens pairs
+//! copies that were not renamed with their real twins. K-grams of half
+//! `min_tokens` are hashed (rolling) and winnowed, so any common run of
+//! `min_tokens` shares a fingerprint; files are taken in path order, and a
+//! fingerprint seen before is tried against its latest occurrences in up
+//! to four earlier files, each match extended token by token as far as
+//! both streams agree. Matches are gathered into groups, so three copies
 //! are one finding, not three pairs. Spans shorter than `min_lines` lines
 //! are dropped.
 
