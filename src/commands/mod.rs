@@ -169,13 +169,7 @@ pub fn print_submitted(ctx: &Ctx, s: &graft_orchestrate::Submitted) -> i32 {
 /// The webhook notifier for a pipeline run in this process (None: no
 /// webhooks configured, or the ledger cannot be opened).
 pub fn notifier(ws: &Workspace) -> Option<std::sync::Arc<graft_api::webhooks::Notifier>> {
-    match graft_api::webhooks::Notifier::open(&ws.root, &ws.config) {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("graft: webhooks: {e}");
-            None
-        }
-    }
+    graft_api::webhooks::Notifier::open_or_warn(&ws.root, &ws.config, "graft")
 }
 
 /// Send the webhook notifications this command queued, for a few seconds

@@ -108,11 +108,7 @@ pub fn cancel(ctx: &Ctx, id: &str) -> Result<i32, CliError> {
     }
     let ws = ctx.workspace()?;
     let notifier = super::notifier(&ws);
-    let null = graft_pipeline::NullObserver;
-    let observer: &dyn graft_pipeline::Observer = match &notifier {
-        Some(n) => &**n,
-        None => &null,
-    };
+    let observer = graft_api::webhooks::Notifier::observer(notifier.as_ref());
     let report = cancel::cancel(&ws, super::local_deploy(&ws), &id, &requested_by(), observer)?;
     if notifier.is_some() {
         super::deliver_webhooks(ctx, &ws);

@@ -8,6 +8,7 @@
 
 use std::path::Path;
 
+use graft_api::webhooks::Notifier;
 use graft_ledger::{RequestKind, UpgradeId, UpgradeState};
 use graft_orchestrate::{Orchestrator, SubmitError};
 use graft_pipeline::rollback::RollbackReport;
@@ -126,14 +127,8 @@ pub fn upgrade(
         .kind
         .parse()
         .map_err(|_| ToolError::new("bad_request", format!("unknown kind `{}`", q.kind)))?;
-    let notifier = graft_api::webhooks::Notifier::open(&ws.root, &ws.config)
-        .ok()
-        .flatten();
-    let null = graft_pipeline::NullObserver;
-    let observer: &dyn graft_pipeline::Observer = match &notifier {
-        Some(n) => &**n,
-        None => &null,
-    };
+    let notifier = Notifier::open_or_warn(&ws.root, &ws.config, "graft mcp");
+    let observer = Notifier::observer(notifier.as_ref());
     // Through the queue and the risk policy, like every other way in (the
     // rate limit included; a plan is not limited).
     let orch = Orchestrator {
@@ -187,14 +182,8 @@ pub fn rollback(root: &Path, id: &UpgradeId, by: &str) -> Result<RollbackReport,
     let ws = Workspace::open(root)?;
     let deploy = local_deploy(&ws);
     let held = recover::exclusive(&ws, deploy, true)?.expect("a blocking lock is always taken");
-    let notifier = graft_api::webhooks::Notifier::open(&ws.root, &ws.config)
-        .ok()
-        .flatten();
-    let null = graft_pipeline::NullObserver;
-    let observer: &dyn graft_pipeline::Observer = match &notifier {
-        Some(n) => &**n,
-        None => &null,
-    };
+    let notifier = Notifier::open_or_warn(&ws.root, &ws.config, "graft mcp");
+    let observer = Notifier::observer(notifier.as_ref());
     let report = rollback::rollback(&ws, deploy, &held, id, by, observer)?;
     drop(held);
     flush(&ws);
@@ -216,14 +205,8 @@ pub fn cancel(root: &Path, id: &UpgradeId, by: &str) -> Result<Value, ToolError>
         return Ok(v["cancel"].clone());
     }
     let ws = Workspace::open(root)?;
-    let notifier = graft_api::webhooks::Notifier::open(&ws.root, &ws.config)
-        .ok()
-        .flatten();
-    let null = graft_pipeline::NullObserver;
-    let observer: &dyn graft_pipeline::Observer = match &notifier {
-        Some(n) => &**n,
-        None => &null,
-    };
+    let notifier = Notifier::open_or_warn(&ws.root, &ws.config, "graft mcp");
+    let observer = Notifier::observer(notifier.as_ref());
     let report = cancel::cancel(&ws, local_deploy(&ws), id, by, observer)?;
     flush(&ws);
     Ok(json!(report))

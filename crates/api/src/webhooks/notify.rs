@@ -120,6 +120,24 @@ impl Notifier {
         })))
     }
 
+    /// [`Notifier::open`] for a pipeline run in this process: a ledger
+    /// that cannot be opened is said on stderr after `who` (`graft`,
+    /// `graft mcp`) and the run goes on without webhooks.
+    pub fn open_or_warn(root: &Path, config: &Config, who: &str) -> Option<Arc<Notifier>> {
+        Notifier::open(root, config).unwrap_or_else(|e| {
+            eprintln!("{who}: webhooks: {e}");
+            None
+        })
+    }
+
+    /// What a pipeline run reports to: `notifier`, or no one.
+    pub fn observer(notifier: Option<&Arc<Notifier>>) -> &dyn Observer {
+        match notifier {
+            Some(n) => &**n,
+            None => &graft_pipeline::NullObserver,
+        }
+    }
+
     /// Changes each time something is queued (the delivery loop waits on it).
     pub fn wake(&self) -> tokio::sync::watch::Receiver<u64> {
         self.wake.subscribe()
