@@ -686,30 +686,49 @@ impl Ledger {
             ],
         )
         .map_err(|e| self.err(e))?;
-        // One prepared statement for every row: a scan may hold thousands.
-        let mut insert = tx
+        // One prepared statement each for every row: a scan may hold
+        // thousands. A body already kept (the same suggestion found by an
+        // earlier scan) is pointed at, not written again.
+        let mut find_body = tx
+            .prepare_cached("SELECT id FROM suggestion_bodies WHERE digest = ?1")
+            .map_err(|e| self.err(e))?;
+        let mut add_body = tx
             .prepare_cached(
-                "INSERT INTO suggestions (id, scan_id, kind, title, files, risk, priority, instruction, detail, upgrade_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO suggestion_bodies (digest, kind, title, files, risk, priority, instruction, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
             .map_err(|e| self.err(e))?;
+        let mut add = tx
+            .prepare_cached("INSERT INTO suggestions (id, scan_id, body_id) VALUES (?1, ?2, ?3)")
+            .map_err(|e| self.err(e))?;
         for s in suggestions {
-            insert
-                .execute(params![
-                    s.id,
-                    scan.id,
-                    s.kind,
-                    s.title,
-                    serde_json::to_string(s.files).unwrap_or_default(),
-                    s.risk,
-                    s.priority,
-                    s.instruction,
-                    s.detail.to_string(),
-                    None::<String>
-                ])
+            let digest = body_digest(&s);
+            let known: Option<i64> = find_body
+                .query_row([&digest[..]], |r| r.get(0))
+                .optional()
+                .map_err(|e| self.err(e))?;
+            let body = match known {
+                Some(id) => id,
+                None => {
+                    add_body
+                        .execute(params![
+                            &digest[..],
+                            s.kind,
+                            s.title,
+                            serde_json::to_string(s.files).unwrap_or_default(),
+                            s.risk,
+                            s.priority,
+                            s.instruction,
+                            s.detail.to_string()
+                        ])
+                        .map_err(|e| self.err(e))?;
+                    tx.last_insert_rowid()
+                }
+            };
+            add.execute(params![s.id, scan.id, body])
                 .map_err(|e| self.err(e))?;
         }
-        drop(insert);
+        drop((find_body, add_body, add));
         tx.commit().map_err(|e| self.err(e))
     }
 
@@ -742,7 +761,7 @@ impl Ledger {
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "SELECT {SUGGESTION_COLUMNS} FROM suggestions WHERE scan_id = ?1 ORDER BY priority DESC, id"
+                "SELECT {SUGGESTION_COLUMNS} FROM {SUGGESTION_FROM} WHERE s.scan_id = ?1 ORDER BY b.priority DESC, s.id"
             ))
             .map_err(|e| self.err(e))?;
         stmt.query_map([scan_id], read_suggestion)
@@ -753,7 +772,7 @@ impl Ledger {
     pub fn suggestion(&self, id: &str) -> Result<Option<Suggestion>> {
         self.conn
             .query_row(
-                &format!("SELECT {SUGGESTION_COLUMNS} FROM suggestions WHERE id = ?1"),
+                &format!("SELECT {SUGGESTION_COLUMNS} FROM {SUGGESTION_FROM} WHERE s.id = ?1"),
                 [id],
                 read_suggestion,
             )
@@ -857,8 +876,73 @@ fn read_scan(r: &Row<'_>) -> rusqlite::Result<Scan> {
     })
 }
 
+/// Columns of `suggestions s JOIN suggestion_bodies b`.
 const SUGGESTION_COLUMNS: &str =
-    "id, scan_id, kind, title, files, risk, priority, instruction, detail, upgrade_id";
+    "s.id, s.scan_id, b.kind, b.title, b.files, b.risk, b.priority, b.instruction, b.detail, s.upgrade_id";
+const SUGGESTION_FROM: &str = "suggestions s JOIN suggestion_bodies b ON b.id = s.body_id";
+
+/// What identifies a suggestion's body: every field but its id. Taken
+/// from the values, not their JSON text: writing out the detail of a
+/// thousand suggestions cost more than storing them once they are known.
+fn body_digest(s: &NewSuggestion<'_>) -> [u8; 16] {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for field in [s.kind, s.title, s.risk, s.instruction] {
+        digest_str(&mut h, field);
+    }
+    h.update(&s.priority.to_le_bytes());
+    h.update(&(s.files.len() as u64).to_le_bytes());
+    for f in s.files {
+        digest_str(&mut h, f);
+    }
+    digest_json(&mut h, s.detail);
+    h.digest128().to_le_bytes()
+}
+
+/// Length first, so that no two sequences of strings run together alike.
+fn digest_str(h: &mut xxhash_rust::xxh3::Xxh3, s: &str) {
+    h.update(&(s.len() as u64).to_le_bytes());
+    h.update(s.as_bytes());
+}
+
+/// A JSON value's content, each part tagged with its type.
+fn digest_json(h: &mut xxhash_rust::xxh3::Xxh3, v: &serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Null => h.update(b"n"),
+        Value::Bool(b) => h.update(if *b { b"t" } else { b"f" }),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                h.update(b"i");
+                h.update(&i.to_le_bytes());
+            } else if let Some(u) = n.as_u64() {
+                h.update(b"u");
+                h.update(&u.to_le_bytes());
+            } else {
+                h.update(b"d");
+                h.update(&n.as_f64().unwrap_or(f64::NAN).to_bits().to_le_bytes());
+            }
+        }
+        Value::String(s) => {
+            h.update(b"s");
+            digest_str(h, s);
+        }
+        Value::Array(items) => {
+            h.update(b"a");
+            h.update(&(items.len() as u64).to_le_bytes());
+            for item in items {
+                digest_json(h, item);
+            }
+        }
+        Value::Object(map) => {
+            h.update(b"o");
+            h.update(&(map.len() as u64).to_le_bytes());
+            for (k, item) in map {
+                digest_str(h, k);
+                digest_json(h, item);
+            }
+        }
+    }
+}
 
 fn read_suggestion(r: &Row<'_>) -> rusqlite::Result<Suggestion> {
     Ok(Suggestion {

@@ -323,4 +323,35 @@ CREATE TABLE file_metrics (
     PRIMARY KEY (upgrade_id, path, phase)
 );
 "#,
+    // 7: a suggestion's text is kept once, however many scans find it.
+    r#"
+-- What a suggestion says, kept once: a re-scan of a tree that has not changed
+-- adds only a short row per suggestion pointing here. The digest is the
+-- xxh3-128 of the body's fields; bodies carried over from before have none.
+CREATE TABLE suggestion_bodies (
+    id           INTEGER PRIMARY KEY,
+    digest       BLOB UNIQUE,
+    kind         TEXT NOT NULL,
+    title        TEXT NOT NULL,
+    files        TEXT NOT NULL DEFAULT '[]',
+    risk         TEXT NOT NULL,
+    priority     INTEGER NOT NULL,
+    instruction  TEXT NOT NULL,
+    detail       TEXT NOT NULL DEFAULT '{}'
+);
+-- A scan's suggestions: the id an upgrade is made from, and its body.
+CREATE TABLE scan_suggestions (
+    id           TEXT PRIMARY KEY,
+    scan_id      TEXT NOT NULL REFERENCES scans(id),
+    body_id      INTEGER NOT NULL REFERENCES suggestion_bodies(id),
+    upgrade_id   TEXT
+) WITHOUT ROWID;
+INSERT INTO suggestion_bodies (id, kind, title, files, risk, priority, instruction, detail)
+    SELECT rowid, kind, title, files, risk, priority, instruction, detail FROM suggestions;
+INSERT INTO scan_suggestions (id, scan_id, body_id, upgrade_id)
+    SELECT id, scan_id, rowid, upgrade_id FROM suggestions;
+DROP TABLE suggestions;
+ALTER TABLE scan_suggestions RENAME TO suggestions;
+CREATE INDEX suggestions_scan ON suggestions(scan_id);
+"#,
 ];

@@ -289,6 +289,83 @@ fn scans_and_suggestions_round_trip() {
     assert_eq!(got.upgrade_id.as_deref(), Some(id.as_str()));
     assert_eq!(got.files, ["a.py"]);
     assert!(l.suggestion("sug_nope").unwrap().is_none());
+
+    // A second scan finding the same two and one new: the same text comes
+    // back under the new ids, and only the new body is written.
+    let again = Scan {
+        id: "scan_20261121_103501_d4e5f6".into(),
+        ..scan.clone()
+    };
+    let renumber = |mut s: Suggestion, n: i64| {
+        s.id = format!("sug_20261121_103501_d4e5f6_{n:02}");
+        s.scan_id = again.id.clone();
+        s
+    };
+    let mut changed = renumber(sug(3, 5), 3);
+    changed.detail = serde_json::json!({"methods": 26});
+    let second = [renumber(sug(1, 3), 1), renumber(sug(2, 8), 2), changed];
+    l.insert_scan(&again, second.iter().map(Suggestion::as_new))
+        .unwrap();
+    let bodies: i64 = l
+        .connection()
+        .query_row("SELECT count(*) FROM suggestion_bodies", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(bodies, 3);
+    let list = l.suggestions(&again.id).unwrap();
+    assert_eq!(list.iter().map(|s| s.priority).collect::<Vec<_>>(), [8, 5, 3]);
+    assert_eq!(list[1].detail["methods"], 26);
+    assert!(
+        list.iter()
+            .all(|s| s.upgrade_id.is_none() && s.scan_id == again.id)
+    );
+    // The first scan's link and text are untouched.
+    let first = l.suggestions(&scan.id).unwrap();
+    assert_eq!(first.len(), 2);
+    assert_eq!(first[0].upgrade_id.as_deref(), Some(id.as_str()));
+    assert_eq!(first[0].title, "Split class 2");
+}
+
+#[test]
+fn suggestions_written_before_bodies_were_shared_survive_the_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    // A ledger at schema 6, holding a scan with two suggestions, one linked.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for sql in &schema::MIGRATIONS[..6] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 6).unwrap();
+        conn.execute_batch(
+            "INSERT INTO scans (id, created_at, root) VALUES ('scan_1', '2026-11-21T10:00:00Z', '/repo');
+             INSERT INTO suggestions (id, scan_id, kind, title, files, risk, priority, instruction, detail, upgrade_id)
+             VALUES ('sug_1_01', 'scan_1', 'duplicate', 'Merge copies', '[\"a.py\",\"b.py\"]', 'low', 4, 'Merge them', '{\"tokens\":80}', 'upg_x'),
+                    ('sug_1_02', 'scan_1', 'god_class', 'Split C', '[\"c.py\"]', 'medium', 7, 'Split it', '{}', NULL);",
+        )
+        .unwrap();
+    }
+    let l = Ledger::open(&path).unwrap();
+    assert_eq!(l.schema_version().unwrap(), schema::MIGRATIONS.len() as i64);
+    let list = l.suggestions("scan_1").unwrap();
+    assert_eq!(
+        list.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        ["sug_1_02", "sug_1_01"]
+    );
+    let dup = l.suggestion("sug_1_01").unwrap().unwrap();
+    assert_eq!(
+        (
+            dup.kind.as_str(),
+            dup.title.as_str(),
+            dup.risk.as_str(),
+            dup.priority
+        ),
+        ("duplicate", "Merge copies", "low", 4)
+    );
+    assert_eq!(dup.files, ["a.py", "b.py"]);
+    assert_eq!(dup.instruction, "Merge them");
+    assert_eq!(dup.detail["tokens"], 80);
+    assert_eq!(dup.upgrade_id.as_deref(), Some("upg_x"));
+    assert_eq!(list[0].upgrade_id, None);
 }
 
 #[test]
@@ -347,4 +424,61 @@ fn instances_and_live_history() {
     l.set_live("c2", None, "deploy").unwrap();
     assert_eq!(l.live().unwrap().unwrap().commit_id, "c2");
     assert_eq!(l.live_history(10).unwrap().len(), 2);
+}
+
+#[test]
+fn a_body_digest_tells_apart_what_a_plain_concatenation_would_not() {
+    let detail = serde_json::json!({"a": [1]});
+    let base = NewSuggestion {
+        id: "sug_1",
+        kind: "duplicate",
+        title: "ab",
+        files: &[],
+        risk: "low",
+        priority: 3,
+        instruction: "c",
+        detail: &detail,
+    };
+    let digest = |s: &NewSuggestion<'_>| crate::body_digest(s);
+    let same_but_id = NewSuggestion { id: "sug_2", ..base };
+    assert_eq!(
+        digest(&base),
+        digest(&same_but_id),
+        "the id is not part of the body"
+    );
+    let shifted = NewSuggestion {
+        title: "a",
+        instruction: "bc",
+        ..base
+    };
+    assert_ne!(digest(&base), digest(&shifted));
+    let flat = serde_json::json!({"a": 1});
+    assert_ne!(
+        digest(&base),
+        digest(&NewSuggestion {
+            detail: &flat,
+            ..base
+        })
+    );
+    let text = serde_json::json!({"a": ["1"]});
+    assert_ne!(
+        digest(&base),
+        digest(&NewSuggestion {
+            detail: &text,
+            ..base
+        })
+    );
+    let files = ["x.py".to_string(), "y.py".to_string()];
+    let joined = ["x.pyy.py".to_string()];
+    assert_ne!(
+        digest(&NewSuggestion {
+            files: &files,
+            ..base
+        }),
+        digest(&NewSuggestion {
+            files: &joined,
+            ..base
+        })
+    );
+    assert_ne!(digest(&base), digest(&NewSuggestion { priority: 4, ..base }));
 }

@@ -235,15 +235,10 @@ fn find_matches<'s>(
             if a[j..j + k] != b[i..i + k] {
                 continue;
             }
-            let mut back = 0;
-            while back < j && back < i && a[j - back - 1] == b[i - back - 1] {
-                back += 1;
-            }
+            let back = common_suffix(&a[..j], &b[..i]);
             let (js, is) = (j - back, i - back);
             let mut len = k + back;
-            while js + len < a.len() && is + len < b.len() && a[js + len] == b[is + len] {
-                len += 1;
-            }
+            len += common_prefix(&a[js + len..], &b[is + len..]);
             if g == f && js + len > is {
                 // A copy within one file: the two spans may not overlap.
                 len = is - js;
@@ -261,6 +256,42 @@ fn find_matches<'s>(
             active.push((g, offset, is + len));
         }
     }
+}
+
+/// Matches run for hundreds of tokens in generated code: they are
+/// compared a block at a time (which the compiler turns into vector
+/// instructions), then token by token.
+const BLOCK: usize = 16;
+
+fn block_differs(a: &[u32], b: &[u32]) -> bool {
+    a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y)) != 0
+}
+
+/// How many leading tokens `a` and `b` share.
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + BLOCK <= n && !block_differs(&a[i..i + BLOCK], &b[i..i + BLOCK]) {
+        i += BLOCK;
+    }
+    while i < n && a[i] == b[i] {
+        i += 1;
+    }
+    i
+}
+
+/// How many trailing tokens `a` and `b` share.
+fn common_suffix(a: &[u32], b: &[u32]) -> usize {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[a.len() - n..], &b[b.len() - n..]);
+    let mut i = 0;
+    while i + BLOCK <= n && !block_differs(&a[n - i - BLOCK..n - i], &b[n - i - BLOCK..n - i]) {
+        i += BLOCK;
+    }
+    while i < n && a[n - i - 1] == b[n - i - 1] {
+        i += 1;
+    }
+    i
 }
 
 /// `items` in the order of `bucket(item)` (below `buckets`), keeping their
@@ -529,6 +560,27 @@ mod tests {
         let paths: Vec<&str> = groups[0].fragments.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["a", "b"]);
         assert_eq!(groups[0].lines, 10);
+    }
+
+    #[test]
+    fn shared_runs_are_measured_exactly_at_every_length() {
+        for n in 0..50 {
+            for cut in 0..=n {
+                let a: Vec<u32> = (0..n as u32).collect();
+                let mut b = a.clone();
+                if cut < n {
+                    b[cut] = 999;
+                }
+                assert_eq!(common_prefix(&a, &b), cut, "prefix, n {n} cut {cut}");
+                assert_eq!(common_prefix(&a, &b[..cut]), cut);
+                let (ra, rb): (Vec<u32>, Vec<u32>) = (
+                    a.iter().rev().copied().collect(),
+                    b.iter().rev().copied().collect(),
+                );
+                assert_eq!(common_suffix(&ra, &rb), cut, "suffix, n {n} cut {cut}");
+                assert_eq!(common_suffix(&ra[n - cut..], &rb), cut);
+            }
+        }
     }
 
     #[test]
