@@ -193,7 +193,8 @@ fn every_endpoint_answers_and_a_signed_upgrade_goes_through() {
     t.ledger()
         .execute_batch(
             "INSERT INTO scans (id, created_at, root, summary) VALUES ('scan_1', '2026-11-21T10:00:00.000Z', '/r', '{\"files\":3}');
-             INSERT INTO suggestions (id, scan_id, kind, title, risk, priority, instruction) VALUES ('sug_1', 'scan_1', 'god_class', 'Split X', 'medium', 6, 'split X');",
+             INSERT INTO suggestion_bodies (id, kind, title, risk, priority, instruction) VALUES (1, 'god_class', 'Split X', 'medium', 6, 'split X');
+             INSERT INTO suggestions (id, scan_id, body_id) VALUES ('sug_1', 'scan_1', 1);",
         )
         .unwrap();
     let s = api.get("/v1/scans/scan_1").json();

@@ -534,3 +534,44 @@ fn a_file_excerpt_never_follows_a_link_to_a_protected_file() {
         );
     }
 }
+
+#[test]
+fn a_file_git_ignores_is_not_shown_and_a_tracked_one_is() {
+    let (t, _port) = api_target("");
+    t.write(".gitignore", &(t.read(".gitignore") + "local/\n*.secret\n"));
+    t.write("lib/util.py", "a = 1\n");
+    t.write("kept.secret", "shipped on purpose\n");
+    t.commit("files");
+    t.git(&["add", "--force", "kept.secret"]);
+    t.commit("a tracked file an ignore pattern matches");
+    t.write("local/creds.txt", "password=hunter2\n");
+    t.write("api.secret", "sk-live-bytes\n");
+    t.write(".git/info/exclude", "scratch.txt\n");
+    t.write("scratch.txt", "draft: hunter3\n");
+    let d = start(&t);
+    let api = Api::of(&d);
+
+    for path in ["local/creds.txt", "api.secret", "scratch.txt", "local/none.txt"] {
+        let r = api.get(&format!("/v1/files?path={path}"));
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (403, "ignored"),
+            "{path}: {}",
+            r.body
+        );
+        let message = r.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(
+            message.contains(&format!("`{path}` is ignored by git")),
+            "{message}"
+        );
+        for secret in ["hunter2", "sk-live", "hunter3"] {
+            assert!(!r.body.contains(secret), "{path} showed `{secret}`: {}", r.body);
+        }
+    }
+    let tracked = api.get("/v1/files?path=kept.secret");
+    tracked.expect(200);
+    assert_eq!(tracked.json()["lines"], json!(["shipped on purpose"]));
+    let util = api.get("/v1/files?path=lib/util.py");
+    util.expect(200);
+    assert_eq!(util.json()["lines"], json!(["a = 1"]));
+}

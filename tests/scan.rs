@@ -204,7 +204,10 @@ fn suggestions_are_stored_with_concrete_instructions() {
     );
     let suffix = scan_id.strip_prefix("scan_").unwrap();
     let mut stmt = conn
-        .prepare("SELECT id, kind, instruction, risk, priority, files FROM suggestions ORDER BY id")
+        .prepare(
+            "SELECT s.id, b.kind, b.instruction, b.risk, b.priority, b.files
+             FROM suggestions s JOIN suggestion_bodies b ON b.id = s.body_id ORDER BY s.id",
+        )
         .unwrap();
     let rows: Vec<(String, String, String, String, i64, String)> = stmt
         .query_map([], |r| {

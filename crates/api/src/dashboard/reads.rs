@@ -88,9 +88,10 @@ pub async fn file(State(api): State<Arc<Api>>, query: QueryOf<FileQuery>) -> Res
 /// protected globs must be the file shown, so `notes.txt -> .env` is
 /// refused like `.env`. The size is known before anything is read.
 fn read_text(root: &std::path::Path, path: &RelPath) -> Result<String, ApiError> {
-    let meta = graft_change::inspect_checked(root, path)
-        .map_err(|e| refused(path, e))?
-        .ok_or_else(|| no_file(path))?;
+    // Links first: git refuses to look beyond one.
+    let meta = graft_change::inspect_checked(root, path).map_err(|e| refused(path, e))?;
+    refuse_ignored(root, path)?;
+    let meta = meta.ok_or_else(|| no_file(path))?;
     if !meta.is_file() {
         return Err(not_a_file(path));
     }
@@ -112,6 +113,30 @@ fn read_text(root: &std::path::Path, path: &RelPath) -> Result<String, ApiError>
     }
     String::from_utf8(file.content)
         .map_err(|_| ApiError::bad_request("not_text", format!("`{path}` is not UTF-8 text")))
+}
+
+/// Files git ignores (local settings, build output, what a developer keeps
+/// beside the code) are not the repository's: the dashboard does not show
+/// them, whatever their names. A file the repository tracks is shown even
+/// if an ignore pattern matches it.
+fn refuse_ignored(root: &std::path::Path, path: &RelPath) -> Result<(), ApiError> {
+    let out = graft_pipeline::git::Git::new(root)
+        .output(&["check-ignore", "--quiet", "--", path.as_str()])
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    match out.status.code() {
+        Some(1) => Ok(()),
+        Some(0) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "ignored",
+            format!(
+                "`{path}` is ignored by git (.gitignore, .git/info/exclude or core.excludesFile): the dashboard shows only the repository's own files"
+            ),
+        )),
+        _ => Err(ApiError::internal(format!(
+            "cannot ask git whether `{path}` is ignored: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))),
+    }
 }
 
 fn no_file(path: &RelPath) -> ApiError {
