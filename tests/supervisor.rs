@@ -722,7 +722,13 @@ fn an_orphan_that_ignores_sigterm_is_killed_on_restart() {
 #[test]
 fn killed_during_a_watch_window_the_upgrade_is_rolled_back_on_restart() {
     let port = free_port();
-    let t = Target::agent_with(&agent_config(port).replace("window = \"1s\"", "window = \"30s\""));
+    let receiver = crate::support::api::Receiver::start();
+    let config = format!(
+        "{}\n[[webhooks]]\nurl = \"{}\"\nformat = \"json\"\nmax_backoff = \"1s\"\n",
+        agent_config(port).replace("window = \"1s\"", "window = \"30s\""),
+        receiver.url("/hook")
+    );
+    let t = Target::agent_with(&config);
     let base_tree = tree(&t, "HEAD");
     let mut d = t.run_daemon();
     let file = t.input("v2.json", release("v2", None).as_bytes());
@@ -747,6 +753,14 @@ fn killed_during_a_watch_window_the_upgrade_is_rolled_back_on_restart() {
     assert_eq!(hello(port), "hello from v1\n");
     assert_eq!(tree(&t, "HEAD"), base_tree);
     assert!(t.open_steps(&id).is_empty());
+    // The restarted graft run announces the rollback its recovery made,
+    // after what the killed one had queued.
+    let got = receiver.wait_at("/hook", 4, 20);
+    let events: Vec<&str> = got.iter().map(|d| d.event.as_str()).collect();
+    assert_eq!(events, ["planned", "gates_passed", "deployed", "rolled_back"]);
+    let last = &got[3].body;
+    assert_eq!(last["upgrade"]["id"], id.as_str());
+    assert_eq!(last["upgrade"]["reason"], "interrupted");
 }
 
 #[test]

@@ -239,3 +239,57 @@ fn without_a_daemon_each_command_sends_what_it_can_and_the_rest_waits() {
         0
     );
 }
+
+/// An upgrade whose process was killed is ended by the next command's
+/// recovery, and the webhooks hear of that end as they would have of the
+/// run's own: after what the run had queued before it died.
+#[test]
+fn an_end_brought_about_by_recovery_is_announced() {
+    for (point, end) in [("gate:test:after", "failed"), ("deploy:after", "promoted")] {
+        let receiver = Receiver::start();
+        let config = format!(
+            "{CONFIG}\n[[webhooks]]\nurl = \"{}\"\nformat = \"json\"\nmax_backoff = \"1s\"\n",
+            receiver.url("/hook")
+        );
+        let t = Target::python_with_config(&config);
+        let p = t.input("change.diff", good_patch().as_bytes());
+        t.graft_env(
+            &["upgrade", "--patch", p.to_str().unwrap()],
+            &[("GRAFT_TEST_KILL_AT", point)],
+        )
+        .killed();
+        let id = t.last_upgrade();
+        assert!(
+            receiver.at("/hook").is_empty(),
+            "{point}: the killed run sent nothing"
+        );
+
+        t.graft(&["status"]).success().stderr_has("graft: recovered");
+        let expected: &[&str] = if end == "failed" {
+            &["planned", "failed"]
+        } else {
+            &["planned", "gates_passed", "promoted"]
+        };
+        let got = receiver.wait_at("/hook", expected.len(), 10);
+        assert_eq!(events(&got), expected, "{point}");
+        in_order(&got);
+        let last = &got.last().unwrap().body;
+        assert_eq!(last["upgrade"]["id"], id.as_str(), "{point}");
+        assert_eq!(last["upgrade"]["state"], end, "{point}");
+        if end == "failed" {
+            assert_eq!(last["upgrade"]["reason"], "interrupted", "{point}");
+        }
+        assert_eq!(
+            t.count("SELECT COUNT(*) FROM webhook_outbox WHERE delivered_at IS NULL"),
+            0,
+            "{point}"
+        );
+        // Announced once: the next command has nothing more to say.
+        t.graft(&["status"]).success();
+        assert_eq!(
+            t.count("SELECT COUNT(*) FROM webhook_outbox"),
+            expected.len() as i64,
+            "{point}"
+        );
+    }
+}

@@ -36,10 +36,19 @@ impl Ctx {
     /// Open the target repo and recover anything a crashed run left behind.
     pub fn workspace(&self) -> Result<Workspace, CliError> {
         let ws = Workspace::open(&self.repo)?;
-        for r in recover::recover(&ws, local_deploy(&ws))? {
+        let recovered = recover::recover(&ws, local_deploy(&ws))?;
+        for r in &recovered {
             if !self.json {
                 eprintln!("graft: recovered {} ({})", r.id, r.action);
             }
+        }
+        // What recovery ended is news to the webhooks, as the end of the
+        // run that died would have been.
+        if !recovered.is_empty()
+            && let Some(n) = notifier(&ws)
+        {
+            recover::announce(&ws, &recovered, &*n);
+            deliver_webhooks(self, &ws);
         }
         Ok(ws)
     }

@@ -26,7 +26,7 @@ use serde_json::json;
 
 use crate::deploy::Deploy;
 use crate::error::{Failure, PipelineError};
-use crate::events::NullObserver;
+use crate::events::{Event, NullObserver, Observer};
 use crate::land::{self, Target};
 use crate::rollback::{self, Why};
 use crate::workspace::{PipelineLock, Workspace};
@@ -47,6 +47,22 @@ pub fn recover(ws: &Workspace, deploy: &dyn Deploy) -> Result<Vec<Recovered>, Pi
     match ws.lock(false)? {
         Some(_lock) => recover_locked(ws, deploy),
         None => Ok(Vec::new()),
+    }
+}
+
+/// Tell `observer` how each recovered upgrade ended, as its own run would
+/// have (`StateChanged` to its final state), so that webhooks announce a
+/// rollback or failure that recovery brought about.
+pub fn announce(ws: &Workspace, recovered: &[Recovered], observer: &dyn Observer) {
+    for r in recovered {
+        if let Ok(Some(u)) = ws.ledger.upgrade(&r.id)
+            && u.state.is_terminal()
+        {
+            observer.on_event(&Event::StateChanged {
+                id: r.id.clone(),
+                state: u.state.as_str().to_string(),
+            });
+        }
     }
 }
 

@@ -163,10 +163,12 @@ pub fn run(root: &Path, ext: Extensions, on_started: impl FnOnce(&Started)) -> R
             let output = if n.output.is_empty() { String::new() } else { format!("\nits last output:\n{}", n.output) };
             SupervisorError::Release(format!("release {} did not start: {}{output}", short(&release.commit), n.message))
         })?;
-        let (root3, deploy3) = (root.clone(), deploy.clone());
+        let (root3, deploy3, observer3) = (root.clone(), deploy.clone(), observer.clone());
         let recovered = tokio::task::spawn_blocking(move || -> Result<_, SupervisorError> {
             let ws = Workspace::open(&root3)?;
-            Ok(recover::recover_locked(&ws, &*deploy3)?)
+            let recovered = recover::recover_locked(&ws, &*deploy3)?;
+            recover::announce(&ws, &recovered, &*observer3);
+            Ok(recovered)
         })
         .await
         .map_err(|e| SupervisorError::Setup(e.to_string()))??;
