@@ -646,6 +646,60 @@ fn per_file_results_are_cached_by_content() {
     assert_eq!(uncached["summary"]["cache_hits"], 0);
 }
 
+#[test]
+fn a_file_is_read_again_whenever_its_stat_changed_even_with_its_mtime_put_back() {
+    let t = Target::with_files(&[
+        ("a.py", "def a():\n    return 1\n"),
+        ("b.py", "def b():\n    return 1\n"),
+    ]);
+    let stamps = t.path(".graft/scan-cache/stamps.bin");
+    // Files changed in the last seconds may change again within the
+    // clock's granularity: their stat is not kept.
+    scan(&t, &[]);
+    assert!(!stamps.exists(), "stamps of fresh files are not kept");
+    // Not settle(): setting a time changes the ctime, which must be old too.
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    let r = scan(&t, &[]);
+    assert_eq!(r["summary"]["cache_hits"], 2);
+    assert!(stamps.exists(), "stamps of settled files are kept");
+    let r = scan(&t, &[]);
+    assert_eq!(r["summary"]["cache_hits"], 2);
+    assert_eq!(function(&r, "a.py", "a")["cyclomatic"], 1);
+
+    // The same size and the old mtime put back: the ctime still tells.
+    let mtime = std::fs::metadata(t.path("a.py")).unwrap().modified().unwrap();
+    t.write("a.py", "def z():\n    return 2\n");
+    std::fs::File::open(t.path("a.py"))
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    assert_eq!(
+        std::fs::metadata(t.path("a.py")).unwrap().modified().unwrap(),
+        mtime
+    );
+    let r = scan(&t, &[]);
+    assert_eq!(r["summary"]["cache_hits"], 1);
+    function(&r, "a.py", "z");
+    // Replaced by another file of the same size and times (a new inode).
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    scan(&t, &[]);
+    let mtime = std::fs::metadata(t.path("b.py")).unwrap().modified().unwrap();
+    std::fs::write(t.path("b.new"), "def y():\n    return 1\n").unwrap();
+    std::fs::File::open(t.path("b.new"))
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    std::fs::rename(t.path("b.new"), t.path("b.py")).unwrap();
+    let r = scan(&t, &[]);
+    function(&r, "b.py", "y");
+    function(&r, "a.py", "z");
+    // A damaged stamps file is no stamps at all.
+    std::fs::write(&stamps, b"\x05garbage").unwrap();
+    let r = scan(&t, &[]);
+    assert_eq!(r["summary"]["cache_hits"], 2);
+    function(&r, "a.py", "z");
+}
+
 /// Set the modification time of every directory and file under `dir`
 /// (but `.git` and `.graft`) an hour back: a listing is kept only when
 /// nothing it read changed in the last seconds.

@@ -16,6 +16,13 @@
 //! where a varint per token cost more than the rest of a warm scan's
 //! loading. An entry is moved out of the cache when a file uses it, not
 //! copied.
+//!
+//! Beside the shards, `stamps.bin` keeps each file's stat (size, mtime,
+//! ctime, inode, device) with its key, as git's index does: a file whose
+//! stat is unchanged is not read again. A stamp is kept only for a file
+//! last modified more than [`RACY`] before the scan began, so a write in
+//! the same clock tick as the scan's read cannot hide behind an equal
+//! mtime; ctime, which no tool can set back, catches a restored mtime.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -33,6 +40,68 @@ pub(crate) const ANALYZER_VERSION: u64 = 5;
 pub(crate) const DIR_NAME: &str = "scan-cache";
 
 const SHARDS: usize = 16;
+
+const STAMPS: &str = "stamps.bin";
+
+/// How much older than the scan a file's last change must be for its
+/// stamp to be trusted (file-system clocks are coarser than a scan).
+pub(crate) const RACY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What a file looked like when its key was taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Stamp {
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    ino: u64,
+    dev: u64,
+    pub key: u128,
+}
+
+impl Stamp {
+    /// `meta`'s stamp for `key`, if the file last changed more than
+    /// [`RACY`] before `started` (wall clock).
+    pub(crate) fn of(meta: &std::fs::Metadata, key: u128, started: std::time::SystemTime) -> Option<Stamp> {
+        use std::os::unix::fs::MetadataExt as _;
+        let (mtime_ns, ctime_ns) = times(meta);
+        let stamp = Stamp {
+            size: meta.len(),
+            mtime_ns,
+            ctime_ns,
+            ino: meta.ino(),
+            dev: meta.dev(),
+            key,
+        };
+        let since_epoch = started.duration_since(std::time::UNIX_EPOCH).ok()?;
+        let limit = since_epoch.checked_sub(RACY)?.as_nanos() as i128;
+        (stamp.mtime_ns < limit && stamp.ctime_ns < limit).then_some(stamp)
+    }
+
+    /// Whether `meta` is the file this stamp was taken of, unchanged.
+    pub(crate) fn matches(&self, meta: &std::fs::Metadata) -> bool {
+        use std::os::unix::fs::MetadataExt as _;
+        self.size == meta.len()
+            && (self.mtime_ns, self.ctime_ns) == times(meta)
+            && self.ino == meta.ino()
+            && self.dev == meta.dev()
+    }
+}
+
+/// mtime and ctime in nanoseconds since the epoch.
+fn times(meta: &std::fs::Metadata) -> (i128, i128) {
+    use std::os::unix::fs::MetadataExt as _;
+    let ns = |secs: i64, nsec: i64| i128::from(secs) * 1_000_000_000 + i128::from(nsec);
+    (
+        ns(meta.mtime(), meta.mtime_nsec()),
+        ns(meta.ctime(), meta.ctime_nsec()),
+    )
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct Stamps {
+    version: u64,
+    entries: Vec<(String, Stamp)>,
+}
 
 #[derive(Deserialize)]
 struct Shard {
@@ -52,6 +121,8 @@ type Entries = HashMap<u128, Mutex<Option<FileFacts>>>;
 pub(crate) struct Cache {
     dir: PathBuf,
     shards: Vec<Entries>,
+    /// By path, relative to the root.
+    stamps: HashMap<String, Stamp>,
 }
 
 fn shard_of(key: u128) -> usize {
@@ -63,7 +134,20 @@ impl Cache {
     /// unreadable or outdated shard is empty.
     pub(crate) fn load(graft_dir: &Path) -> Cache {
         let dir = graft_dir.join(DIR_NAME);
-        let shards = (0..SHARDS)
+        let stamps = || -> HashMap<String, Stamp> {
+            std::fs::read(dir.join(STAMPS))
+                .ok()
+                .and_then(|bytes| postcard::from_bytes::<Stamps>(&bytes).ok())
+                .filter(|s| s.version == ANALYZER_VERSION)
+                .map(|s| s.entries.into_iter().collect())
+                .unwrap_or_default()
+        };
+        let (stamps, shards) = rayon::join(stamps, || Cache::load_shards(&dir));
+        Cache { dir, shards, stamps }
+    }
+
+    fn load_shards(dir: &Path) -> Vec<Entries> {
+        (0..SHARDS)
             .into_par_iter()
             .map(|i| {
                 std::fs::read(dir.join(format!("{i:02}.bin")))
@@ -78,8 +162,18 @@ impl Cache {
                     })
                     .unwrap_or_default()
             })
-            .collect();
-        Cache { dir, shards }
+            .collect()
+    }
+
+    /// The key of the file at `rel` when `meta` shows it unchanged since
+    /// its stamp was taken.
+    pub(crate) fn stamped(&self, rel: &str, meta: &std::fs::Metadata) -> Option<Stamp> {
+        self.stamps.get(rel).filter(|s| s.matches(meta)).copied()
+    }
+
+    /// Whether a stamp was kept for `rel` (only then is a stat worth it).
+    pub(crate) fn has_stamp(&self, rel: &str) -> bool {
+        self.stamps.contains_key(rel)
     }
 
     /// The facts cached for `key`, moved out. A second file with the same
@@ -93,8 +187,13 @@ impl Cache {
     /// Write back the shards that changed: those with a new entry, and on a
     /// full scan (`prune`) those holding entries no file uses any more. A
     /// failed write only costs the next scan time.
-    pub(crate) fn save(self, used: &[(u128, &FileFacts)], prune: bool) {
-        let Cache { dir, shards } = self;
+    pub(crate) fn save(self, used: &[(u128, &FileFacts)], stamps: Vec<(String, Stamp)>, prune: bool) {
+        let Cache {
+            dir,
+            shards,
+            stamps: old_stamps,
+        } = self;
+        save_stamps(&dir, &old_stamps, stamps, prune);
         let mut by_shard: Vec<Vec<(u128, &FileFacts)>> = vec![Vec::new(); SHARDS];
         let mut seen: HashSet<u128> = HashSet::with_capacity(used.len());
         for &(key, facts) in used {
@@ -136,6 +235,31 @@ impl Cache {
                 };
                 write_whole(&dir.join(format!("{i:02}.bin")), &bytes);
             });
+    }
+}
+
+/// Write the stamps of this scan (and, for a scoped one, those of the
+/// files it did not see) unless they are what was loaded.
+fn save_stamps(dir: &Path, old: &HashMap<String, Stamp>, mut new: Vec<(String, Stamp)>, prune: bool) {
+    if !prune {
+        let seen: HashSet<&str> = new.iter().map(|(p, _)| p.as_str()).collect();
+        let kept: Vec<(String, Stamp)> = old
+            .iter()
+            .filter(|(p, _)| !seen.contains(p.as_str()))
+            .map(|(p, s)| (p.clone(), *s))
+            .collect();
+        new.extend(kept);
+    }
+    if new.len() == old.len() && new.iter().all(|(p, s)| old.get(p) == Some(s)) {
+        return;
+    }
+    new.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let stamps = Stamps {
+        version: ANALYZER_VERSION,
+        entries: new,
+    };
+    if let Ok(bytes) = postcard::to_stdvec(&stamps) {
+        write_whole(&dir.join(STAMPS), &bytes);
     }
 }
 
@@ -244,7 +368,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = facts();
         let key = 7u128 << 124 | 1;
-        Cache::load(dir.path()).save(&[(key, &f)], true);
+        Cache::load(dir.path()).save(&[(key, &f)], Vec::new(), true);
         let cache = Cache::load(dir.path());
         assert_eq!(cache.take(key), Some(f));
         assert_eq!(cache.take(key), None, "an entry is moved out, not copied");
@@ -252,11 +376,28 @@ mod tests {
     }
 
     #[test]
+    fn a_stamp_is_kept_only_for_a_file_older_than_the_racy_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.py");
+        std::fs::write(&path, "x = 1\n").unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        let now = std::time::SystemTime::now();
+        assert_eq!(Stamp::of(&meta, 9, now), None, "changed just now");
+        let later = now + RACY + std::time::Duration::from_millis(100);
+        let stamp = Stamp::of(&meta, 9, later).expect("old enough");
+        assert_eq!(stamp.key, 9);
+        assert!(stamp.matches(&meta));
+        // (Another size: within one clock tick the times may not move.)
+        std::fs::write(&path, "x = 22\n").unwrap();
+        assert!(!stamp.matches(&std::fs::metadata(&path).unwrap()), "rewritten");
+    }
+
+    #[test]
     fn a_damaged_shard_is_an_empty_one() {
         let dir = tempfile::tempdir().unwrap();
         let f = facts();
         let key = 3u128 << 124;
-        Cache::load(dir.path()).save(&[(key, &f)], true);
+        Cache::load(dir.path()).save(&[(key, &f)], Vec::new(), true);
         let path = dir.path().join(DIR_NAME).join("03.bin");
         let mut bytes = std::fs::read(&path).unwrap();
         bytes.truncate(bytes.len() - 5);

@@ -110,6 +110,8 @@ enum Outcome {
         key: u128,
         facts: Box<FileFacts>,
         cached: bool,
+        /// What the file looked like, when it can be trusted next time.
+        stamp: Option<cache::Stamp>,
     },
     Problem(Problem),
 }
@@ -120,6 +122,7 @@ thread_local! {
 
 pub fn scan_with(root: &Path, config: &ScanConfig, opts: &ScanOptions<'_>) -> Result<ScanReport, ScanError> {
     let started = Instant::now();
+    let started_wall = std::time::SystemTime::now();
     let now = chrono::Utc::now();
     let id = format!(
         "scan_{}_{:06x}",
@@ -201,7 +204,7 @@ pub fn scan_with(root: &Path, config: &ScanConfig, opts: &ScanOptions<'_>) -> Re
             rx.into_iter()
                 .par_bridge()
                 .map(|c| {
-                    let o = read_and_analyse(&c, max_bytes, min_tokens, cache.as_ref());
+                    let o = read_and_analyse(&c, max_bytes, min_tokens, cache.as_ref(), started_wall);
                     let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                     if n.is_multiple_of(64) {
                         let total = total.load(Ordering::Relaxed);
@@ -227,10 +230,19 @@ pub fn scan_with(root: &Path, config: &ScanConfig, opts: &ScanOptions<'_>) -> Re
         ..Summary::default()
     };
     let mut analysed: Vec<(walk::Candidate, u128, FileFacts)> = Vec::new();
+    let mut stamps: Vec<(String, cache::Stamp)> = Vec::new();
     for (c, o) in outcomes {
         match o {
-            Outcome::Facts { key, facts, cached } => {
+            Outcome::Facts {
+                key,
+                facts,
+                cached,
+                stamp,
+            } => {
                 summary.cache_hits += u64::from(cached);
+                if let Some(s) = stamp {
+                    stamps.push((c.rel.clone(), s));
+                }
                 if let Some(e) = &facts.syntax_error {
                     problems.push(Problem {
                         path: c.rel.clone(),
@@ -270,7 +282,7 @@ pub fn scan_with(root: &Path, config: &ScanConfig, opts: &ScanOptions<'_>) -> Re
     let used: Vec<(u128, &FileFacts)> = analysed.iter().map(|(_, k, f)| (*k, f)).collect();
     let save = || {
         if let Some(cache) = cache {
-            cache.save(&used, scope.is_none());
+            cache.save(&used, stamps, scope.is_none());
             trace("cache saved", started);
         }
     };
@@ -419,6 +431,7 @@ fn read_and_analyse(
     max_bytes: u64,
     min_tokens: usize,
     cache: Option<&cache::Cache>,
+    started: std::time::SystemTime,
 ) -> Outcome {
     let problem = |kind: &'static str, message: String| {
         Outcome::Problem(Problem {
@@ -428,20 +441,36 @@ fn read_and_analyse(
             line: None,
         })
     };
+    // A file whose stat is what it was when its key was taken is not read.
+    if let Some(cache) = cache
+        && cache.has_stamp(&c.rel)
+        && let Ok(meta) = std::fs::metadata(&c.abs)
+        && meta.len() <= max_bytes
+        && let Some(stamp) = cache.stamped(&c.rel, &meta)
+        && let Some(facts) = cache.take(stamp.key)
+    {
+        return Outcome::Facts {
+            key: stamp.key,
+            facts: Box::new(facts),
+            cached: true,
+            stamp: Some(stamp),
+        };
+    }
     // One open: the size comes from the open file, not a second lookup
-    // of its path.
-    let read = || -> std::io::Result<Result<Vec<u8>, u64>> {
+    // of its path, and is taken before reading (a write during the read
+    // changes the mtime after it).
+    let read = || -> std::io::Result<Result<(Vec<u8>, std::fs::Metadata), u64>> {
         use std::io::Read as _;
         let mut file = std::fs::File::open(&c.abs)?;
-        let len = file.metadata()?.len();
-        if len > max_bytes {
-            return Ok(Err(len));
+        let meta = file.metadata()?;
+        if meta.len() > max_bytes {
+            return Ok(Err(meta.len()));
         }
-        let mut bytes = Vec::with_capacity(len as usize + 1);
+        let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
         file.read_to_end(&mut bytes)?;
-        Ok(Ok(bytes))
+        Ok(Ok((bytes, meta)))
     };
-    let bytes = match read() {
+    let (bytes, meta) = match read() {
         Ok(Ok(b)) => b,
         Ok(Err(len)) => {
             return problem(
@@ -454,11 +483,13 @@ fn read_and_analyse(
         Err(e) => return problem("unreadable", format!("cannot read: {e}")),
     };
     let key = cache::key(&bytes, c.lang);
+    let stamp = cache.and_then(|_| cache::Stamp::of(&meta, key, started));
     if let Some(facts) = cache.and_then(|c| c.take(key)) {
         return Outcome::Facts {
             key,
             facts: Box::new(facts),
             cached: true,
+            stamp,
         };
     }
     let text = match std::str::from_utf8(&bytes) {
@@ -493,6 +524,7 @@ fn read_and_analyse(
         key,
         facts: Box::new(facts),
         cached: false,
+        stamp,
     }
 }
 
