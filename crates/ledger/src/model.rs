@@ -367,19 +367,3 @@ pub struct NewSuggestion<'a> {
     pub instruction: &'a str,
     pub detail: &'a serde_json::Value,
 }
-
-impl Suggestion {
-    /// This suggestion, to store with a scan.
-    pub fn as_new(&self) -> NewSuggestion<'_> {
-        NewSuggestion {
-            id: &self.id,
-            kind: &self.kind,
-            title: &self.title,
-            files: &self.files,
-            risk: &self.risk,
-            priority: self.priority,
-            instruction: &self.instruction,
-            detail: &self.detail,
-        }
-    }
-}

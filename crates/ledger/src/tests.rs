@@ -254,6 +254,20 @@ fn two_connections_see_each_others_writes() {
     assert!(other.upgrade(id.as_str()).unwrap().is_some());
 }
 
+/// A stored suggestion, to store again.
+fn as_new(s: &Suggestion) -> NewSuggestion<'_> {
+    NewSuggestion {
+        id: &s.id,
+        kind: &s.kind,
+        title: &s.title,
+        files: &s.files,
+        risk: &s.risk,
+        priority: s.priority,
+        instruction: &s.instruction,
+        detail: &s.detail,
+    }
+}
+
 #[test]
 fn scans_and_suggestions_round_trip() {
     let (_d, l) = ledger();
@@ -278,7 +292,7 @@ fn scans_and_suggestions_round_trip() {
         detail: serde_json::json!({"methods": 25}),
         upgrade_id: None,
     };
-    l.insert_scan(&scan, [sug(1, 3), sug(2, 8)].iter().map(Suggestion::as_new))
+    l.insert_scan(&scan, [sug(1, 3), sug(2, 8)].iter().map(as_new))
         .unwrap();
     assert_eq!(l.scans(10).unwrap()[0].summary["modules"], 42);
     let list = l.suggestions(&scan.id).unwrap();
@@ -304,8 +318,7 @@ fn scans_and_suggestions_round_trip() {
     let mut changed = renumber(sug(3, 5), 3);
     changed.detail = serde_json::json!({"methods": 26});
     let second = [renumber(sug(1, 3), 1), renumber(sug(2, 8), 2), changed];
-    l.insert_scan(&again, second.iter().map(Suggestion::as_new))
-        .unwrap();
+    l.insert_scan(&again, second.iter().map(as_new)).unwrap();
     let bodies: i64 = l
         .connection()
         .query_row("SELECT count(*) FROM suggestion_bodies", [], |r| r.get(0))

@@ -165,15 +165,10 @@ impl Cache {
             .collect()
     }
 
-    /// The key of the file at `rel` when `meta` shows it unchanged since
-    /// its stamp was taken.
-    pub(crate) fn stamped(&self, rel: &str, meta: &std::fs::Metadata) -> Option<Stamp> {
-        self.stamps.get(rel).filter(|s| s.matches(meta)).copied()
-    }
-
-    /// Whether a stamp was kept for `rel` (only then is a stat worth it).
-    pub(crate) fn has_stamp(&self, rel: &str) -> bool {
-        self.stamps.contains_key(rel)
+    /// The stamp kept for the file at `rel`, if any (only then is a stat
+    /// worth it).
+    pub(crate) fn stamp(&self, rel: &str) -> Option<Stamp> {
+        self.stamps.get(rel).copied()
     }
 
     /// The facts cached for `key`, moved out. A second file with the same

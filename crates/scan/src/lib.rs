@@ -443,10 +443,10 @@ fn read_and_analyse(
     };
     // A file whose stat is what it was when its key was taken is not read.
     if let Some(cache) = cache
-        && cache.has_stamp(&c.rel)
+        && let Some(stamp) = cache.stamp(&c.rel)
         && let Ok(meta) = std::fs::metadata(&c.abs)
         && meta.len() <= max_bytes
-        && let Some(stamp) = cache.stamped(&c.rel, &meta)
+        && stamp.matches(&meta)
         && let Some(facts) = cache.take(stamp.key)
     {
         return Outcome::Facts {
