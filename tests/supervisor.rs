@@ -434,6 +434,21 @@ fn releases_are_kept_pruned_and_reused_without_a_rebuild() {
 }
 
 #[test]
+fn a_switch_is_done_only_once_the_old_release_no_longer_accepts() {
+    let (t, port) = Target::agent();
+    let _d = t.run_daemon();
+    let (run, report) = upgrade_json(&t, &release("v2", Some("accept_after_term_ms=600")));
+    run.success();
+    assert_eq!(hello(port), "hello from v2\n");
+    // v2 goes on accepting for 600 ms after its stop signal: the rollback
+    // is reported once it stopped, so every request after it reaches v1.
+    t.graft(&["rollback", report["id"].as_str().unwrap()]).success();
+    for _ in 0..30 {
+        assert_eq!(hello(port), "hello from v1\n");
+    }
+}
+
+#[test]
 fn docs_only_changes_are_promoted_without_a_restart() {
     let (t, port) = Target::agent();
     let _d = t.run_daemon();
@@ -741,6 +756,11 @@ fn killed_during_a_watch_window_the_upgrade_is_rolled_back_on_restart() {
     eventually(20, "v2 serving in its watch window", || {
         get(port, "/version").is_ok_and(|(_, b)| b == "v2\n")
     });
+    // The switch is seen before the upgrade records its deploy step's
+    // end: the kill comes once the ledger says the watch began.
+    eventually(20, "the upgrade watching", || {
+        t.count("SELECT COUNT(*) FROM upgrades WHERE state = 'watching'") == 1
+    });
     d.kill9();
     let _ = upgrade.wait_with_output();
     let _d = t.run_daemon();
@@ -750,12 +770,26 @@ fn killed_during_a_watch_window_the_upgrade_is_rolled_back_on_restart() {
         (state.as_str(), reason.as_deref()),
         ("rolled_back", Some("interrupted"))
     );
+    // The rollback is reported once the v2 process no longer accepts:
+    // the first request after it reaches v1.
     assert_eq!(hello(port), "hello from v1\n");
     assert_eq!(tree(&t, "HEAD"), base_tree);
     assert!(t.open_steps(&id).is_empty());
     // The restarted graft run announces the rollback its recovery made,
-    // after what the killed one had queued.
-    let got = receiver.wait_at("/hook", 4, 20);
+    // after what the killed one had queued. Delivery is at least once: a
+    // notification the killed one sent but had not yet marked sent comes
+    // again, under the same delivery id and with the same body.
+    let mut got: Vec<crate::support::api::Delivery> = Vec::new();
+    eventually(20, "four notifications", || {
+        got.clear();
+        for d in receiver.at("/hook") {
+            match got.iter().find(|g| g.delivery == d.delivery) {
+                Some(first) => assert_eq!((&first.event, &first.body), (&d.event, &d.body)),
+                None => got.push(d),
+            }
+        }
+        got.len() >= 4
+    });
     let events: Vec<&str> = got.iter().map(|d| d.event.as_str()).collect();
     assert_eq!(events, ["planned", "gates_passed", "deployed", "rolled_back"]);
     let last = &got[3].body;

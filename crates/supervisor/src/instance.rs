@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -37,7 +37,8 @@ pub struct NotifyState {
     pub last_watchdog: Mutex<Option<Instant>>,
     pub status: Mutex<String>,
     pub prepared: tokio::sync::Notify,
-    pub stopping: AtomicBool,
+    /// `STOPPING=1`: it no longer accepts connections.
+    pub stopping: watch::Sender<bool>,
 }
 
 /// A started release process.
@@ -92,7 +93,7 @@ impl Instance {
             last_watchdog: Mutex::new(None),
             status: Mutex::new(String::new()),
             prepared: tokio::sync::Notify::new(),
-            stopping: AtomicBool::new(false),
+            stopping: watch::channel(false).0,
         });
         tokio::spawn(read_notify(notify_sock, notify.clone()));
 
@@ -302,6 +303,27 @@ pub fn is_running(pid: i32, ticks: i64) -> bool {
     stat(pid).is_some_and(|s| s.ticks == ticks && !s.exited)
 }
 
+/// A process of group `group` that has not exited holds one of the
+/// sockets whose inodes are `inodes`: a release that still accepts on a
+/// shared listening socket has a copy of it (as do its forked helpers).
+pub fn group_holds_socket(group: i32, inodes: &[u64]) -> bool {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    procs
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| stat(*pid).is_some_and(|s| s.group == group && !s.exited))
+        .any(|pid| holds_socket(pid, inodes))
+}
+
+fn holds_socket(pid: i32, inodes: &[u64]) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(|e| sockets::socket_inode(&std::fs::read_link(e.ok()?.path()).ok()?))
+        .any(|ino| inodes.contains(&ino))
+}
+
 /// A process of group `group` has not exited yet: a release's forked
 /// helpers hold copies of its listening sockets too.
 pub fn group_running(group: i32) -> bool {
@@ -332,7 +354,9 @@ async fn read_notify(sock: tokio::net::UnixDatagram, state: Arc<NotifyState>) {
                 Some(("WATCHDOG", "1")) => {
                     *state.last_watchdog.lock().expect("lock") = Some(Instant::now());
                 }
-                Some(("STOPPING", "1")) => state.stopping.store(true, Ordering::SeqCst),
+                Some(("STOPPING", "1")) => {
+                    state.stopping.send_replace(true);
+                }
                 Some(("PREPARED", "1")) => state.prepared.notify_waiters(),
                 Some(("STATUS", s)) => *state.status.lock().expect("lock") = s.to_string(),
                 _ => {}

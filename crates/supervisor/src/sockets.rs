@@ -125,6 +125,22 @@ pub fn cleanup(sockets: &[PassedSocket]) {
     }
 }
 
+/// The inode of socket `fd`, as `/proc/<pid>/fd` names it (`socket:[N]`).
+pub fn inode(fd: &OwnedFd) -> Option<u64> {
+    use std::os::fd::AsRawFd as _;
+    let target = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
+    socket_inode(&target)
+}
+
+/// `socket:[N]` → N.
+pub fn socket_inode(link: &std::path::Path) -> Option<u64> {
+    link.to_str()?
+        .strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

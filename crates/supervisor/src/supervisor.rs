@@ -3,7 +3,12 @@
 //! **A switch** (deploy, rollback, restart) starts the new process beside
 //! the old one on the same listening sockets and waits until it is ready
 //! by its own channel. Only then does it become live, and the old process
-//! gets its stop signal, a drain timeout, and SIGKILL to its group. A new
+//! gets its stop signal; the switch is done once the old one no longer
+//! accepts (it said `STOPPING=1`, it ended, or none of its processes holds
+//! a shared listening socket any more; 1 s at most), so a request sent
+//! after a switch, a rollback above all, reaches the new release. The old
+//! one then drains in the background: a drain timeout, then SIGKILL to its
+//! group. A new
 //! process that exits or is not ready in time is killed and the old one
 //! never noticed anything. Switches are serialised by a fair mutex, so
 //! concurrent requests run one at a time, in the order they came.
@@ -36,7 +41,11 @@ use crate::error::SupervisorError;
 use crate::health;
 use crate::instance::{Instance, Spawn};
 use crate::release::{Release, ReleaseStore, short};
-use crate::sockets::PassedSocket;
+use crate::sockets::{self, PassedSocket};
+
+/// How long a replaced release may go on accepting on the shared sockets
+/// after its stop signal before a switch is reported done anyway.
+const STOP_ACCEPTING_WITHIN: Duration = Duration::from_secs(1);
 
 /// Where things live, and how the target is run.
 pub struct Settings {
@@ -311,8 +320,7 @@ impl Supervisor {
                 self.record_live(&inst.commit, Some(inst.id), cause);
                 let replaced = old.as_ref().map(|o| o.id);
                 if let Some(old) = old {
-                    let me = self.clone();
-                    tokio::spawn(async move { me.stop(&old, true).await });
+                    self.retire(old).await;
                 }
                 Ok(Switched {
                     commit: inst.commit.clone(),
@@ -342,6 +350,50 @@ impl Supervisor {
         inst.stopping.store(true, Ordering::SeqCst);
         if graceful && inst.exited().is_none() {
             inst.signal(self.settings.run.stop_signal.0);
+        }
+        self.drain(inst, graceful).await;
+    }
+
+    /// A replaced release: its stop signal, then a wait until it no longer
+    /// accepts on the shared sockets (bounded by `STOP_ACCEPTING_WITHIN`);
+    /// its drain goes on in the background.
+    async fn retire(self: &Arc<Self>, old: Arc<Instance>) {
+        old.stopping.store(true, Ordering::SeqCst);
+        if old.exited().is_none() {
+            old.signal(self.settings.run.stop_signal.0);
+            let inodes: Vec<u64> = self
+                .sockets
+                .iter()
+                .filter_map(|s| sockets::inode(&s.fd))
+                .collect();
+            let mut said = old.notify.stopping.subscribe();
+            let deadline = tokio::time::Instant::now() + STOP_ACCEPTING_WITHIN;
+            loop {
+                let group = old.pid;
+                let inodes = inodes.clone();
+                let holds =
+                    tokio::task::spawn_blocking(move || crate::instance::group_holds_socket(group, &inodes))
+                        .await
+                        .unwrap_or(false);
+                if !holds || *said.borrow_and_update() || old.exited().is_some() {
+                    break;
+                }
+                tokio::select! {
+                    _ = said.changed() => {}
+                    _ = old.wait_exit() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+                    _ = tokio::time::sleep_until(deadline) => break,
+                }
+            }
+        }
+        let me = self.clone();
+        tokio::spawn(async move { me.drain(&old, true).await });
+    }
+
+    /// The end of a stop: wait out the drain (when graceful), then SIGKILL
+    /// to the group, and forget the instance.
+    async fn drain(&self, inst: &Arc<Instance>, graceful: bool) {
+        if graceful && inst.exited().is_none() {
             let drained = tokio::time::timeout(self.settings.run.drain_timeout.0, inst.wait_exit())
                 .await
                 .is_ok();

@@ -29,8 +29,9 @@
 //! change behaviour without a rebuild: `VERSION` (the version it reports)
 //! and `behavior` (`key=value` lines): `start_delay_ms`, `ready=never`,
 //! `exit_at_start=CODE`, `crash_after_ms`, `unhealthy_after_ms`,
-//! `ignore_sigterm=1`, `fork_grandchild=1`, `no_heartbeat=1`,
-//! `no_watchdog=1`.
+//! `ignore_sigterm=1`, `accept_after_term_ms` (go on accepting that
+//! long after `SIGTERM`, as a slow server would), `fork_grandchild=1`,
+//! `no_heartbeat=1`, `no_watchdog=1`.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -96,6 +97,7 @@ struct Behavior {
     crash_after: Option<Duration>,
     unhealthy_after: Option<Duration>,
     ignore_sigterm: bool,
+    accept_after_term: Option<Duration>,
     fork_grandchild: bool,
     no_heartbeat: bool,
     no_watchdog: bool,
@@ -117,6 +119,7 @@ impl Behavior {
             crash_after: ms("crash_after_ms"),
             unhealthy_after: ms("unhealthy_after_ms"),
             ignore_sigterm: kv.get("ignore_sigterm") == Some(&"1"),
+            accept_after_term: ms("accept_after_term_ms"),
             fork_grandchild: kv.get("fork_grandchild") == Some(&"1"),
             no_heartbeat: kv.get("no_heartbeat") == Some(&"1"),
             no_watchdog: kv.get("no_watchdog") == Some(&"1"),
@@ -423,13 +426,17 @@ fn main() {
     let mut last_save = Instant::now();
     http.set_nonblocking().expect("nonblocking listener");
     let fd = http.raw_fd();
+    let mut term_at: Option<Instant> = None;
     loop {
         if TERM.load(Ordering::SeqCst) {
             if shared.behavior.ignore_sigterm {
                 TERM.store(false, Ordering::SeqCst);
                 log(format_args!("agent: ignoring SIGTERM (behavior file)"));
             } else {
-                break;
+                let linger = shared.behavior.accept_after_term.unwrap_or_default();
+                if term_at.get_or_insert_with(Instant::now).elapsed() >= linger {
+                    break;
+                }
             }
         }
         // A checkpoint every second bounds what a crash can lose.
@@ -470,8 +477,8 @@ fn main() {
 
     // The drain. We no longer accept: our copy of the listening socket is
     // closed, and what is queued on it is for the next release.
-    notify.send("STOPPING=1\nSTATUS=draining");
     drop(http);
+    notify.send("STOPPING=1\nSTATUS=draining");
     let deadline = Instant::now() + Duration::from_secs(30);
     while shared.open_connections.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
