@@ -12,7 +12,7 @@ use crate::support::api::*;
 use crate::support::*;
 
 /// Run one MCP session making `calls`; the script's JSON.
-fn session(t: &Target, calls: Value) -> Value {
+pub fn session(t: &Target, calls: Value) -> Value {
     let python = tool_python("mcp");
     let file = t.input("calls.json", calls.to_string().as_bytes());
     let out = Command::new(python)
@@ -32,7 +32,7 @@ fn session(t: &Target, calls: Value) -> Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
-fn call(tool: &str, arguments: Value) -> Value {
+pub fn call(tool: &str, arguments: Value) -> Value {
     json!({ "tool": tool, "arguments": arguments })
 }
 

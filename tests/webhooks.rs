@@ -293,3 +293,46 @@ fn an_end_brought_about_by_recovery_is_announced() {
         );
     }
 }
+
+#[test]
+fn an_end_recovered_by_an_mcp_tool_is_announced() {
+    let receiver = Receiver::start();
+    let config = format!(
+        "{CONFIG}\n[[webhooks]]\nurl = \"{}\"\nformat = \"json\"\nmax_backoff = \"1s\"\n",
+        receiver.url("/hook")
+    );
+    let t = Target::python_with_config(&config);
+    let p = t.input("change.diff", good_patch().as_bytes());
+    t.graft_env(
+        &["upgrade", "--patch", p.to_str().unwrap()],
+        &[("GRAFT_TEST_KILL_AT", "gate:test:after")],
+    )
+    .killed();
+    let killed = t.last_upgrade();
+    // The MCP server's upgrade takes the pipeline lock, and so recovers
+    // the killed one first: that end is announced before its own.
+    let out = crate::mcp::session(
+        &t,
+        json!([crate::mcp::call(
+            "self_improve",
+            json!({ "action": "execute", "patch": good_patch() })
+        )]),
+    );
+    assert_eq!(out["results"][0]["is_error"], false, "{out}");
+    let got = receiver.wait_at("/hook", 6, 10);
+    assert_eq!(
+        events(&got),
+        [
+            "planned",
+            "failed",
+            "planned",
+            "gates_passed",
+            "deployed",
+            "promoted"
+        ]
+    );
+    in_order(&got);
+    assert_eq!(got[1].body["upgrade"]["id"], killed.as_str());
+    assert_eq!(got[1].body["upgrade"]["reason"], "interrupted");
+    assert_ne!(got[5].body["upgrade"]["id"], killed.as_str());
+}

@@ -18,13 +18,14 @@ pub fn run(ctx: &Ctx, id: &str) -> Result<i32, CliError> {
             None => {
                 let ws = ctx.workspace()?;
                 let deploy = super::local_deploy(&ws);
-                let held = recover::exclusive(&ws, deploy, true)?.expect("a blocking lock is always taken");
                 let notifier = super::notifier(&ws);
                 let mut observers: Vec<&dyn graft_pipeline::Observer> = vec![&progress];
                 if let Some(n) = &notifier {
                     observers.push(&**n);
                 }
                 let observer = graft_pipeline::events::Fanout(observers);
+                let held = recover::exclusive(&ws, deploy, true, &observer)?
+                    .expect("a blocking lock is always taken");
                 let report = rollback::rollback(&ws, deploy, &held, &id, &requested_by(), &observer)?;
                 drop(held);
                 progress.finish();

@@ -181,9 +181,9 @@ pub fn rollback(root: &Path, id: &UpgradeId, by: &str) -> Result<RollbackReport,
     }
     let ws = Workspace::open(root)?;
     let deploy = local_deploy(&ws);
-    let held = recover::exclusive(&ws, deploy, true)?.expect("a blocking lock is always taken");
     let notifier = Notifier::open_or_warn(&ws.root, &ws.config, "graft mcp");
     let observer = Notifier::observer(notifier.as_ref());
+    let held = recover::exclusive(&ws, deploy, true, observer)?.expect("a blocking lock is always taken");
     let report = rollback::rollback(&ws, deploy, &held, id, by, observer)?;
     drop(held);
     flush(&ws);

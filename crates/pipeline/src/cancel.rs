@@ -103,7 +103,7 @@ pub fn cancel(
         )),
         state => {
             if u.branch.is_some() {
-                let _lock = recover::exclusive(ws, deploy, true)?;
+                let _lock = recover::exclusive(ws, deploy, true, observer)?;
                 rollback::discard(ws, id, requested_by)?;
                 Ok(report(state, "it had ended already; its branch was discarded"))
             } else {

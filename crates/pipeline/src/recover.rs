@@ -67,17 +67,20 @@ pub fn announce(ws: &Workspace, recovered: &[Recovered], observer: &dyn Observer
 }
 
 /// Take the pipeline lock (waiting for a running upgrade when `wait`),
-/// then recover: what every operation that changes the repo starts with.
-/// None when not waiting and the lock is taken.
+/// then recover, announcing to `observer` how each recovered upgrade
+/// ended: what every operation that changes the repo starts with. None
+/// when not waiting and the lock is taken.
 pub fn exclusive(
     ws: &Workspace,
     deploy: &dyn Deploy,
     wait: bool,
+    observer: &dyn Observer,
 ) -> Result<Option<PipelineLock>, PipelineError> {
     let Some(lock) = ws.lock(wait)? else {
         return Ok(None);
     };
-    recover_locked(ws, deploy)?;
+    let recovered = recover_locked(ws, deploy)?;
+    announce(ws, &recovered, observer);
     Ok(Some(lock))
 }
 

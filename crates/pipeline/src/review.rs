@@ -108,7 +108,8 @@ impl Pipeline<'_> {
     /// Carry an approved upgrade on from its staged commit.
     pub fn resume(&self, id: &UpgradeId) -> Result<UpgradeReport, PipelineError> {
         let started = Instant::now();
-        let _lock = recover::exclusive(self.ws, self.deploy, true)?.expect("a blocking lock is always taken");
+        let _lock = recover::exclusive(self.ws, self.deploy, true, self.observer)?
+            .expect("a blocking lock is always taken");
         let u = self.ws.ledger.get_upgrade(id.as_str())?;
         let (Some(base), Some(staged)) = (u.base_commit.clone(), u.staged_commit.clone()) else {
             return Err(PipelineError::Invalid(format!(

@@ -138,7 +138,7 @@ impl Pipeline<'_> {
     /// it (ledger unwritable); every other failure is in the report.
     pub fn run(&self, mut req: UpgradeRequest<'_>) -> Result<UpgradeReport, PipelineError> {
         let started = Instant::now();
-        let lock = match recover::exclusive(self.ws, self.deploy, false)? {
+        let lock = match recover::exclusive(self.ws, self.deploy, false, self.observer)? {
             Some(lock) => lock,
             None => {
                 let holder = crate::workspace::PipelineLock::holder(&self.ws.graft_dir()).unwrap_or_default();
@@ -146,7 +146,8 @@ impl Pipeline<'_> {
                     id: String::new(),
                     text: format!("waiting for the running upgrade to finish ({holder})"),
                 });
-                recover::exclusive(self.ws, self.deploy, true)?.expect("a blocking lock is always taken")
+                recover::exclusive(self.ws, self.deploy, true, self.observer)?
+                    .expect("a blocking lock is always taken")
             }
         };
 

@@ -312,7 +312,8 @@ impl Ops {
         let (root, deploy) = (self.root.clone(), self.deploy.clone());
         let done = tokio::task::spawn_blocking(move || {
             let ws = Workspace::open(&root).map_err(Failure::from)?;
-            let held = recover::exclusive(&ws, &*deploy, true)?.expect("a blocking lock is always taken");
+            let held =
+                recover::exclusive(&ws, &*deploy, true, &relay)?.expect("a blocking lock is always taken");
             rollback::rollback(&ws, &*deploy, &held, &id, &requested_by, &relay)
         })
         .await;

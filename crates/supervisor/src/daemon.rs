@@ -259,7 +259,7 @@ async fn crash_loop(ops: &Arc<Ops>, commit: &str) {
     let relay = ops.relay(None);
     let result = tokio::task::spawn_blocking(move || -> Result<String, String> {
         let ws = Workspace::open(&root).map_err(|e| e.to_string())?;
-        let held = recover::exclusive(&ws, &*deploy, true).map_err(|e| e.to_string())?;
+        let held = recover::exclusive(&ws, &*deploy, true, &relay).map_err(|e| e.to_string())?;
         let upgrade = ws
             .ledger
             .upgrades(&[UpgradeState::Promoted], 1000)
