@@ -432,6 +432,7 @@ fn a_suggestion_becomes_an_instruction_and_is_linked() {
                 commit_id: None,
                 duration_ms: 5,
                 summary: serde_json::json!({}),
+                suggestions_pruned_at: None,
             },
             [graft_ledger::NewSuggestion {
                 id: "sug_20261121_100000_aaaaaa_01",
@@ -443,6 +444,7 @@ fn a_suggestion_becomes_an_instruction_and_is_linked() {
                 instruction: "Make greet() say Welcome instead of Hello.",
                 detail: &serde_json::json!({}),
             }],
+            20,
         )
         .unwrap();
     server.reply(&sr(GREET, WELCOME));

@@ -250,6 +250,35 @@ fn suggestions_are_stored_with_concrete_instructions() {
 }
 
 #[test]
+fn only_the_newest_scans_keep_their_suggestions_and_an_old_id_says_why() {
+    let t = python_target();
+    t.write("graft.toml", &format!("{LOW_LIMITS}suggestion_history = 2\n"));
+    t.commit("keep the suggestions of two scans");
+    let ids: Vec<String> = (0..3)
+        .map(|_| scan(&t, &[])["id"].as_str().unwrap().to_string())
+        .collect();
+    // Every scan's summary stays; the first one's suggestions went, and
+    // the six texts the three scans share are kept once.
+    assert_eq!(t.count("SELECT COUNT(*) FROM scans"), 3);
+    assert_eq!(t.count("SELECT COUNT(*) FROM suggestions"), 12);
+    assert_eq!(t.count("SELECT COUNT(*) FROM suggestion_bodies"), 6);
+    let pruned = t.count(&format!(
+        "SELECT COUNT(*) FROM scans WHERE suggestions_pruned_at IS NOT NULL AND id = '{}'",
+        ids[0]
+    ));
+    assert_eq!(pruned, 1);
+    let old = format!("sug_{}_01", ids[0].strip_prefix("scan_").unwrap());
+    t.graft(&["upgrade", "--suggestion", &old])
+        .code(6)
+        .stderr_has(&format!(
+            "suggestion `{old}` is gone: scan {}'s suggestions were dropped at",
+            ids[0]
+        ))
+        .stderr_has("only the newest 2 scans keep theirs");
+    assert_eq!(t.count("SELECT COUNT(*) FROM upgrades"), 0);
+}
+
+#[test]
 fn rust_every_detector() {
     let big_impl = methods(4, "    ", |i| {
         format!("pub fn m{i}(&self) -> u32 {{ self.a + {i} }}")

@@ -86,7 +86,7 @@ impl graft_orchestrate::Analyzer for ScanAnalyzer {
     fn scan(&self, ws: &Workspace) -> Result<Vec<graft_ledger::Suggestion>, String> {
         let report = graft_scan::scan(&ws.root, &ws.config.scan, None, &quiet).map_err(|e| e.to_string())?;
         let commit = ws.git.try_rev_parse("HEAD").ok().flatten();
-        graft_scan::store(&ws.ledger, &report, commit).map_err(|e| e.to_string())?;
+        graft_scan::store(&ws.ledger, &report, commit, &ws.config.scan).map_err(|e| e.to_string())?;
         ws.ledger.suggestions(&report.id).map_err(|e| e.to_string())
     }
 }
@@ -148,7 +148,8 @@ pub fn scan_hook() -> graft_api::ScanHook {
                 _ => fail("bad_scope", e.to_string()),
             })?;
         let commit = ws.git.try_rev_parse("HEAD").ok().flatten();
-        graft_scan::store(&ws.ledger, &report, commit).map_err(|e| fail("ledger", e.to_string()))?;
+        graft_scan::store(&ws.ledger, &report, commit, &ws.config.scan)
+            .map_err(|e| fail("ledger", e.to_string()))?;
         Ok(report.id)
     })
 }

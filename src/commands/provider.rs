@@ -65,6 +65,24 @@ impl graft_orchestrate::Generators for CliGenerators {
     }
 }
 
+/// No suggestion `id`: say so, and whether its scan's suggestions were
+/// dropped as the history limit says (`sug_<suffix>_NN` is of
+/// `scan_<suffix>`).
+fn suggestion_not_found(ws: &Workspace, id: &str) -> CliError {
+    let scan = id
+        .strip_prefix("sug_")
+        .and_then(|rest| rest.rsplit_once('_'))
+        .and_then(|(suffix, _)| ws.ledger.scan(&format!("scan_{suffix}")).ok().flatten());
+    let message = match scan.and_then(|s| Some((s.id, s.suggestions_pruned_at?))) {
+        Some((scan, at)) => format!(
+            "suggestion `{id}` is gone: scan {scan}'s suggestions were dropped at {at}, since only the newest {} scans keep theirs (`[scan] suggestion_history`); run `graft scan` and pick one from the new scan",
+            ws.config.scan.suggestion_history.get()
+        ),
+        None => format!("no suggestion `{id}` in the ledger (`graft scan` lists suggestions)"),
+    };
+    CliError::new(EXIT_NOT_FOUND, "not_found", message)
+}
+
 /// The generator for an instruction, a suggestion or `--autofix`.
 pub fn generator(ws: &Workspace, spec: &Spec) -> Result<Box<dyn Generator>, CliError> {
     if spec.autofix {
@@ -72,13 +90,10 @@ pub fn generator(ws: &Workspace, spec: &Spec) -> Result<Box<dyn Generator>, CliE
     }
     let (instruction, files) = match &spec.suggestion {
         Some(id) => {
-            let s = ws.ledger.suggestion(id)?.ok_or_else(|| {
-                CliError::new(
-                    EXIT_NOT_FOUND,
-                    "not_found",
-                    format!("no suggestion `{id}` in the ledger (`graft scan` lists suggestions)"),
-                )
-            })?;
+            let s = match ws.ledger.suggestion(id)? {
+                Some(s) => s,
+                None => return Err(suggestion_not_found(ws, id)),
+            };
             let text = format!(
                 "{}\n\n(From Graft's code analysis: suggestion {} of scan {}, {}: {}; risk {}. Files: {}.)",
                 s.instruction.trim(),

@@ -130,7 +130,7 @@ pub fn run(ctx: &Ctx, args: &ScanArgs) -> Result<i32, CliError> {
 
     let (ws, commit) = opened?;
     trace("scanned, ledger open");
-    graft_scan::store(&ws.ledger, &report, commit)?;
+    graft_scan::store(&ws.ledger, &report, commit, &ws.config.scan)?;
     trace("stored");
 
     if args.sarif {

@@ -37,6 +37,10 @@ pub struct ScanConfig {
     pub max_file_bytes: Count,
     /// Worker threads; 0 (the default) means one per core.
     pub threads: usize,
+    /// How many of the newest scans keep their suggestions in the ledger;
+    /// older scans keep their summary, and suggestions an upgrade was
+    /// made from are always kept.
+    pub suggestion_history: Count,
 }
 
 impl Default for ScanConfig {
@@ -54,6 +58,7 @@ impl Default for ScanConfig {
             clone_min_lines: Count(5),
             max_file_bytes: Count(1024 * 1024),
             threads: 0,
+            suggestion_history: Count(20),
         }
     }
 }
@@ -105,7 +110,8 @@ mod tests {
         let c = parse(
             "[scan]\nexclude = [\"vendor/**\", \"*.min.js\"]\ngod_class_methods = 10\ngod_class_lines = 300\n\
              god_module_lines = 800\ngod_module_definitions = 40\nmax_cyclomatic = 12\nmax_cognitive = 20\n\
-             max_fan_out = 8\nclone_min_tokens = 30\nclone_min_lines = 3\nmax_file_bytes = 2048\nthreads = 2\n",
+             max_fan_out = 8\nclone_min_tokens = 30\nclone_min_lines = 3\nmax_file_bytes = 2048\nthreads = 2\n\
+             suggestion_history = 5\n",
         )
         .unwrap();
         let s = c.scan;
@@ -126,6 +132,7 @@ mod tests {
             [10, 300, 800, 40, 12, 20, 8, 30, 3, 2048]
         );
         assert_eq!(s.threads, 2);
+        assert_eq!(s.suggestion_history.get(), 5);
     }
 
     #[test]

@@ -666,11 +666,14 @@ impl Ledger {
 
     // ---- scans and suggestions -----------------------------------------
 
-    /// Store a scan and its suggestions, in one transaction.
+    /// Store a scan and its suggestions, in one transaction, and drop the
+    /// suggestions of the scans older than the newest `keep` (see
+    /// [`Ledger::prune_suggestions`]).
     pub fn insert_scan<'a>(
         &self,
         scan: &Scan,
         suggestions: impl IntoIterator<Item = NewSuggestion<'a>>,
+        keep: u64,
     ) -> Result<()> {
         let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
         tx.execute(
@@ -729,7 +732,68 @@ impl Ledger {
                 .map_err(|e| self.err(e))?;
         }
         drop((find_body, add_body, add));
+        self.prune_suggestions_in(&tx, keep)?;
         tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Keep the suggestions of the newest `keep` scans (and any an upgrade
+    /// was made from); drop the others' rows, and the bodies no row points
+    /// at any more. A scan's summary is always kept (charts and history),
+    /// marked with when its suggestions went. Returns how many rows went.
+    pub fn prune_suggestions(&self, keep: u64) -> Result<usize> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        let n = self.prune_suggestions_in(&tx, keep)?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(n)
+    }
+
+    fn prune_suggestions_in(&self, tx: &rusqlite::Transaction<'_>, keep: u64) -> Result<usize> {
+        // Scans past the newest `keep` whose suggestions are still here:
+        // usually none or one, the scan that has just fallen out.
+        let old: Vec<String> = tx
+            .prepare_cached(
+                "SELECT id FROM scans WHERE suggestions_pruned_at IS NULL AND id NOT IN
+                   (SELECT id FROM scans ORDER BY created_at DESC, id DESC LIMIT ?1)",
+            )
+            .and_then(|mut s| s.query_map([keep as i64], |r| r.get(0))?.collect())
+            .map_err(|e| self.err(e))?;
+        if old.is_empty() {
+            return Ok(0);
+        }
+        let now = crate::now();
+        let mut bodies: Vec<i64> = Vec::new();
+        let mut dropped = 0;
+        {
+            let mut drop_rows = tx
+                .prepare_cached(
+                    "DELETE FROM suggestions WHERE scan_id = ?1 AND upgrade_id IS NULL RETURNING body_id",
+                )
+                .map_err(|e| self.err(e))?;
+            let mut mark = tx
+                .prepare_cached("UPDATE scans SET suggestions_pruned_at = ?2 WHERE id = ?1")
+                .map_err(|e| self.err(e))?;
+            for id in &old {
+                let gone: Vec<i64> = drop_rows
+                    .query_map([id], |r| r.get(0))
+                    .and_then(|rows| rows.collect())
+                    .map_err(|e| self.err(e))?;
+                dropped += gone.len();
+                bodies.extend(gone);
+                mark.execute(params![id, now]).map_err(|e| self.err(e))?;
+            }
+        }
+        bodies.sort_unstable();
+        bodies.dedup();
+        let mut drop_body = tx
+            .prepare_cached(
+                "DELETE FROM suggestion_bodies WHERE id = ?1
+                   AND NOT EXISTS (SELECT 1 FROM suggestions WHERE body_id = ?1)",
+            )
+            .map_err(|e| self.err(e))?;
+        for b in bodies {
+            drop_body.execute([b]).map_err(|e| self.err(e))?;
+        }
+        Ok(dropped)
     }
 
     pub fn scan(&self, id: &str) -> Result<Option<Scan>> {
@@ -862,7 +926,8 @@ pub(crate) fn read_upgrade(r: &Row<'_>) -> rusqlite::Result<Upgrade> {
     })
 }
 
-const SCAN_COLUMNS: &str = "id, created_at, root, scope, commit_id, duration_ms, summary";
+const SCAN_COLUMNS: &str =
+    "id, created_at, root, scope, commit_id, duration_ms, summary, suggestions_pruned_at";
 
 fn read_scan(r: &Row<'_>) -> rusqlite::Result<Scan> {
     Ok(Scan {
@@ -873,6 +938,7 @@ fn read_scan(r: &Row<'_>) -> rusqlite::Result<Scan> {
         commit_id: r.get(4)?,
         duration_ms: r.get::<_, i64>(5)? as u64,
         summary: json(r.get::<_, String>(6)?),
+        suggestions_pruned_at: r.get(7)?,
     })
 }
 

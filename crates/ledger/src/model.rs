@@ -328,6 +328,9 @@ pub struct Scan {
     pub duration_ms: u64,
     /// Counts and totals, as the analyzer reports them.
     pub summary: serde_json::Value,
+    /// When its suggestions were dropped (only the newest scans keep
+    /// theirs, `[scan] suggestion_history`); `None` while they are kept.
+    pub suggestions_pruned_at: Option<String>,
 }
 
 /// A finding turned into something the pipeline can act on.

@@ -354,4 +354,12 @@ DROP TABLE suggestions;
 ALTER TABLE scan_suggestions RENAME TO suggestions;
 CREATE INDEX suggestions_scan ON suggestions(scan_id);
 "#,
+    // 8: only the newest scans keep their suggestions.
+    r#"
+-- When a scan's suggestions were dropped by `[scan] suggestion_history`
+-- (its summary stays); NULL while they are kept.
+ALTER TABLE scans ADD COLUMN suggestions_pruned_at TEXT;
+-- Which rows still point at a body, when dropping rows may orphan it.
+CREATE INDEX suggestions_body ON suggestions(body_id);
+"#,
 ];

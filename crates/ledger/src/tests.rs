@@ -279,6 +279,7 @@ fn scans_and_suggestions_round_trip() {
         commit_id: Some("c1".into()),
         duration_ms: 12,
         summary: serde_json::json!({"modules": 42}),
+        suggestions_pruned_at: None,
     };
     let sug = |n: i64, p: i64| Suggestion {
         id: format!("sug_20261121_103001_a1b2c3_{n:02}"),
@@ -292,7 +293,7 @@ fn scans_and_suggestions_round_trip() {
         detail: serde_json::json!({"methods": 25}),
         upgrade_id: None,
     };
-    l.insert_scan(&scan, [sug(1, 3), sug(2, 8)].iter().map(as_new))
+    l.insert_scan(&scan, [sug(1, 3), sug(2, 8)].iter().map(as_new), 20)
         .unwrap();
     assert_eq!(l.scans(10).unwrap()[0].summary["modules"], 42);
     let list = l.suggestions(&scan.id).unwrap();
@@ -318,7 +319,7 @@ fn scans_and_suggestions_round_trip() {
     let mut changed = renumber(sug(3, 5), 3);
     changed.detail = serde_json::json!({"methods": 26});
     let second = [renumber(sug(1, 3), 1), renumber(sug(2, 8), 2), changed];
-    l.insert_scan(&again, second.iter().map(as_new)).unwrap();
+    l.insert_scan(&again, second.iter().map(as_new), 20).unwrap();
     let bodies: i64 = l
         .connection()
         .query_row("SELECT count(*) FROM suggestion_bodies", [], |r| r.get(0))
@@ -336,6 +337,91 @@ fn scans_and_suggestions_round_trip() {
     assert_eq!(first.len(), 2);
     assert_eq!(first[0].upgrade_id.as_deref(), Some(id.as_str()));
     assert_eq!(first[0].title, "Split class 2");
+}
+
+#[test]
+fn only_the_newest_scans_keep_their_suggestions() {
+    let (_d, l) = ledger();
+    let scan = |n: u32| Scan {
+        id: format!("scan_{n}"),
+        created_at: format!("2026-11-21T10:0{n}:00.000Z"),
+        root: "/repo".into(),
+        scope: None,
+        commit_id: None,
+        duration_ms: 1,
+        summary: serde_json::json!({"n": n}),
+        suggestions_pruned_at: None,
+    };
+    // Every scan finds `shared`; scan n also finds `only n`.
+    let found = |n: u32| {
+        ["shared".to_string(), format!("only {n}")].map(|title| Suggestion {
+            id: format!("sug_{n}_{}", if title == "shared" { 1 } else { 2 }),
+            scan_id: format!("scan_{n}"),
+            kind: "duplicate".into(),
+            title,
+            files: vec!["a.py".into()],
+            risk: "low".into(),
+            priority: 3,
+            instruction: "Merge them".into(),
+            detail: serde_json::json!({}),
+            upgrade_id: None,
+        })
+    };
+    let bodies = |l: &Ledger| -> Vec<String> {
+        let mut st = l
+            .connection()
+            .prepare("SELECT title FROM suggestion_bodies ORDER BY title")
+            .unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    };
+    let pruned = |l: &Ledger| -> Vec<String> {
+        let mut s: Vec<String> = l
+            .scans(10)
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.suggestions_pruned_at.is_some())
+            .map(|s| s.id)
+            .collect();
+        s.sort();
+        s
+    };
+    for n in 1..=2 {
+        l.insert_scan(&scan(n), found(n).iter().map(as_new), 2).unwrap();
+    }
+    // An upgrade made from scan 1's own finding keeps that one.
+    let upgrade = new_upgrade(&l, RequestKind::Suggestion, false);
+    l.link_suggestion("sug_1_2", &upgrade).unwrap();
+    assert!(pruned(&l).is_empty());
+
+    l.insert_scan(&scan(3), found(3).iter().map(as_new), 2).unwrap();
+    assert_eq!(pruned(&l), ["scan_1"]);
+    assert!(l.suggestion("sug_1_1").unwrap().is_none());
+    let linked = l.suggestion("sug_1_2").unwrap().unwrap();
+    assert_eq!(
+        (linked.title.as_str(), linked.upgrade_id.as_deref()),
+        ("only 1", Some(upgrade.as_str()))
+    );
+    assert_eq!(bodies(&l), ["only 1", "only 2", "only 3", "shared"]);
+
+    l.insert_scan(&scan(4), found(4).iter().map(as_new), 2).unwrap();
+    assert_eq!(pruned(&l), ["scan_1", "scan_2"]);
+    assert!(l.suggestions("scan_2").unwrap().is_empty());
+    // "only 2" has no row left; "shared" is still scan 3's and 4's.
+    assert_eq!(bodies(&l), ["only 1", "only 3", "only 4", "shared"]);
+    assert_eq!(l.suggestions("scan_4").unwrap().len(), 2);
+    // Every scan's summary stays.
+    let all = l.scans(10).unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[3].summary["n"], 1);
+
+    // Asked for directly, with a smaller history.
+    assert_eq!(l.prune_suggestions(1).unwrap(), 2);
+    assert_eq!(pruned(&l), ["scan_1", "scan_2", "scan_3"]);
+    assert_eq!(bodies(&l), ["only 1", "only 4", "shared"]);
+    assert_eq!(l.prune_suggestions(1).unwrap(), 0);
 }
 
 #[test]

@@ -594,11 +594,14 @@ fn parent_dir(rel: &str) -> String {
     rel.rsplit_once('/').map_or(String::new(), |(d, _)| d.to_string())
 }
 
-/// Store a scan and its suggestions in the ledger, in one transaction.
+/// Store a scan and its suggestions in the ledger, in one transaction;
+/// only the newest `config.suggestion_history` scans keep their
+/// suggestions.
 pub fn store(
     ledger: &graft_ledger::Ledger,
     report: &ScanReport,
     commit: Option<String>,
+    config: &ScanConfig,
 ) -> graft_ledger::Result<()> {
     let scan = graft_ledger::Scan {
         id: report.id.clone(),
@@ -608,6 +611,7 @@ pub fn store(
         commit_id: commit,
         duration_ms: report.summary.duration_ms,
         summary: serde_json::to_value(&report.summary).unwrap_or_default(),
+        suggestions_pruned_at: None,
     };
     let suggestions = report.suggestions.iter().map(|s| graft_ledger::NewSuggestion {
         id: &s.id,
@@ -619,5 +623,5 @@ pub fn store(
         instruction: &s.instruction,
         detail: &s.detail,
     });
-    ledger.insert_scan(&scan, suggestions)
+    ledger.insert_scan(&scan, suggestions, config.suggestion_history.get())
 }
