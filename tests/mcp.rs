@@ -218,6 +218,11 @@ fn an_agent_plans_executes_inspects_and_rolls_back_over_mcp() {
         "{}",
         text(&r[6])
     );
+    // The same report as `graft ledger --json`, which adds what it learnt.
+    let mut cli = t.graft(&["ledger", "--json", "--recent", "5"]).json();
+    cli.as_object_mut().unwrap().remove("learning");
+    assert_eq!(r[6]["structured"], cli);
+    assert_eq!(cli["rollbacks_by_cause"][0]["count"], 1, "{cli}");
     // A real scan of the repo, stored in the ledger.
     assert_eq!(r[7]["is_error"], false, "{}", r[7]);
     let scan_id = r[7]["structured"]["scan"]["id"].as_str().unwrap();

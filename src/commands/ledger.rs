@@ -2,7 +2,6 @@
 
 use console::style;
 use graft_pipeline::advice::recommendation;
-use serde_json::json;
 
 use super::Ctx;
 use crate::commands::status::truncate;
@@ -10,17 +9,9 @@ use crate::output::{CliError, EXIT_OK, ago, print_json};
 
 pub fn run(ctx: &Ctx, recent: usize) -> Result<i32, CliError> {
     let ws = ctx.workspace()?;
-    let stats = ws.ledger.stats(recent)?;
+    let (stats, mut v) = graft_pipeline::advice::ledger_report(&ws.ledger, recent)?;
     let learnt = graft_orchestrate::learning::learnt(&ws.ledger, ws.config.policy.learn_min_outcomes)?;
-    let causes: Vec<_> = stats
-        .failures_by_cause
-        .iter()
-        .map(|c| json!({ "cause": c.cause, "count": c.count, "example": c.example, "last_upgrade": c.last_upgrade, "recommendation": recommendation(&c.cause) }))
-        .collect();
     if ctx.json {
-        let mut v = serde_json::to_value(&stats).unwrap_or_default();
-        v["failures_by_cause"] = json!(causes);
-        v["generation"] = serde_json::to_value(ws.ledger.usage_totals(recent)?).unwrap_or_default();
         v["learning"] = serde_json::to_value(&learnt).unwrap_or_default();
         print_json(&v);
         return Ok(EXIT_OK);

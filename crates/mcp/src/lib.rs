@@ -452,17 +452,7 @@ impl GraftMcp {
         let r = self
             .blocking(move |me| {
                 let ws = graft_pipeline::Workspace::open(&me.root)?;
-                let stats = ws.ledger.stats(recent)?;
-                let mut v = json!(stats);
-                v["failures_by_cause"] = json!(
-                    stats
-                        .failures_by_cause
-                        .iter()
-                        .map(|c| json!({ "cause": c.cause, "count": c.count, "example": c.example, "recommendation": graft_pipeline::advice::recommendation(&c.cause) }))
-                        .collect::<Vec<_>>()
-                );
-                v["generation"] = json!(ws.ledger.usage_totals(recent)?);
-                Ok(v)
+                Ok(graft_pipeline::advice::ledger_report(&ws.ledger, recent)?.1)
             })
             .await;
         match r {

@@ -1,6 +1,36 @@
 //! What to do about a kind of failure: one recommendation per cause, shown
 //! by `graft ledger` next to the failures grouped by cause.
 
+use graft_ledger::{Ledger, LedgerStats};
+use serde_json::{Value, json};
+
+/// What the ledger says about all upgrades, as `graft ledger --json`,
+/// `GET /v1/ledger` and the MCP `ledger` tool give it: the stats, each
+/// failure cause with its recommendation, generation cost, rollbacks by
+/// cause and the webhook outbox. The stats come back too, for a text view.
+pub fn ledger_report(ledger: &Ledger, recent: usize) -> graft_ledger::Result<(LedgerStats, Value)> {
+    let stats = ledger.stats(recent)?;
+    let mut v = serde_json::to_value(&stats).unwrap_or_default();
+    v["failures_by_cause"] = stats
+        .failures_by_cause
+        .iter()
+        .map(|c| {
+            json!({
+                "cause": c.cause, "count": c.count, "example": c.example,
+                "last_upgrade": c.last_upgrade, "recommendation": recommendation(&c.cause),
+            })
+        })
+        .collect();
+    v["generation"] = serde_json::to_value(ledger.usage_totals(recent)?).unwrap_or_default();
+    v["rollbacks_by_cause"] = ledger
+        .rollback_counts()?
+        .into_iter()
+        .map(|(cause, count)| json!({ "cause": cause, "count": count }))
+        .collect();
+    v["notifications"] = json!(ledger.outbox_counts()?);
+    Ok((stats, v))
+}
+
 /// A recommendation for failures with machine cause `reason`.
 pub fn recommendation(reason: &str) -> String {
     let (head, tail) = reason.split_once(':').unwrap_or((reason, ""));

@@ -58,31 +58,7 @@ pub async fn ledger(State(api): State<Arc<Api>>, query: QueryOf<RecentQuery>) ->
     let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
     let recent = bounded("recent", q.recent, 10, 0, 500)? as usize;
     let v = api
-        .ledger(move |l| {
-            let stats = l.stats(recent)?;
-            let causes: Vec<Value> = stats
-                .failures_by_cause
-                .iter()
-                .map(|c| {
-                    json!({
-                        "cause": c.cause, "count": c.count, "example": c.example,
-                        "last_upgrade": c.last_upgrade,
-                        "recommendation": graft_pipeline::advice::recommendation(&c.cause),
-                    })
-                })
-                .collect();
-            let mut v = serde_json::to_value(&stats).unwrap_or_default();
-            v["failures_by_cause"] = json!(causes);
-            v["generation"] = serde_json::to_value(l.usage_totals(recent)?).unwrap_or_default();
-            v["rollbacks_by_cause"] = json!(
-                l.rollback_counts()?
-                    .into_iter()
-                    .map(|(cause, count)| json!({ "cause": cause, "count": count }))
-                    .collect::<Vec<_>>()
-            );
-            v["notifications"] = json!(l.outbox_counts()?);
-            Ok(v)
-        })
+        .ledger(move |l| Ok(graft_pipeline::advice::ledger_report(l, recent)?.1))
         .await?;
     Ok(Json(v).into_response())
 }
