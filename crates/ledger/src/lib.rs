@@ -704,6 +704,7 @@ impl Ledger {
         let mut add = tx
             .prepare_cached("INSERT INTO suggestions (id, scan_id, body_id) VALUES (?1, ?2, ?3)")
             .map_err(|e| self.err(e))?;
+        let mut in_use = std::collections::HashSet::new();
         for s in suggestions {
             let digest = body_digest(&s);
             let known: Option<i64> = find_body
@@ -730,9 +731,10 @@ impl Ledger {
             };
             add.execute(params![s.id, scan.id, body])
                 .map_err(|e| self.err(e))?;
+            in_use.insert(body);
         }
         drop((find_body, add_body, add));
-        self.prune_suggestions_in(&tx, keep)?;
+        self.prune_suggestions_in(&tx, keep, &in_use)?;
         tx.commit().map_err(|e| self.err(e))
     }
 
@@ -742,12 +744,19 @@ impl Ledger {
     /// marked with when its suggestions went. Returns how many rows went.
     pub fn prune_suggestions(&self, keep: u64) -> Result<usize> {
         let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
-        let n = self.prune_suggestions_in(&tx, keep)?;
+        let n = self.prune_suggestions_in(&tx, keep, &Default::default())?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(n)
     }
 
-    fn prune_suggestions_in(&self, tx: &rusqlite::Transaction<'_>, keep: u64) -> Result<usize> {
+    /// `in_use`: bodies the scan just stored points at, which stay (most
+    /// of what the dropped scan found is found again).
+    fn prune_suggestions_in(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        keep: u64,
+        in_use: &std::collections::HashSet<i64>,
+    ) -> Result<usize> {
         // Scans past the newest `keep` whose suggestions are still here:
         // usually none or one, the scan that has just fallen out.
         let old: Vec<String> = tx
@@ -784,6 +793,7 @@ impl Ledger {
         }
         bodies.sort_unstable();
         bodies.dedup();
+        bodies.retain(|b| !in_use.contains(b));
         let mut drop_body = tx
             .prepare_cached(
                 "DELETE FROM suggestion_bodies WHERE id = ?1
