@@ -243,22 +243,29 @@ fn without_a_daemon_each_command_sends_what_it_can_and_the_rest_waits() {
 /// An upgrade whose process was killed is ended by the next command's
 /// recovery, and the webhooks hear of that end as they would have of the
 /// run's own: after what the run had queued before it died.
+/// A target whose webhook is `receiver`'s `/hook`, and the id of an
+/// upgrade of it killed at `point`.
+fn killed_upgrade(receiver: &Receiver, point: &str) -> (Target, String) {
+    let config = format!(
+        "{CONFIG}\n[[webhooks]]\nurl = \"{}\"\nformat = \"json\"\nmax_backoff = \"1s\"\n",
+        receiver.url("/hook")
+    );
+    let t = Target::python_with_config(&config);
+    let p = t.input("change.diff", good_patch().as_bytes());
+    t.graft_env(
+        &["upgrade", "--patch", p.to_str().unwrap()],
+        &[("GRAFT_TEST_KILL_AT", point)],
+    )
+    .killed();
+    let id = t.last_upgrade();
+    (t, id)
+}
+
 #[test]
 fn an_end_brought_about_by_recovery_is_announced() {
     for (point, end) in [("gate:test:after", "failed"), ("deploy:after", "promoted")] {
         let receiver = Receiver::start();
-        let config = format!(
-            "{CONFIG}\n[[webhooks]]\nurl = \"{}\"\nformat = \"json\"\nmax_backoff = \"1s\"\n",
-            receiver.url("/hook")
-        );
-        let t = Target::python_with_config(&config);
-        let p = t.input("change.diff", good_patch().as_bytes());
-        t.graft_env(
-            &["upgrade", "--patch", p.to_str().unwrap()],
-            &[("GRAFT_TEST_KILL_AT", point)],
-        )
-        .killed();
-        let id = t.last_upgrade();
+        let (t, id) = killed_upgrade(&receiver, point);
         assert!(
             receiver.at("/hook").is_empty(),
             "{point}: the killed run sent nothing"
@@ -297,18 +304,7 @@ fn an_end_brought_about_by_recovery_is_announced() {
 #[test]
 fn an_end_recovered_by_an_mcp_tool_is_announced() {
     let receiver = Receiver::start();
-    let config = format!(
-        "{CONFIG}\n[[webhooks]]\nurl = \"{}\"\nformat = \"json\"\nmax_backoff = \"1s\"\n",
-        receiver.url("/hook")
-    );
-    let t = Target::python_with_config(&config);
-    let p = t.input("change.diff", good_patch().as_bytes());
-    t.graft_env(
-        &["upgrade", "--patch", p.to_str().unwrap()],
-        &[("GRAFT_TEST_KILL_AT", "gate:test:after")],
-    )
-    .killed();
-    let killed = t.last_upgrade();
+    let (t, killed) = killed_upgrade(&receiver, "gate:test:after");
     // The MCP server's upgrade takes the pipeline lock, and so recovers
     // the killed one first: that end is announced before its own.
     let out = crate::mcp::session(
