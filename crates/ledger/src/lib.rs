@@ -19,6 +19,14 @@
 //! they are written with `synchronous = FULL`, synced before the call
 //! returns. The `-wal` file stays beside `ledger.db` (copy both, or open
 //! and `VACUUM INTO`, to take a copy).
+//!
+//! A WAL is reused from its start only by a writer that sees it fully
+//! checkpointed, and a process that opens the ledger first rebuilds the
+//! WAL's index with nothing marked checkpointed: so a row of short
+//! commands, each committing once, would grow the WAL without end (and
+//! each open reads all of it). Opening a ledger whose WAL is over
+//! [`WAL_LIMIT`] therefore checkpoints it and truncates it, without
+//! waiting for a reader that holds it (then the next open tries again).
 
 mod control;
 mod generation;
@@ -73,6 +81,13 @@ pub struct Ledger {
     path: PathBuf,
 }
 
+/// How long a statement waits for another process's lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The WAL size past which opening the ledger truncates it (about 1,000
+/// pages: the automatic checkpoint has copied them into the file by then).
+pub const WAL_LIMIT: u64 = 4 << 20;
+
 impl Ledger {
     /// Open (creating if needed) the ledger at `path` and bring its schema
     /// up to date.
@@ -82,7 +97,7 @@ impl Ledger {
             source,
         };
         let conn = Connection::open(path).map_err(wrap)?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(wrap)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(wrap)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(wrap)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(wrap)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(wrap)?;
@@ -98,7 +113,23 @@ impl Ledger {
             path: path.to_path_buf(),
         };
         ledger.migrate()?;
+        ledger.bound_wal();
         Ok(ledger)
+    }
+
+    /// Checkpoint and truncate a WAL over [`WAL_LIMIT`] (see the module
+    /// notes); a busy ledger is left for the next open.
+    fn bound_wal(&self) {
+        let mut wal = self.path.as_os_str().to_owned();
+        wal.push("-wal");
+        if std::fs::metadata(&wal).map_or(true, |m| m.len() <= WAL_LIMIT) {
+            return;
+        }
+        let _ = self.conn.busy_timeout(Duration::ZERO);
+        let _ = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        let _ = self.conn.busy_timeout(BUSY_TIMEOUT);
     }
 
     pub fn path(&self) -> &Path {
@@ -794,13 +825,19 @@ impl Ledger {
         bodies.sort_unstable();
         bodies.dedup();
         bodies.retain(|b| !in_use.contains(b));
-        let mut drop_body = tx
-            .prepare_cached(
-                "DELETE FROM suggestion_bodies WHERE id = ?1
-                   AND NOT EXISTS (SELECT 1 FROM suggestions WHERE body_id = ?1)",
-            )
+        if bodies.is_empty() {
+            return Ok(dropped);
+        }
+        // What the kept rows name, in one pass (no index on body_id: see
+        // migration 8); a body none names goes.
+        let named: std::collections::HashSet<i64> = tx
+            .prepare_cached("SELECT DISTINCT body_id FROM suggestions")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
             .map_err(|e| self.err(e))?;
-        for b in bodies {
+        let mut drop_body = tx
+            .prepare_cached("DELETE FROM suggestion_bodies WHERE id = ?1")
+            .map_err(|e| self.err(e))?;
+        for b in bodies.into_iter().filter(|b| !named.contains(b)) {
             drop_body.execute([b]).map_err(|e| self.err(e))?;
         }
         Ok(dropped)

@@ -359,7 +359,20 @@ CREATE INDEX suggestions_scan ON suggestions(scan_id);
 -- When a scan's suggestions were dropped by `[scan] suggestion_history`
 -- (its summary stays); NULL while they are kept.
 ALTER TABLE scans ADD COLUMN suggestions_pruned_at TEXT;
--- Which rows still point at a body, when dropping rows may orphan it.
-CREATE INDEX suggestions_body ON suggestions(body_id);
+-- `body_id` is no longer a declared foreign key: SQLite would check each
+-- body deleted by a scan of this table, or want an index on it that every
+-- scan's inserts write all over (two thirds of the pages a scan wrote).
+-- Only `prune_suggestions` deletes bodies, and only those no row names.
+CREATE TABLE suggestions_8 (
+    id           TEXT PRIMARY KEY,
+    scan_id      TEXT NOT NULL REFERENCES scans(id),
+    body_id      INTEGER NOT NULL,
+    upgrade_id   TEXT
+) WITHOUT ROWID;
+INSERT INTO suggestions_8 (id, scan_id, body_id, upgrade_id)
+    SELECT id, scan_id, body_id, upgrade_id FROM suggestions;
+DROP TABLE suggestions;
+ALTER TABLE suggestions_8 RENAME TO suggestions;
+CREATE INDEX suggestions_scan ON suggestions(scan_id);
 "#,
 ];

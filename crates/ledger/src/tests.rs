@@ -425,6 +425,53 @@ fn only_the_newest_scans_keep_their_suggestions() {
 }
 
 #[test]
+fn the_wal_stays_bounded_over_many_short_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let wal = dir.path().join("ledger.db-wal");
+    let detail = serde_json::json!({ "text": "x".repeat(2000) });
+    let mut largest = 0;
+    // Forty commands, each opening the ledger, storing a scan of 300
+    // suggestions never seen before (~0.8 MB of pages) and closing.
+    for n in 0..40 {
+        let l = Ledger::open(&path).unwrap();
+        let scan = Scan {
+            id: format!("scan_{n:02}"),
+            created_at: format!("2026-11-21T10:{n:02}:00.000Z"),
+            root: "/repo".into(),
+            scope: None,
+            commit_id: None,
+            duration_ms: 1,
+            summary: serde_json::json!({}),
+            suggestions_pruned_at: None,
+        };
+        let found: Vec<Suggestion> = (0..300)
+            .map(|i| Suggestion {
+                id: format!("sug_{n:02}_{i:03}"),
+                scan_id: scan.id.clone(),
+                kind: "duplicate".into(),
+                title: format!("finding {n} {i}"),
+                files: vec!["a.py".into()],
+                risk: "low".into(),
+                priority: 3,
+                instruction: "Merge them".into(),
+                detail: detail.clone(),
+                upgrade_id: None,
+            })
+            .collect();
+        l.insert_scan(&scan, found.iter().map(as_new), 2).unwrap();
+        drop(l);
+        largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+    }
+    // At most the limit plus what one command wrote (it grew ~0.8 MB each
+    // time, to over 30 MB, before opening bounded it).
+    assert!(largest <= WAL_LIMIT + (2 << 20), "WAL reached {largest} bytes");
+    let l = Ledger::open(&path).unwrap();
+    assert_eq!(l.scans(100).unwrap().len(), 40);
+    assert_eq!(l.suggestions("scan_39").unwrap().len(), 300);
+}
+
+#[test]
 fn suggestions_written_before_bodies_were_shared_survive_the_migration() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.db");
