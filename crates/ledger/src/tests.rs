@@ -339,24 +339,29 @@ fn scans_and_suggestions_round_trip() {
     assert_eq!(first[0].title, "Split class 2");
 }
 
-#[test]
-fn only_the_newest_scans_keep_their_suggestions() {
-    let (_d, l) = ledger();
-    let scan = |n: u32| Scan {
-        id: format!("scan_{n}"),
-        created_at: format!("2026-11-21T10:0{n}:00.000Z"),
+/// Scan `n` of a series, a minute after scan `n - 1`.
+fn scan_number(n: u32) -> Scan {
+    Scan {
+        id: format!("scan_{n:02}"),
+        created_at: format!("2026-11-21T10:{n:02}:00.000Z"),
         root: "/repo".into(),
         scope: None,
         commit_id: None,
         duration_ms: 1,
         summary: serde_json::json!({"n": n}),
         suggestions_pruned_at: None,
-    };
+    }
+}
+
+#[test]
+fn only_the_newest_scans_keep_their_suggestions() {
+    let (_d, l) = ledger();
+    let scan = scan_number;
     // Every scan finds `shared`; scan n also finds `only n`.
     let found = |n: u32| {
         ["shared".to_string(), format!("only {n}")].map(|title| Suggestion {
             id: format!("sug_{n}_{}", if title == "shared" { 1 } else { 2 }),
-            scan_id: format!("scan_{n}"),
+            scan_id: format!("scan_{n:02}"),
             kind: "duplicate".into(),
             title,
             files: vec!["a.py".into()],
@@ -397,7 +402,7 @@ fn only_the_newest_scans_keep_their_suggestions() {
     assert!(pruned(&l).is_empty());
 
     l.insert_scan(&scan(3), found(3).iter().map(as_new), 2).unwrap();
-    assert_eq!(pruned(&l), ["scan_1"]);
+    assert_eq!(pruned(&l), ["scan_01"]);
     assert!(l.suggestion("sug_1_1").unwrap().is_none());
     let linked = l.suggestion("sug_1_2").unwrap().unwrap();
     assert_eq!(
@@ -407,11 +412,11 @@ fn only_the_newest_scans_keep_their_suggestions() {
     assert_eq!(bodies(&l), ["only 1", "only 2", "only 3", "shared"]);
 
     l.insert_scan(&scan(4), found(4).iter().map(as_new), 2).unwrap();
-    assert_eq!(pruned(&l), ["scan_1", "scan_2"]);
-    assert!(l.suggestions("scan_2").unwrap().is_empty());
+    assert_eq!(pruned(&l), ["scan_01", "scan_02"]);
+    assert!(l.suggestions("scan_02").unwrap().is_empty());
     // "only 2" has no row left; "shared" is still scan 3's and 4's.
     assert_eq!(bodies(&l), ["only 1", "only 3", "only 4", "shared"]);
-    assert_eq!(l.suggestions("scan_4").unwrap().len(), 2);
+    assert_eq!(l.suggestions("scan_04").unwrap().len(), 2);
     // Every scan's summary stays.
     let all = l.scans(10).unwrap();
     assert_eq!(all.len(), 4);
@@ -419,7 +424,7 @@ fn only_the_newest_scans_keep_their_suggestions() {
 
     // Asked for directly, with a smaller history.
     assert_eq!(l.prune_suggestions(1).unwrap(), 2);
-    assert_eq!(pruned(&l), ["scan_1", "scan_2", "scan_3"]);
+    assert_eq!(pruned(&l), ["scan_01", "scan_02", "scan_03"]);
     assert_eq!(bodies(&l), ["only 1", "only 4", "shared"]);
     assert_eq!(l.prune_suggestions(1).unwrap(), 0);
 }
@@ -435,16 +440,7 @@ fn the_wal_stays_bounded_over_many_short_commands() {
     // suggestions never seen before (~0.8 MB of pages) and closing.
     for n in 0..40 {
         let l = Ledger::open(&path).unwrap();
-        let scan = Scan {
-            id: format!("scan_{n:02}"),
-            created_at: format!("2026-11-21T10:{n:02}:00.000Z"),
-            root: "/repo".into(),
-            scope: None,
-            commit_id: None,
-            duration_ms: 1,
-            summary: serde_json::json!({}),
-            suggestions_pruned_at: None,
-        };
+        let scan = scan_number(n);
         let found: Vec<Suggestion> = (0..300)
             .map(|i| Suggestion {
                 id: format!("sug_{n:02}_{i:03}"),
