@@ -269,8 +269,8 @@ impl Drop for Instance {
 
 /// What `/proc/<pid>/stat` says of a process.
 struct Stat {
-    /// The state letter: `Z` (zombie) and `X` (dead) have exited and
-    /// closed their files.
+    /// The state letter is `Z` (zombie) or `X` (dead) and no other thread
+    /// of it is left: it has closed its files.
     exited: bool,
     group: i32,
     /// When it started, in clock ticks (field 22), to recognise it later.
@@ -286,10 +286,18 @@ fn stat(pid: i32) -> Option<Stat> {
     let group = fields.nth(1)?.parse().ok()?;
     let ticks = fields.nth(16)?.parse().ok()?;
     Some(Stat {
-        exited: state == "Z" || state == "X",
+        exited: (state == "Z" || state == "X") && threads_ended(pid),
         group,
         ticks,
     })
+}
+
+/// Only the thread-group leader is left. A process's files (its copies of
+/// the listening sockets) close when its last thread ends, and the
+/// leader can be a zombie while other threads of a killed process are
+/// still ending.
+fn threads_ended(pid: i32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(true, |tasks| tasks.count() <= 1)
 }
 
 /// When process `pid` started, in clock ticks.
