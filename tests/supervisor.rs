@@ -203,12 +203,24 @@ fn a_release_that_ignores_sigterm_is_killed_after_the_drain_timeout() {
     t.commit("v1 ignores SIGTERM");
     let d = t.run_daemon();
     let old = agent_pid(port);
+    // When v2 first answers: v2 is ready then, and v1 gets its stop signal
+    // as soon as Graft sees that.
+    let first_v2 = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if get(port, "/version").is_ok_and(|(_, b)| b == "v2\n") {
+                return Some(Instant::now());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    });
     t.upgrade_edits(
         r#"[{"op":"replace","path":"VERSION","content":"v2\n"},{"op":"delete","path":"behavior"}]"#,
         &[],
     )
     .success();
-    let switched = Instant::now();
+    let switched = first_v2.join().unwrap().expect("v2 answered");
     assert!(
         alive(old),
         "it ignores SIGTERM, so it lives until the drain timeout"
@@ -216,9 +228,10 @@ fn a_release_that_ignores_sigterm_is_killed_after_the_drain_timeout() {
     // A program that ignores the stop signal keeps its connections until
     // the SIGKILL resets them: that part of a drain is the program's job.
     eventually(10, "SIGKILL after the drain timeout", || !alive(old));
+    let lived = switched.elapsed();
     assert!(
-        switched.elapsed() >= Duration::from_secs(2),
-        "killed before the 3 s drain timeout"
+        lived >= Duration::from_millis(2700),
+        "killed {lived:?} after v2 first answered, before the 3 s drain timeout"
     );
     assert_eq!(hello(port), "hello from v2\n");
     assert!(

@@ -348,10 +348,12 @@ impl Supervisor {
     /// `graceful = false` skips straight to SIGKILL.
     pub async fn stop(&self, inst: &Arc<Instance>, graceful: bool) {
         inst.stopping.store(true, Ordering::SeqCst);
+        let mut deadline = None;
         if graceful && inst.exited().is_none() {
             inst.signal(self.settings.run.stop_signal.0);
+            deadline = Some(tokio::time::Instant::now() + self.settings.run.drain_timeout.0);
         }
-        self.drain(inst, graceful).await;
+        self.drain(inst, deadline).await;
     }
 
     /// A replaced release: its stop signal, then a wait until it no longer
@@ -359,8 +361,11 @@ impl Supervisor {
     /// its drain goes on in the background.
     async fn retire(self: &Arc<Self>, old: Arc<Instance>) {
         old.stopping.store(true, Ordering::SeqCst);
+        let mut drain_until = None;
         if old.exited().is_none() {
             old.signal(self.settings.run.stop_signal.0);
+            // The drain timeout counts from the signal, this wait included.
+            drain_until = Some(tokio::time::Instant::now() + self.settings.run.drain_timeout.0);
             let inodes: Vec<u64> = self
                 .sockets
                 .iter()
@@ -387,16 +392,16 @@ impl Supervisor {
             }
         }
         let me = self.clone();
-        tokio::spawn(async move { me.drain(&old, true).await });
+        tokio::spawn(async move { me.drain(&old, drain_until).await });
     }
 
-    /// The end of a stop: wait out the drain (when graceful), then SIGKILL
-    /// to the group, and forget the instance.
-    async fn drain(&self, inst: &Arc<Instance>, graceful: bool) {
-        if graceful && inst.exited().is_none() {
-            let drained = tokio::time::timeout(self.settings.run.drain_timeout.0, inst.wait_exit())
-                .await
-                .is_ok();
+    /// The end of a stop: wait for the release to end until `deadline`
+    /// (none: not graceful), then SIGKILL to the group, and forget it.
+    async fn drain(&self, inst: &Arc<Instance>, deadline: Option<tokio::time::Instant>) {
+        if let Some(deadline) = deadline
+            && inst.exited().is_none()
+        {
+            let drained = tokio::time::timeout_at(deadline, inst.wait_exit()).await.is_ok();
             if !drained {
                 eprintln!(
                     "graft: release {} (pid {}) did not stop within {:?} of {}; killing its process group",
