@@ -66,13 +66,9 @@ impl graft_orchestrate::Generators for CliGenerators {
 }
 
 /// No suggestion `id`: say so, and whether its scan's suggestions were
-/// dropped as the history limit says (`sug_<suffix>_NN` is of
-/// `scan_<suffix>`).
+/// dropped as the history limit says.
 fn suggestion_not_found(ws: &Workspace, id: &str) -> CliError {
-    let scan = id
-        .strip_prefix("sug_")
-        .and_then(|rest| rest.rsplit_once('_'))
-        .and_then(|(suffix, _)| ws.ledger.scan(&format!("scan_{suffix}")).ok().flatten());
+    let scan = graft_scan::scan_of_suggestion(id).and_then(|scan| ws.ledger.scan(&scan).ok().flatten());
     let message = match scan.and_then(|s| Some((s.id, s.suggestions_pruned_at?))) {
         Some((scan, at)) => format!(
             "suggestion `{id}` is gone: scan {scan}'s suggestions were dropped at {at}, since only the newest {} scans keep theirs (`[scan] suggestion_history`); run `graft scan` and pick one from the new scan",

@@ -699,7 +699,7 @@ impl Ledger {
 
     /// Store a scan and its suggestions, in one transaction, and drop the
     /// suggestions of the scans older than the newest `keep` (see
-    /// [`Ledger::prune_suggestions`]).
+    /// `prune_suggestions`).
     pub fn insert_scan<'a>(
         &self,
         scan: &Scan,
@@ -765,24 +765,17 @@ impl Ledger {
             in_use.insert(body);
         }
         drop((find_body, add_body, add));
-        self.prune_suggestions_in(&tx, keep, &in_use)?;
+        self.prune_suggestions(&tx, keep, &in_use)?;
         tx.commit().map_err(|e| self.err(e))
     }
 
     /// Keep the suggestions of the newest `keep` scans (and any an upgrade
     /// was made from); drop the others' rows, and the bodies no row points
     /// at any more. A scan's summary is always kept (charts and history),
-    /// marked with when its suggestions went. Returns how many rows went.
-    pub fn prune_suggestions(&self, keep: u64) -> Result<usize> {
-        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
-        let n = self.prune_suggestions_in(&tx, keep, &Default::default())?;
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(n)
-    }
-
-    /// `in_use`: bodies the scan just stored points at, which stay (most
-    /// of what the dropped scan found is found again).
-    fn prune_suggestions_in(
+    /// marked with when its suggestions went. `in_use`: bodies the scan
+    /// just stored points at, which stay (most of what the dropped scan
+    /// found is found again). Returns how many rows went.
+    fn prune_suggestions(
         &self,
         tx: &rusqlite::Transaction<'_>,
         keep: u64,

@@ -48,7 +48,7 @@ use rayon::prelude::*;
 pub use graft_config::ScanConfig;
 pub use model::*;
 pub use sarif::to_sarif;
-pub use suggest::risk;
+pub use suggest::{risk, scan_of_suggestion};
 
 /// Where a scan is, for progress bars.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -70,6 +70,15 @@ pub(crate) fn suggestions(
     out
 }
 
+/// The id of the scan suggestion `id` came from (the inverse of
+/// [`number`]), if `id` has that shape.
+pub fn scan_of_suggestion(id: &str) -> Option<String> {
+    let (suffix, n) = id.strip_prefix("sug_")?.rsplit_once('_')?;
+    n.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| format!("scan_{suffix}"))
+}
+
 /// Give each suggestion its id: `sug_<scan id suffix>_NN`.
 pub(crate) fn number(suggestions: &mut [Suggestion], scan_id: &str) {
     let suffix = scan_id.strip_prefix("scan_").unwrap_or(scan_id);

@@ -315,13 +315,7 @@ pub fn is_running(pid: i32, ticks: i64) -> bool {
 /// sockets whose inodes are `inodes`: a release that still accepts on a
 /// shared listening socket has a copy of it (as do its forked helpers).
 pub fn group_holds_socket(group: i32, inodes: &[u64]) -> bool {
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    procs
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| stat(*pid).is_some_and(|s| s.group == group && !s.exited))
-        .any(|pid| holds_socket(pid, inodes))
+    live_members(group).any(|pid| holds_socket(pid, inodes))
 }
 
 fn holds_socket(pid: i32, inodes: &[u64]) -> bool {
@@ -335,13 +329,16 @@ fn holds_socket(pid: i32, inodes: &[u64]) -> bool {
 /// A process of group `group` has not exited yet: a release's forked
 /// helpers hold copies of its listening sockets too.
 pub fn group_running(group: i32) -> bool {
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    procs
+    live_members(group).next().is_some()
+}
+
+/// The pids of group `group` that have not exited.
+fn live_members(group: i32) -> impl Iterator<Item = i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(stat)
-        .any(|s| s.group == group && !s.exited)
+        .filter(move |pid| stat(*pid).is_some_and(|s| s.group == group && !s.exited))
 }
 
 /// Parse `NOTIFY_SOCKET` datagrams (`KEY=value` lines).

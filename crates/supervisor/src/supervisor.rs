@@ -115,6 +115,9 @@ pub struct Status {
 pub struct Supervisor {
     pub settings: Settings,
     sockets: Vec<PassedSocket>,
+    /// The listening sockets' inodes, as a release's `/proc/<pid>/fd`
+    /// names its copies of them.
+    socket_inodes: Arc<[u64]>,
     pub releases: ReleaseStore,
     pub ledger: Mutex<Ledger>,
     git: Git,
@@ -140,9 +143,11 @@ impl Supervisor {
     ) -> (Arc<Supervisor>, mpsc::UnboundedReceiver<String>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let releases = ReleaseStore::new(&settings.graft_dir, &settings.run);
+        let socket_inodes = sockets.iter().filter_map(|s| sockets::inode(&s.fd)).collect();
         let sup = Supervisor {
             settings,
             sockets,
+            socket_inodes,
             releases,
             ledger: Mutex::new(ledger),
             git,
@@ -347,35 +352,32 @@ impl Supervisor {
     /// Stop a process: stop signal, drain, then SIGKILL to its group.
     /// `graceful = false` skips straight to SIGKILL.
     pub async fn stop(&self, inst: &Arc<Instance>, graceful: bool) {
-        inst.stopping.store(true, Ordering::SeqCst);
-        let mut deadline = None;
-        if graceful && inst.exited().is_none() {
-            inst.signal(self.settings.run.stop_signal.0);
-            deadline = Some(tokio::time::Instant::now() + self.settings.run.drain_timeout.0);
-        }
+        let deadline = self.ask_to_stop(inst, graceful);
         self.drain(inst, deadline).await;
+    }
+
+    /// Mark `inst` as stopping and, when `graceful` and it still runs,
+    /// send its stop signal: the drain's deadline counts from then.
+    fn ask_to_stop(&self, inst: &Instance, graceful: bool) -> Option<tokio::time::Instant> {
+        inst.stopping.store(true, Ordering::SeqCst);
+        (graceful && inst.exited().is_none()).then(|| {
+            inst.signal(self.settings.run.stop_signal.0);
+            tokio::time::Instant::now() + self.settings.run.drain_timeout.0
+        })
     }
 
     /// A replaced release: its stop signal, then a wait until it no longer
     /// accepts on the shared sockets (bounded by `STOP_ACCEPTING_WITHIN`);
     /// its drain goes on in the background.
     async fn retire(self: &Arc<Self>, old: Arc<Instance>) {
-        old.stopping.store(true, Ordering::SeqCst);
-        let mut drain_until = None;
-        if old.exited().is_none() {
-            old.signal(self.settings.run.stop_signal.0);
-            // The drain timeout counts from the signal, this wait included.
-            drain_until = Some(tokio::time::Instant::now() + self.settings.run.drain_timeout.0);
-            let inodes: Vec<u64> = self
-                .sockets
-                .iter()
-                .filter_map(|s| sockets::inode(&s.fd))
-                .collect();
+        // The drain timeout counts from the signal, this wait included.
+        let drain_until = self.ask_to_stop(&old, true);
+        if drain_until.is_some() {
             let mut said = old.notify.stopping.subscribe();
             let deadline = tokio::time::Instant::now() + STOP_ACCEPTING_WITHIN;
             loop {
                 let group = old.pid;
-                let inodes = inodes.clone();
+                let inodes = self.socket_inodes.clone();
                 let holds =
                     tokio::task::spawn_blocking(move || crate::instance::group_holds_socket(group, &inodes))
                         .await
