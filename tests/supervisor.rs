@@ -8,17 +8,13 @@ use std::time::{Duration, Instant};
 use crate::support::agent::*;
 use crate::support::*;
 
-/// JSON edits setting VERSION, and the behavior file (None: delete it).
+/// JSON edits setting VERSION, and the behavior file (None: left as it is).
 fn release(version: &str, behavior: Option<&str>) -> String {
-    let mut edits = vec![format!(
-        r#"{{"op":"replace","path":"VERSION","content":"{version}\n"}}"#
-    )];
+    let mut edits = vec![serde_json::json!({"op": "replace", "path": "VERSION", "content": format!("{version}\n")})];
     if let Some(b) = behavior {
-        edits.push(format!(
-            r#"{{"op":"create","path":"behavior","content":"{b}\n"}}"#
-        ));
+        edits.push(serde_json::json!({"op": "create", "path": "behavior", "content": format!("{b}\n")}));
     }
-    format!("[{}]", edits.join(","))
+    serde_json::Value::Array(edits).to_string()
 }
 
 fn upgrade_json(t: &Target, edits: &str) -> (Run, serde_json::Value) {
@@ -171,6 +167,69 @@ fn never_ready_release_is_killed_and_the_old_one_keeps_serving() {
     // History is kept: the landed commit, then its revert.
     assert_eq!(tree(&t, "HEAD"), base_tree);
     assert!(t.git(&["log", "-1", "--format=%B"]).contains("Graft-Rollback:"));
+}
+
+/// A release that never becomes ready by `ready` is never switched to:
+/// the load sees only v1, no request fails, and the ledger never records
+/// it live or ready.
+fn never_ready_is_kept_out(ready: &str, behavior: &str) {
+    let port = free_port();
+    let config = agent_config(port)
+        .replace("ready = \"notify\"", ready)
+        .replace("start_timeout = \"10s\"", "start_timeout = \"2s\"");
+    let t = Target::agent_with(&config);
+    let _d = t.run_daemon();
+    let l = load(port, 4, true);
+    let (run, report) = upgrade_json(&t, &release("v2", Some(behavior)));
+    let r = l.stop();
+    run.code(7);
+    assert_eq!(report["failure"]["reason"], "deploy_failed:not_ready", "{ready}");
+    assert_eq!(r.failed(), 0, "{ready}: {:?}", r.all());
+    assert!(
+        r.versions().iter().all(|(v, _)| v == "v1"),
+        "{ready}: {:?}",
+        r.versions()
+    );
+    let landed = report["landed_commit"].as_str().unwrap();
+    assert_eq!(
+        t.count(&format!("SELECT COUNT(*) FROM live WHERE commit_id = '{landed}'")),
+        0,
+        "{ready}: v2 was never live"
+    );
+    assert_eq!(
+        t.count(&format!(
+            "SELECT COUNT(*) FROM instances WHERE commit_id = '{landed}' AND ready_at IS NOT NULL"
+        )),
+        0,
+        "{ready}: v2 was never ready"
+    );
+    assert_eq!(hello(port), "hello from v1\n");
+}
+
+#[test]
+fn never_ready_by_notify_is_never_switched_to() {
+    never_ready_is_kept_out("ready = \"notify\"", "ready=never");
+}
+
+#[test]
+fn never_ready_by_http_is_never_switched_to() {
+    // Its health socket answers 503 while it starts.
+    never_ready_is_kept_out("ready = \"http\"", "ready=never");
+}
+
+#[test]
+fn never_ready_by_tcp_is_never_switched_to() {
+    // It never accepts on its health socket; the kernel completes the
+    // handshake all the same, so connecting alone would have passed.
+    never_ready_is_kept_out("ready = \"tcp\"", "ready=never\nhealth_when_ready=1");
+}
+
+#[test]
+fn never_ready_by_command_is_never_switched_to() {
+    never_ready_is_kept_out(
+        "ready = \"command\"\ncommand = \"python3 -c \\\"import os,urllib.request; urllib.request.urlopen('http://'+os.environ['GRAFT_HEALTH_ADDR']+'/health', timeout=1)\\\"\"",
+        "ready=never",
+    );
 }
 
 #[test]

@@ -158,8 +158,8 @@ impl Signal {
 pub struct HealthConfig {
     /// What makes a new release ready: `notify` (it sends `READY=1` on
     /// `NOTIFY_SOCKET`), `http` (a 2xx from `http_path` on its private
-    /// `health` socket), `tcp` (that socket accepts), `command`, or `none`
-    /// (ready when started).
+    /// `health` socket), `tcp` (the release accepted a connection on that
+    /// socket), `command`, or `none` (ready when started).
     pub ready: ReadyCheck,
     /// The path of the HTTP check on the release's `health` socket.
     pub http_path: String,

@@ -59,12 +59,90 @@ pub async fn http(addr: SocketAddr, path: &str, timeout: Duration) -> Result<(),
         .unwrap_or_else(|_| Err(format!("GET {path} took longer than {timeout:?}")))
 }
 
+/// The release accepted a connection on its health socket within
+/// `timeout`. Connecting alone proves nothing: the kernel completes the
+/// handshake on any listening socket, accepted or not, so a release that
+/// never calls `accept()` would pass. The kernel's table of TCP sockets
+/// says whether the release took ours: the server side of a connection
+/// still waiting in the accept queue belongs to no file (inode 0); once
+/// accepted it has one, and once the release closed it, it leaves the
+/// established state.
 pub async fn tcp(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
-    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(format!("connect to the health socket: {e}")),
-        Err(_) => Err(format!("connect took longer than {timeout:?}")),
+    let attempt = async {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect to the health socket: {e}"))?;
+        let client = stream.local_addr().map_err(|e| e.to_string())?;
+        loop {
+            let seen = tokio::task::spawn_blocking(move || accepted(addr, client))
+                .await
+                .unwrap_or(Accepted::Unknown);
+            if seen == Accepted::Yes || closed_by_server(&stream) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(timeout, attempt).await.unwrap_or_else(|_| {
+        Err(format!(
+            "it did not accept a connection on its health socket within {timeout:?}"
+        ))
+    })
+}
+
+/// The release accepted our connection and closed it already (an orderly
+/// end of stream: a connection still queued is never closed that way).
+fn closed_by_server(stream: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(stream.try_read(&mut byte), Ok(_))
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Accepted {
+    Yes,
+    /// Still in the accept queue.
+    Waiting,
+    /// Not in the table (yet): the handshake may still be on its way.
+    Unknown,
+}
+
+/// Whether the server side of the connection from `client` to `server`
+/// was accepted, read from `/proc/net/tcp` (the health socket is always
+/// IPv4 loopback).
+fn accepted(server: SocketAddr, client: SocketAddr) -> Accepted {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return Accepted::Unknown;
+    };
+    server_side(&table, server, client)
+}
+
+fn server_side(table: &str, server: SocketAddr, client: SocketAddr) -> Accepted {
+    const ESTABLISHED: &str = "01";
+    for line in table.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+        if f.len() < 10 || parse_addr(f[1]) != Some(server) || parse_addr(f[2]) != Some(client) {
+            continue;
+        }
+        return if f[3] != ESTABLISHED || f[9] != "0" {
+            Accepted::Yes
+        } else {
+            Accepted::Waiting
+        };
     }
+    Accepted::Unknown
+}
+
+/// `0100007F:1F90` → 127.0.0.1:8080 (the address as the kernel holds it
+/// in memory, printed as a native-endian word; the port in hex).
+fn parse_addr(field: &str) -> Option<SocketAddr> {
+    let (ip, port) = field.split_once(':')?;
+    if ip.len() != 8 {
+        return None;
+    }
+    let ip = u32::from_str_radix(ip, 16).ok()?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    Some(SocketAddr::from((ip.to_ne_bytes(), port)))
 }
 
 async fn command(cfg: &HealthConfig, inst: &Instance) -> Result<(), String> {
@@ -189,5 +267,68 @@ pub async fn wait_ready(cfg: &HealthConfig, inst: &Instance) -> Result<Duration,
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the table says of one connection, once it is in it.
+    fn seen(server: SocketAddr, client: SocketAddr) -> Accepted {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let a = accepted(server, client);
+            if a != Accepted::Unknown || Instant::now() > deadline {
+                return a;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_queued_connection_is_waiting_and_an_accepted_one_is_not() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = listener.local_addr().unwrap();
+        let c1 = std::net::TcpStream::connect(server).unwrap();
+        assert_eq!(seen(server, c1.local_addr().unwrap()), Accepted::Waiting);
+        let (kept, _) = listener.accept().unwrap();
+        assert_eq!(seen(server, c1.local_addr().unwrap()), Accepted::Yes);
+        // Accepted and closed by the server: no longer established.
+        let c2 = std::net::TcpStream::connect(server).unwrap();
+        let (closed, _) = listener.accept().unwrap();
+        drop(closed);
+        assert_eq!(seen(server, c2.local_addr().unwrap()), Accepted::Yes);
+        drop(kept);
+    }
+
+    #[test]
+    fn the_check_fails_on_a_socket_nobody_accepts_on_and_passes_once_someone_does() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let refused = rt.block_on(tcp(addr, Duration::from_millis(300)));
+        assert_eq!(
+            refused.unwrap_err(),
+            "it did not accept a connection on its health socket within 300ms"
+        );
+        let acceptor = std::thread::spawn(move || {
+            // The queued connection of the failed check first, then ours.
+            let a = listener.accept().unwrap();
+            let b = listener.accept().unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            drop((a, b));
+        });
+        rt.block_on(tcp(addr, Duration::from_secs(5))).unwrap();
+        acceptor.join().unwrap();
+    }
+
+    #[test]
+    fn addresses_read_as_the_kernel_prints_them() {
+        assert_eq!(
+            parse_addr("0100007F:1F90"),
+            Some(SocketAddr::from(([127, 0, 0, 1], 8080)))
+        );
+        assert_eq!(parse_addr("00000000000000000000000001000000:0016"), None);
     }
 }

@@ -31,7 +31,9 @@
 //! `exit_at_start=CODE`, `crash_after_ms`, `unhealthy_after_ms`,
 //! `ignore_sigterm=1`, `accept_after_term_ms` (go on accepting that
 //! long after `SIGTERM`, as a slow server would), `fork_grandchild=1`,
-//! `no_heartbeat=1`, `no_watchdog=1`.
+//! `no_heartbeat=1`, `no_watchdog=1`, `health_when_ready=1` (accept on
+//! the health socket only once ready, as a program checked with
+//! `ready = "tcp"` does).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -101,6 +103,7 @@ struct Behavior {
     fork_grandchild: bool,
     no_heartbeat: bool,
     no_watchdog: bool,
+    health_when_ready: bool,
 }
 
 impl Behavior {
@@ -123,6 +126,7 @@ impl Behavior {
             fork_grandchild: kv.get("fork_grandchild") == Some(&"1"),
             no_heartbeat: kv.get("no_heartbeat") == Some(&"1"),
             no_watchdog: kv.get("no_watchdog") == Some(&"1"),
+            health_when_ready: kv.get("health_when_ready") == Some(&"1"),
         }
     }
 }
@@ -395,9 +399,12 @@ fn main() {
         shared.state.served.load(Ordering::SeqCst)
     ));
 
-    if let Some(h) = health {
-        let s = shared.clone();
-        std::thread::spawn(move || serve_health(h, s));
+    // Serving health checks at once lets an `http` check see 503 while
+    // starting; a program checked with `tcp` accepts on its health socket
+    // only once it can serve.
+    let mut health = health;
+    if !shared.behavior.health_when_ready {
+        start_health(health.take(), &shared);
     }
     // The simulated start: loading a model, warming a cache.
     std::thread::sleep(shared.behavior.start_delay);
@@ -413,6 +420,7 @@ fn main() {
         return;
     }
     shared.ready.store(true, Ordering::SeqCst);
+    start_health(health.take(), &shared);
     notify.send(&format!("READY=1\nSTATUS=serving {}", shared.version));
     start_heartbeats(shared.clone());
 
@@ -607,6 +615,13 @@ fn healthy(s: &Shared) -> bool {
         && s.behavior
             .unhealthy_after
             .is_none_or(|after| s.started.elapsed() < after)
+}
+
+fn start_health(listener: Option<TcpListener>, s: &Arc<Shared>) {
+    if let Some(h) = listener {
+        let s = s.clone();
+        std::thread::spawn(move || serve_health(h, s));
+    }
 }
 
 /// `GET /health` on the private health socket.
