@@ -17,6 +17,11 @@ fn release(version: &str, behavior: Option<&str>) -> String {
     serde_json::Value::Array(edits).to_string()
 }
 
+/// JSON edits setting VERSION and deleting the behavior file v1 had.
+fn plain_release(version: &str) -> String {
+    format!(r#"[{{"op":"replace","path":"VERSION","content":"{version}\n"}},{{"op":"delete","path":"behavior"}}]"#)
+}
+
 fn upgrade_json(t: &Target, edits: &str) -> (Run, serde_json::Value) {
     let run = t.upgrade_edits(edits, &["--json"]);
     let v = serde_json::from_str(&run.stdout).unwrap_or(serde_json::Value::Null);
@@ -639,6 +644,114 @@ fn agent_state_survives_upgrades_and_the_task_and_history_survive_restarts() {
     let h: serde_json::Value = serde_json::from_str(&history).unwrap();
     assert_eq!(h.as_array().unwrap().len(), 2);
     assert_eq!(h[1]["content"], "hello");
+}
+
+/// The agent target with `prepare_path = "/prepare"` instead of the
+/// prepare signal, and `extra` lines in [run].
+fn prepare_path_target(v1_behavior: &str, extra: &str) -> (Target, u16) {
+    let port = free_port();
+    let config = agent_config(port).replace(
+        "prepare_signal = \"SIGUSR1\"",
+        &format!("prepare_path = \"/prepare\"{extra}"),
+    );
+    let t = Target::agent_with(&config);
+    t.write("behavior", &format!("{v1_behavior}\n"));
+    t.commit("v1 behaviour");
+    (t, port)
+}
+
+/// The deploy step's end detail of an upgrade, as the ledger keeps it.
+fn deploy_detail(t: &Target, id: &str) -> serde_json::Value {
+    let text: String = t
+        .ledger()
+        .query_row(
+            "SELECT detail FROM steps WHERE upgrade_id = ?1 AND step = 'deploy' AND phase = 'end'",
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn prepare_path_is_posted_and_the_next_release_starts_from_what_was_saved() {
+    // v1 saves its state only when Graft POSTs /prepare on its health socket.
+    let (t, port) = prepare_path_target("save_state=prepare", "");
+    let _d = t.run_daemon();
+    for _ in 0..25 {
+        assert_eq!(hello(port), "hello from v1\n");
+    }
+    let (run, report) = upgrade_json(&t, &plain_release("v2"));
+    run.success();
+    let state = get(port, "/state").unwrap().1;
+    let served: u64 = state
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("served="))
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(served >= 25, "v2 read what v1 saved on POST /prepare: {state}");
+    let detail = deploy_detail(&t, report["id"].as_str().unwrap());
+    assert_eq!(detail["prepared"]["ok"], true, "{detail}");
+    assert_eq!(detail["prepared"]["message"], "state saved", "{detail}");
+}
+
+#[test]
+fn a_release_that_does_not_confirm_it_saved_its_state_is_recorded_or_holds_the_deploy() {
+    // By default the failure is recorded, said, and the deploy goes on.
+    let (t, port) = prepare_path_target("prepare_status=500", "");
+    let d = t.run_daemon();
+    let (run, report) = upgrade_json(&t, &plain_release("v2"));
+    run.success();
+    assert_eq!(hello(port), "hello from v2\n");
+    let detail = deploy_detail(&t, report["id"].as_str().unwrap());
+    assert_eq!(detail["prepared"]["ok"], false, "{detail}");
+    assert_eq!(
+        detail["prepared"]["message"], "POST /prepare answered 500 Internal Server Error",
+        "{detail}"
+    );
+    assert!(
+        d.stderr().contains("graft: warning: the live release did not confirm it saved its state (POST /prepare answered 500 Internal Server Error); switching anyway ([run] prepare_required = true would hold the deploy)"),
+        "{}",
+        d.stderr()
+    );
+    drop(d);
+
+    // With prepare_required, the deploy is held: v1 serves on.
+    let (t, port) = prepare_path_target("prepare_status=500", "\nprepare_required = true");
+    let _d = t.run_daemon();
+    let base_tree = tree(&t, "HEAD");
+    let l = load(port, 2, true);
+    let (run, report) = upgrade_json(&t, &plain_release("v2"));
+    let r = l.stop();
+    run.code(7);
+    assert_eq!(report["failure"]["reason"], "deploy_failed:not_prepared");
+    let msg = report["failure"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("the live release did not confirm it saved its state (POST /prepare answered 500 Internal Server Error); with [run] prepare_required = true the new release was not started; the old release kept serving"),
+        "{msg}"
+    );
+    assert_eq!(r.failed(), 0, "{:?}", r.all());
+    assert_eq!(hello(port), "hello from v1\n");
+    assert_eq!(tree(&t, "HEAD"), base_tree, "the commit was reverted");
+    let landed = report["landed_commit"].as_str().unwrap();
+    assert_eq!(
+        t.count(&format!("SELECT COUNT(*) FROM instances WHERE commit_id = '{landed}'")),
+        0,
+        "v2 was never started"
+    );
+}
+
+#[test]
+fn prepare_required_without_a_way_to_ask_is_refused_when_the_config_is_loaded() {
+    let port = free_port();
+    let config = agent_config(port).replace(
+        "prepare_signal = \"SIGUSR1\"",
+        "prepare_required = true",
+    );
+    let t = Target::agent_with(&config);
+    t.graft(&["run"]).code(5).stderr_has(
+        "`prepare_required = true` needs `prepare_signal` or `prepare_path` in [run]: how Graft asks the live release to save its state",
+    );
 }
 
 #[test]

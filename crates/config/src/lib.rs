@@ -217,6 +217,15 @@ impl Config {
                     ));
                 }
             }
+            if run.prepare_required && run.prepare_signal.is_none() && run.prepare_path.is_none() {
+                return Err(ConfigError::at(
+                    file,
+                    text,
+                    0..0,
+                    "run.prepare_required".into(),
+                    "`prepare_required = true` needs `prepare_signal` or `prepare_path` in [run]: how Graft asks the live release to save its state",
+                ));
+            }
             if run.command.trim().is_empty() {
                 return Err(ConfigError::at(
                     file,

@@ -36,12 +36,20 @@ pub struct RunConfig {
     /// How long a stopping release may drain before SIGKILL to its group.
     #[serde(default = "drain_timeout")]
     pub drain_timeout: DurationValue,
-    /// Sent to a release before it is stopped, so it can save its state.
+    /// Sent to the live release before the next one starts, so it can
+    /// save its state; it answers `PREPARED=1` on `NOTIFY_SOCKET`.
     pub prepare_signal: Option<Signal>,
-    /// POSTed on the release's health address before it is stopped.
+    /// POSTed on the live release's health socket before the next one
+    /// starts; a 2xx answer means its state is saved.
     pub prepare_path: Option<String>,
     #[serde(default = "prepare_timeout")]
     pub prepare_timeout: DurationValue,
+    /// A live release that does not confirm it saved its state (no
+    /// `PREPARED=1`, a non-2xx answer or none within `prepare_timeout`)
+    /// holds the deploy: the new release is not started. False: the
+    /// failure is recorded and the deploy goes on.
+    #[serde(default)]
+    pub prepare_required: bool,
     /// First wait before restarting a crashed release; doubles each time.
     #[serde(default = "restart_backoff")]
     pub restart_backoff: DurationValue,

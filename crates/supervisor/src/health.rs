@@ -28,6 +28,12 @@ pub async fn check(cfg: &HealthConfig, inst: &Instance) -> Result<(), String> {
 }
 
 pub async fn http(addr: SocketAddr, path: &str, timeout: Duration) -> Result<(), String> {
+    request(addr, hyper::Method::GET, path, timeout).await
+}
+
+/// `method path` on `addr` with an empty body: `Ok` on a 2xx answer
+/// within `timeout`, else what went wrong.
+pub async fn request(addr: SocketAddr, method: hyper::Method, path: &str, timeout: Duration) -> Result<(), String> {
     let attempt = async {
         let stream = TcpStream::connect(addr)
             .await
@@ -37,7 +43,9 @@ pub async fn http(addr: SocketAddr, path: &str, timeout: Duration) -> Result<(),
             .await
             .map_err(|e| format!("handshake: {e}"))?;
         tokio::spawn(conn);
-        let req = hyper::Request::get(path)
+        let req = hyper::Request::builder()
+            .method(method.clone())
+            .uri(path)
             .header("host", addr.to_string())
             .header("user-agent", "graft-health")
             .body(Empty::new())
@@ -51,12 +59,12 @@ pub async fn http(addr: SocketAddr, path: &str, timeout: Duration) -> Result<(),
         if status.is_success() {
             Ok(())
         } else {
-            Err(format!("GET {path} answered {status}"))
+            Err(format!("{method} {path} answered {status}"))
         }
     };
     tokio::time::timeout(timeout, attempt)
         .await
-        .unwrap_or_else(|_| Err(format!("GET {path} took longer than {timeout:?}")))
+        .unwrap_or_else(|_| Err(format!("{method} {path} got no answer within {timeout:?}")))
 }
 
 /// The release accepted a connection on its health socket within

@@ -69,6 +69,17 @@ pub struct Switched {
     pub ready_ms: u64,
     /// The process it replaced, now draining.
     pub replaced: Option<i64>,
+    /// Whether the replaced release confirmed it saved its state, when
+    /// `[run]` asks it to (`prepare_signal`, `prepare_path`).
+    pub prepared: Option<Prepared>,
+}
+
+/// What asking the live release to save its state gave.
+#[derive(Debug, Clone, Serialize)]
+pub struct Prepared {
+    pub ok: bool,
+    /// `state saved`, or what was missing.
+    pub message: String,
 }
 
 /// A switch that did not happen: the old process still serves.
@@ -287,10 +298,30 @@ impl Supervisor {
     ) -> Result<Switched, NotSwitched> {
         // The live release checkpoints its state first, so that the new
         // one starts from the freshest copy.
-        if let Some(old) = self.live().filter(|o| o.exited().is_none()) {
-            self.prepare(&old).await;
-        }
         let started = Instant::now();
+        let prepared = match self.live().filter(|o| o.exited().is_none()) {
+            Some(old) => self.prepare(&old).await,
+            None => None,
+        };
+        if let Some(p) = prepared.as_ref().filter(|p| !p.ok) {
+            // Only a deploy waits for it: a rollback or a restart must not
+            // be held by the release it replaces.
+            if cause == "deploy" && self.settings.run.prepare_required {
+                return Err(NotSwitched {
+                    cause: "not_prepared".into(),
+                    message: format!(
+                        "the live release did not confirm it saved its state ({}); with [run] prepare_required = true the new release was not started",
+                        p.message
+                    ),
+                    output: String::new(),
+                    decided_ms: started.elapsed().as_millis() as u64,
+                });
+            }
+            eprintln!(
+                "graft: warning: the live release did not confirm it saved its state ({}); switching anyway ([run] prepare_required = true would hold the deploy)",
+                p.message
+            );
+        }
         let inst = match self.start(release).await {
             Ok(i) => i,
             Err(e) => {
@@ -333,6 +364,7 @@ impl Supervisor {
                     pid: inst.pid,
                     ready_ms: ready_after.as_millis() as u64,
                     replaced,
+                    prepared,
                 })
             }
         }
@@ -420,18 +452,37 @@ impl Supervisor {
     }
 
     /// Let the release save its state (bounded): before a new release
-    /// starts in its place, and before graft run stops.
-    async fn prepare(&self, inst: &Arc<Instance>) {
+    /// starts in its place, and before graft run stops. None when `[run]`
+    /// asks for nothing.
+    async fn prepare(&self, inst: &Arc<Instance>) -> Option<Prepared> {
         let run = &self.settings.run;
+        if run.prepare_signal.is_none() && run.prepare_path.is_none() {
+            return None;
+        }
         let limit = run.prepare_timeout.0;
+        let mut missing = Vec::new();
         if let Some(sig) = run.prepare_signal {
+            // Registered before the signal is sent, so an answer that
+            // comes at once is not missed.
             let prepared = inst.notify.prepared.notified();
             inst.signal(sig.0);
-            let _ = tokio::time::timeout(limit, prepared).await;
+            if tokio::time::timeout(limit, prepared).await.is_err() {
+                missing.push(format!("no PREPARED=1 within {limit:?} of {}", sig.name()));
+            }
         }
-        if let Some(path) = &run.prepare_path {
-            let _ = health::http(inst.health_addr, path, limit).await;
+        if let Some(path) = &run.prepare_path
+            && let Err(e) = health::request(inst.health_addr, hyper::Method::POST, path, limit).await
+        {
+            missing.push(e);
         }
+        Some(Prepared {
+            ok: missing.is_empty(),
+            message: if missing.is_empty() {
+                "state saved".into()
+            } else {
+                missing.join("; ")
+            },
+        })
     }
 
     fn forget(&self, inst: &Arc<Instance>, how: &str) {

@@ -33,7 +33,9 @@
 //! long after `SIGTERM`, as a slow server would), `fork_grandchild=1`,
 //! `no_heartbeat=1`, `no_watchdog=1`, `health_when_ready=1` (accept on
 //! the health socket only once ready, as a program checked with
-//! `ready = "tcp"` does).
+//! `ready = "tcp"` does), `save_state=prepare` (save the state only when
+//! Graft POSTs `/prepare` on the health socket), `prepare_status=500`
+//! (answer that POST with 500 or 503, saving nothing).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -104,6 +106,8 @@ struct Behavior {
     no_heartbeat: bool,
     no_watchdog: bool,
     health_when_ready: bool,
+    save_only_on_prepare: bool,
+    prepare_status: Option<u16>,
 }
 
 impl Behavior {
@@ -127,6 +131,8 @@ impl Behavior {
             no_heartbeat: kv.get("no_heartbeat") == Some(&"1"),
             no_watchdog: kv.get("no_watchdog") == Some(&"1"),
             health_when_ready: kv.get("health_when_ready") == Some(&"1"),
+            save_only_on_prepare: kv.get("save_state") == Some(&"prepare"),
+            prepare_status: kv.get("prepare_status").and_then(|v| v.parse().ok()),
         }
     }
 }
@@ -326,6 +332,17 @@ impl Write for Stream {
     }
 }
 
+impl Shared {
+    /// The agent's own checkpoints (at start, every second, on the
+    /// prepare signal, on exit), unless it saves only when asked over
+    /// `POST /prepare`.
+    fn checkpoint(&self) {
+        if !self.behavior.save_only_on_prepare {
+            self.state.save();
+        }
+    }
+}
+
 struct Shared {
     /// The names of the sockets we were given, for `/info`.
     fd_names: String,
@@ -391,7 +408,7 @@ fn main() {
         behavior,
         open_connections: AtomicUsize::new(0),
     });
-    shared.state.save();
+    shared.checkpoint();
     log(format_args!(
         "agent {} starting (boot {}, {} requests served so far)",
         shared.version,
@@ -449,11 +466,11 @@ fn main() {
         }
         // A checkpoint every second bounds what a crash can lose.
         if last_save.elapsed() >= Duration::from_secs(1) {
-            shared.state.save();
+            shared.checkpoint();
             last_save = Instant::now();
         }
         if PREPARE.swap(false, Ordering::SeqCst) {
-            shared.state.save();
+            shared.checkpoint();
             notify.send("PREPARED=1\nSTATUS=state saved");
         }
         if let Some(after) = shared.behavior.crash_after
@@ -491,7 +508,7 @@ fn main() {
     while shared.open_connections.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    shared.state.save();
+    shared.checkpoint();
     log(format_args!("agent {} stopped", shared.version));
 }
 
@@ -544,6 +561,7 @@ fn serve_connection(stream: Stream, s: &Shared) {
 }
 
 struct Request {
+    method: String,
     path: String,
     keep_alive: bool,
 }
@@ -554,8 +572,8 @@ fn read_request<R: Read>(reader: &mut BufReader<R>) -> Option<Request> {
         return None;
     }
     let mut parts = line.split_whitespace();
-    let (_method, path, version) = (
-        parts.next()?,
+    let (method, path, version) = (
+        parts.next()?.to_string(),
         parts.next()?.to_string(),
         parts.next().unwrap_or("HTTP/1.1"),
     );
@@ -581,7 +599,11 @@ fn read_request<R: Read>(reader: &mut BufReader<R>) -> Option<Request> {
     }
     let mut body = vec![0; length.min(1 << 20)];
     reader.read_exact(&mut body).ok()?;
-    Some(Request { path, keep_alive })
+    Some(Request {
+        method,
+        path,
+        keep_alive,
+    })
 }
 
 fn route(path: &str, s: &Shared) -> (&'static str, String) {
@@ -632,10 +654,19 @@ fn serve_health(listener: TcpListener, s: Arc<Shared>) {
             Err(_) => continue,
         };
         let mut writer = stream;
-        if read_request(&mut reader).is_none() {
+        let Some(request) = read_request(&mut reader) else {
             continue;
-        }
-        let (status, body) = if healthy(&s) {
+        };
+        let (status, body) = if request.method == "POST" && request.path == "/prepare" {
+            // Graft's `prepare_path`: save the state now, and say so.
+            match s.behavior.prepare_status {
+                Some(code) => (if code == 500 { "500 Internal Server Error" } else { "503 Service Unavailable" }, "not saved\n"),
+                None => {
+                    s.state.save();
+                    ("200 OK", "saved\n")
+                }
+            }
+        } else if healthy(&s) {
             ("200 OK", "ok\n")
         } else {
             ("503 Service Unavailable", "not ready\n")
