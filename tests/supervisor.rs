@@ -473,6 +473,60 @@ fn a_crash_after_the_window_restarts_and_a_crash_loop_rolls_back() {
     assert!(d.stderr().contains("died: exit 101"), "{}", d.stderr());
 }
 
+/// A release that passes its watch window and later fails a liveness
+/// check (`behavior`; `health` replaces the `ready` line) is killed and restarted: a new process of the same
+/// release serves, the ledger records the restart, and graft run says why.
+fn liveness_failure_restarts(health: &str, behavior: &str, said: &str) {
+    let port = free_port();
+    let config = agent_config(port).replace("ready = \"notify\"", health);
+    let t = Target::agent_with(&config);
+    let d = t.run_daemon();
+    let (run, report) = upgrade_json(&t, &release("v2", Some(behavior)));
+    run.success();
+    let landed = report["landed_commit"].as_str().unwrap().to_string();
+    let first = agent_pid(port);
+    eventually(20, "a new process of v2 serves", || {
+        get(port, "/info").is_ok_and(|(_, b)| b.contains("version=v2") && !b.contains(&format!("pid={first} ")))
+    });
+    assert!(!alive(first), "the failing process was killed");
+    assert!(d.stderr().contains(said), "{said}\n{}", d.stderr());
+    assert_eq!(
+        t.count(&format!(
+            "SELECT COUNT(*) FROM live WHERE commit_id = '{landed}' AND cause = 'restart'"
+        )),
+        1,
+        "the ledger records the restart"
+    );
+    assert_eq!(t.upgrade_row(report["id"].as_str().unwrap()).0, "promoted");
+}
+
+#[test]
+fn failed_health_checks_after_the_window_restart_the_release() {
+    liveness_failure_restarts(
+        "ready = \"http\"\nfailures = 2",
+        "unhealthy_after_ms=2500",
+        "failed 2 health checks in a row: GET /health answered 503 Service Unavailable; restarting it",
+    )
+}
+
+#[test]
+fn a_missed_watchdog_after_the_window_restarts_the_release() {
+    liveness_failure_restarts(
+        "ready = \"notify\"\nwatchdog = \"1s\"",
+        "watchdog_stops_after_ms=2500",
+        "sent no WATCHDOG=1 for",
+    )
+}
+
+#[test]
+fn a_missed_heartbeat_after_the_window_restarts_the_release() {
+    liveness_failure_restarts(
+        "ready = \"notify\"\nheartbeat = \"1500ms\"",
+        "heartbeat_stops_after_ms=2500",
+        "sent no heartbeat for",
+    )
+}
+
 #[test]
 fn releases_are_kept_pruned_and_reused_without_a_rebuild() {
     let port = free_port();

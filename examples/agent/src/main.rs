@@ -31,7 +31,8 @@
 //! `exit_at_start=CODE`, `crash_after_ms`, `unhealthy_after_ms`,
 //! `ignore_sigterm=1`, `accept_after_term_ms` (go on accepting that
 //! long after `SIGTERM`, as a slow server would), `fork_grandchild=1`,
-//! `no_heartbeat=1`, `no_watchdog=1`, `health_when_ready=1` (accept on
+//! `no_heartbeat=1`, `no_watchdog=1`, `heartbeat_stops_after_ms`,
+//! `watchdog_stops_after_ms`, `health_when_ready=1` (accept on
 //! the health socket only once ready, as a program checked with
 //! `ready = "tcp"` does), `save_state=prepare` (save the state only when
 //! Graft POSTs `/prepare` on the health socket), `prepare_status=500`
@@ -105,6 +106,10 @@ struct Behavior {
     fork_grandchild: bool,
     no_heartbeat: bool,
     no_watchdog: bool,
+    /// Stop sending heartbeats / `WATCHDOG=1` this long after start (a
+    /// release that hangs later, past its watch window).
+    heartbeat_stops_after: Option<Duration>,
+    watchdog_stops_after: Option<Duration>,
     health_when_ready: bool,
     save_only_on_prepare: bool,
     prepare_status: Option<u16>,
@@ -130,6 +135,8 @@ impl Behavior {
             fork_grandchild: kv.get("fork_grandchild") == Some(&"1"),
             no_heartbeat: kv.get("no_heartbeat") == Some(&"1"),
             no_watchdog: kv.get("no_watchdog") == Some(&"1"),
+            heartbeat_stops_after: ms("heartbeat_stops_after_ms"),
+            watchdog_stops_after: ms("watchdog_stops_after_ms"),
             health_when_ready: kv.get("health_when_ready") == Some(&"1"),
             save_only_on_prepare: kv.get("save_state") == Some(&"prepare"),
             prepare_status: kv.get("prepare_status").and_then(|v| v.parse().ok()),
@@ -481,6 +488,7 @@ fn main() {
         }
         if let Some(every) = watchdog
             && !shared.behavior.no_watchdog
+            && !stopped_after(&shared, shared.behavior.watchdog_stops_after)
             && last_watchdog.elapsed() >= every
         {
             notify.send("WATCHDOG=1");
@@ -631,12 +639,15 @@ fn route(path: &str, s: &Shared) -> (&'static str, String) {
     }
 }
 
+/// A behaviour set to stop `after` start has stopped.
+fn stopped_after(s: &Shared, after: Option<Duration>) -> bool {
+    after.is_some_and(|after| s.started.elapsed() >= after)
+}
+
 fn healthy(s: &Shared) -> bool {
     s.ready.load(Ordering::SeqCst)
         && !TERM.load(Ordering::SeqCst)
-        && s.behavior
-            .unhealthy_after
-            .is_none_or(|after| s.started.elapsed() < after)
+        && !stopped_after(s, s.behavior.unhealthy_after)
 }
 
 fn start_health(listener: Option<TcpListener>, s: &Arc<Shared>) {
@@ -699,6 +710,7 @@ fn start_heartbeats(s: Arc<Shared>) {
     std::thread::spawn(move || {
         while !TERM.load(Ordering::SeqCst) {
             if healthy(&s)
+                && !stopped_after(&s, s.behavior.heartbeat_stops_after)
                 && let Ok(mut c) = TcpStream::connect(&addr)
             {
                 let _ = write!(
