@@ -10,7 +10,8 @@ use crate::support::*;
 
 /// JSON edits setting VERSION, and the behavior file (None: left as it is).
 fn release(version: &str, behavior: Option<&str>) -> String {
-    let mut edits = vec![serde_json::json!({"op": "replace", "path": "VERSION", "content": format!("{version}\n")})];
+    let mut edits =
+        vec![serde_json::json!({"op": "replace", "path": "VERSION", "content": format!("{version}\n")})];
     if let Some(b) = behavior {
         edits.push(serde_json::json!({"op": "create", "path": "behavior", "content": format!("{b}\n")}));
     }
@@ -19,7 +20,9 @@ fn release(version: &str, behavior: Option<&str>) -> String {
 
 /// JSON edits setting VERSION and deleting the behavior file v1 had.
 fn plain_release(version: &str) -> String {
-    format!(r#"[{{"op":"replace","path":"VERSION","content":"{version}\n"}},{{"op":"delete","path":"behavior"}}]"#)
+    format!(
+        r#"[{{"op":"replace","path":"VERSION","content":"{version}\n"}},{{"op":"delete","path":"behavior"}}]"#
+    )
 }
 
 fn upgrade_json(t: &Target, edits: &str) -> (Run, serde_json::Value) {
@@ -486,16 +489,27 @@ fn liveness_failure_restarts(health: &str, behavior: &str, said: &str) {
     let landed = report["landed_commit"].as_str().unwrap().to_string();
     let first = agent_pid(port);
     eventually(20, "a new process of v2 serves", || {
-        get(port, "/info").is_ok_and(|(_, b)| b.contains("version=v2") && !b.contains(&format!("pid={first} ")))
+        get(port, "/info")
+            .is_ok_and(|(_, b)| b.contains("version=v2") && !b.contains(&format!("pid={first} ")))
+    });
+    // The new process answers as soon as it accepts; the ledger records
+    // it live once Graft has seen it ready, a moment later.
+    eventually(10, "the ledger records the restart", || {
+        t.count(&format!(
+            "SELECT COUNT(*) FROM live WHERE commit_id = '{landed}' AND cause = 'restart'"
+        )) == 1
     });
     assert!(!alive(first), "the failing process was killed");
     assert!(d.stderr().contains(said), "{said}\n{}", d.stderr());
-    assert_eq!(
-        t.count(&format!(
-            "SELECT COUNT(*) FROM live WHERE commit_id = '{landed}' AND cause = 'restart'"
-        )),
-        1,
-        "the ledger records the restart"
+    let exit: String = t
+        .ledger()
+        .query_row("SELECT exit_status FROM instances WHERE pid = ?1", [first], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(
+        exit.starts_with("killed by signal 9 (killed by graft run: "),
+        "{exit}"
     );
     assert_eq!(t.upgrade_row(report["id"].as_str().unwrap()).0, "promoted");
 }
@@ -525,6 +539,124 @@ fn a_missed_heartbeat_after_the_window_restarts_the_release() {
         "heartbeat_stops_after_ms=2500",
         "sent no heartbeat for",
     )
+}
+
+#[test]
+fn graft_run_reports_each_switch_failure_and_end_as_a_line_and_as_json() {
+    let port = free_port();
+    // Failures on purpose: learning must not start holding upgrades.
+    let config = agent_config(port).replace("start_timeout = \"10s\"", "start_timeout = \"2s\"")
+        + "\n[policy]\nlearn_min_outcomes = 100\n";
+    let t = Target::agent_with(&config);
+    let d = t.run_daemon();
+    let short = |c: &str| c[..10].to_string();
+    let first = t.head();
+
+    let (run, good) = upgrade_json(&t, &release("v2", None));
+    run.success();
+    let v2 = good["landed_commit"].as_str().unwrap().to_string();
+    let (_, never) = upgrade_json(&t, &release("v3", Some("ready=never")));
+    let (_, crash) = upgrade_json(&t, &release("v4", Some("crash_after_ms=300")));
+    // Lives through its 1 s window, then dies once: restarted.
+    let (run, late) = upgrade_json(&t, &release("v5", Some("crash_after_ms=1800")));
+    run.success();
+    let v5 = late["landed_commit"].as_str().unwrap().to_string();
+    eventually(15, "v5 restarted after its crash", || {
+        d.events()
+            .iter()
+            .any(|e| e["event"] == "switched" && e["cause"] == "restart")
+    });
+    let id = |r: &serde_json::Value| r["id"].as_str().unwrap().to_string();
+    let (never_c, crash_c) = (
+        never["landed_commit"].as_str().unwrap().to_string(),
+        crash["landed_commit"].as_str().unwrap().to_string(),
+    );
+
+    // One line each on stderr, in order.
+    let stderr = d.stderr();
+    let expected = [
+        format!("graft run: start: {} serves (pid ", short(&first)),
+        format!("graft run: deploy {}: {} serves (pid ", id(&good), short(&v2)),
+        format!("graft run: upgrade {} promoted", id(&good)),
+        format!(
+            "graft run: deploy {}: {} was not switched to (not_ready): the new release was not ready in time",
+            id(&never),
+            short(&never_c)
+        ),
+        format!(
+            "graft run: upgrade {} rolled back (deploy_failed:not_ready)",
+            id(&never)
+        ),
+        format!(
+            "graft run: deploy {}: {} serves (pid ",
+            id(&crash),
+            short(&crash_c)
+        ),
+        format!(
+            "graft run: watch {}: {} failed (crashed): release {} crashed in its watch window",
+            id(&crash),
+            short(&crash_c),
+            short(&crash_c)
+        ),
+        format!("graft run: rollback {}: ", id(&crash)),
+        format!(
+            "graft run: upgrade {} rolled back (watch_failed:crashed)",
+            id(&crash)
+        ),
+        format!("graft run: upgrade {} promoted", id(&late)),
+        format!("graft run: release {} (pid ", short(&v5)),
+        format!("graft run: restart: {} serves (pid ", short(&v5)),
+    ];
+    let mut at = 0;
+    for want in &expected {
+        let found = stderr[at..]
+            .find(want.as_str())
+            .unwrap_or_else(|| panic!("missing, or out of order: {want}\n--- stderr\n{stderr}"));
+        at += found + want.len();
+    }
+    assert!(
+        stderr.contains(") died: exit 101; restarting it in 200 ms"),
+        "{stderr}"
+    );
+
+    // The same events, as JSON lines on stdout.
+    let events = d.events();
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e["event"].as_str().unwrap(),
+                e["cause"].as_str().or(e["state"].as_str()).unwrap_or(""),
+                e["upgrade"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    let want: Vec<String> = [
+        ("switched", "start", String::new()),
+        ("switched", "deploy", id(&good)),
+        ("upgrade", "promoted", id(&good)),
+        ("not_switched", "deploy", id(&never)),
+        ("upgrade", "rolled_back", id(&never)),
+        ("switched", "deploy", id(&crash)),
+        ("watch_failed", "", id(&crash)),
+        ("switched", "rollback", id(&crash)),
+        ("upgrade", "rolled_back", id(&crash)),
+        ("switched", "deploy", id(&late)),
+        ("upgrade", "promoted", id(&late)),
+        ("died", "", String::new()),
+        ("switched", "restart", String::new()),
+    ]
+    .iter()
+    .map(|(e, c, u)| format!("{e} {c} {u}"))
+    .collect();
+    assert_eq!(kinds, want, "{events:#?}");
+    let not_switched = &events[3];
+    assert_eq!(not_switched["reason"], "not_ready");
+    assert_eq!(not_switched["commit"], never_c.as_str());
+    assert_eq!(events[8]["reason"], "watch_failed:crashed");
+    assert_eq!(events[11]["how"], "exit 101");
+    assert_eq!(events[11]["restart_in_ms"], 200);
 }
 
 #[test]
@@ -789,7 +921,9 @@ fn a_release_that_does_not_confirm_it_saved_its_state_is_recorded_or_holds_the_d
     assert_eq!(tree(&t, "HEAD"), base_tree, "the commit was reverted");
     let landed = report["landed_commit"].as_str().unwrap();
     assert_eq!(
-        t.count(&format!("SELECT COUNT(*) FROM instances WHERE commit_id = '{landed}'")),
+        t.count(&format!(
+            "SELECT COUNT(*) FROM instances WHERE commit_id = '{landed}'"
+        )),
         0,
         "v2 was never started"
     );
@@ -798,10 +932,7 @@ fn a_release_that_does_not_confirm_it_saved_its_state_is_recorded_or_holds_the_d
 #[test]
 fn prepare_required_without_a_way_to_ask_is_refused_when_the_config_is_loaded() {
     let port = free_port();
-    let config = agent_config(port).replace(
-        "prepare_signal = \"SIGUSR1\"",
-        "prepare_required = true",
-    );
+    let config = agent_config(port).replace("prepare_signal = \"SIGUSR1\"", "prepare_required = true");
     let t = Target::agent_with(&config);
     t.graft(&["run"]).code(5).stderr_has(
         "`prepare_required = true` needs `prepare_signal` or `prepare_path` in [run]: how Graft asks the live release to save its state",

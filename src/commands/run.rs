@@ -3,7 +3,7 @@
 use console::style;
 
 use super::Ctx;
-use crate::output::{CliError, EXIT_INTERNAL, EXIT_OK, EXIT_PRECONDITION, print_json};
+use crate::output::{CliError, EXIT_INTERNAL, EXIT_OK, EXIT_PRECONDITION};
 use graft_supervisor::SupervisorError;
 
 pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
@@ -21,6 +21,16 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
         None => std::sync::Arc::new(graft_pipeline::NullObserver),
     };
     let logins = graft_api::dashboard::LoginLinks::new();
+    let stdout = json.then(JsonLines::start);
+    let say: graft_supervisor::report::Say = {
+        let stdout = stdout.clone();
+        std::sync::Arc::new(move |e: &graft_supervisor::report::RunEvent| {
+            eprintln!("{}", e.line());
+            if let Some(out) = &stdout {
+                out.event(serde_json::to_string(e).unwrap_or_default());
+            }
+        })
+    };
     let ext = graft_supervisor::daemon::Extensions {
         generators,
         observer,
@@ -32,6 +42,7 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
             wake,
             logins.clone(),
         )),
+        say: Some(say),
     };
     let result = graft_supervisor::daemon::run(&root, ext, |s| {
         // The dashboard's one-time sign-in link: printed, never in
@@ -43,7 +54,9 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
             if let Some(link) = &login {
                 v["dashboard_login"] = serde_json::json!(link);
             }
-            println!("{}", serde_json::to_string(&v).unwrap_or_default());
+            if let Some(out) = &stdout {
+                out.started(serde_json::to_string(&v).unwrap_or_default());
+            }
             return;
         }
         for r in &s.recovered {
@@ -82,8 +95,9 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
     });
     match result {
         Ok(()) => {
-            if ctx.json {
-                print_json(&serde_json::json!({ "stopped": true }));
+            if let Some(out) = stdout {
+                out.event(serde_json::json!({ "stopped": true }).to_string());
+                out.finish();
             }
             Ok(EXIT_OK)
         }
@@ -100,4 +114,68 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
 /// `graft run` and `graft mcp`.
 pub fn generator_factory() -> graft_supervisor::wire::GeneratorFactory {
     std::sync::Arc::new(super::provider::CliGenerators)
+}
+
+/// `graft run --json`'s standard output: the start object first (a
+/// script waits for that line), then one JSON object per line for each
+/// thing reported, in order. A thread writes them, so a reader that is
+/// slow (or gone) never holds up the supervisor; events reported before
+/// the start line (the first release's switch, recovery) wait for it.
+#[derive(Clone)]
+struct JsonLines {
+    tx: std::sync::mpsc::Sender<Line>,
+    done: std::sync::Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
+}
+
+enum Line {
+    Started(String),
+    Event(String),
+    End,
+}
+
+impl JsonLines {
+    fn start() -> JsonLines {
+        let (tx, rx) = std::sync::mpsc::channel::<Line>();
+        let writer = std::thread::spawn(move || {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            let mut waiting = Some(Vec::new());
+            for line in rx {
+                let text = match (line, &mut waiting) {
+                    (Line::Event(e), Some(early)) => {
+                        early.push(e);
+                        continue;
+                    }
+                    (Line::Started(s), w) => {
+                        let early = w.take().unwrap_or_default();
+                        std::iter::once(s).chain(early).collect::<Vec<_>>().join("\n")
+                    }
+                    (Line::Event(e), None) => e,
+                    (Line::End, _) => return,
+                };
+                // A reader that went away is not graft run's problem.
+                let _ = writeln!(out, "{text}").and_then(|_| out.flush());
+            }
+        });
+        JsonLines {
+            tx,
+            done: std::sync::Arc::new(std::sync::Mutex::new(Some(writer))),
+        }
+    }
+
+    fn started(&self, line: String) {
+        let _ = self.tx.send(Line::Started(line));
+    }
+
+    fn event(&self, line: String) {
+        let _ = self.tx.send(Line::Event(line));
+    }
+
+    /// Write what is left (the last line included), then return.
+    fn finish(self) {
+        let _ = self.tx.send(Line::End);
+        if let Some(h) = self.done.lock().expect("lock").take() {
+            let _ = h.join();
+        }
+    }
 }

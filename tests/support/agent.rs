@@ -140,12 +140,22 @@ impl Target {
                 );
             }
         };
+        // The rest of stdout: one JSON object per reported event, read as
+        // it comes (a pipe nobody reads would fill and stall graft run).
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in out.lines() {
+                let Ok(line) = line else { return };
+                sink.lock().unwrap().push(line);
+            }
+        });
         Daemon {
             child,
             info,
             log,
             root: self.root.clone(),
-            _out: out,
+            lines,
         }
     }
 
@@ -167,7 +177,7 @@ pub struct Daemon {
     pub info: Value,
     pub log: PathBuf,
     root: PathBuf,
-    _out: BufReader<std::process::ChildStdout>,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Daemon {
@@ -178,6 +188,16 @@ impl Daemon {
     /// The pid of the live release process, as `graft run` reported at start.
     pub fn first_release_pid(&self) -> i32 {
         self.info["instance_pid"].as_i64().unwrap() as i32
+    }
+
+    /// The events graft run reported on stdout after its start line.
+    pub fn events(&self) -> Vec<Value> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
     }
 
     /// What graft run wrote to stderr so far.

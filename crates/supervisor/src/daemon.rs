@@ -74,6 +74,9 @@ pub struct Extensions {
     /// Figures of files and scheduled scans, when the binary has them.
     pub analyzer: Option<&'static (dyn graft_orchestrate::Analyzer + Sync)>,
     pub mount: Option<Mount>,
+    /// Where switches, failures and upgrade ends are reported (default:
+    /// a line on stderr).
+    pub say: Option<crate::report::Say>,
 }
 
 /// Run until SIGTERM or SIGINT. `on_started` is called once serving.
@@ -83,7 +86,12 @@ pub fn run(root: &Path, ext: Extensions, on_started: impl FnOnce(&Started)) -> R
         observer,
         analyzer,
         mount,
+        say,
     } = ext;
+    let say = say.unwrap_or_else(crate::report::to_stderr);
+    // Every upgrade's end is reported too, whichever way it came in.
+    let observer: Arc<dyn graft_pipeline::Observer> =
+        Arc::new(crate::report::Ends::new(observer, say.clone()));
     let ws = Workspace::open(root)?;
     let root = ws.root.clone();
     let config = ws.config.clone();
@@ -134,6 +142,7 @@ pub fn run(root: &Path, ext: Extensions, on_started: impl FnOnce(&Started)) -> R
             .map_err(|e| SupervisorError::Setup(format!("cannot listen on {agent_addr} for the agent API: {e}")))?;
         let agent_url = format!("http://{}", agent_listener.local_addr().map_err(|e| SupervisorError::io("agent API", e))?);
         sup.set_agent_url(agent_url.clone());
+        sup.set_say(say.clone());
         let agent_router = agent_api::router(sup.clone(), Ledger::open(&ledger_path)?);
         tokio::spawn(async move { axum::serve(agent_listener, agent_router).await });
 
@@ -255,7 +264,7 @@ async fn wait_for_stop() {
 /// brought it, if one did.
 async fn crash_loop(ops: &Arc<Ops>, commit: &str) {
     let _turn = ops.queue.lock().await;
-    let (root, deploy, commit) = (ops.root.clone(), ops.deploy.clone(), commit.to_string());
+    let (root, deploy, looping) = (ops.root.clone(), ops.deploy.clone(), commit.to_string());
     let relay = ops.relay(None);
     let result = tokio::task::spawn_blocking(move || -> Result<String, String> {
         let ws = Workspace::open(&root).map_err(|e| e.to_string())?;
@@ -265,11 +274,11 @@ async fn crash_loop(ops: &Arc<Ops>, commit: &str) {
             .upgrades(&[UpgradeState::Promoted], 1000)
             .map_err(|e| e.to_string())?
             .into_iter()
-            .find(|u| u.landed_commit.as_deref() == Some(commit.as_str()));
+            .find(|u| u.landed_commit.as_deref() == Some(looping.as_str()));
         let Some(u) = upgrade else {
             return Err(format!(
                 "release {} is in a crash loop, and no upgrade brought it, so there is nothing to roll back; it keeps being restarted",
-                short(&commit)
+                short(&looping)
             ));
         };
         let _ = held;
@@ -291,14 +300,18 @@ async fn crash_loop(ops: &Arc<Ops>, commit: &str) {
         .map_err(|f| f.message)
     })
     .await;
-    match result {
-        Ok(Ok(msg)) => eprintln!("graft: crash loop: {msg}"),
+    let message = match result {
+        Ok(Ok(msg)) => msg,
         Ok(Err(msg)) => {
-            eprintln!("graft: {msg}");
             ops.sup.restart_live_later();
+            msg
         }
-        Err(e) => eprintln!("graft: crash loop handling failed: {e}"),
-    }
+        Err(e) => format!("handling it failed: {e}"),
+    };
+    ops.sup.say(crate::report::RunEvent::CrashLoop {
+        commit: commit.to_string(),
+        message,
+    });
 }
 
 /// One `graft run` per repo.

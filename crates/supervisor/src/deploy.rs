@@ -13,7 +13,7 @@ use graft_pipeline::{Deploy, DeployContext, DeployResult};
 use serde_json::json;
 
 use crate::release::{Release, short};
-use crate::supervisor::Supervisor;
+use crate::supervisor::{Cause, Supervisor};
 
 pub struct SupervisorDeploy {
     pub sup: Arc<Supervisor>,
@@ -94,7 +94,10 @@ impl Deploy for SupervisorDeploy {
                 return DeployResult::failed("release", message);
             }
         };
-        match self.rt.block_on(self.sup.switch_to(&release, "deploy")) {
+        match self.rt.block_on(
+            self.sup
+                .switch_to(&release, &Cause::new("deploy", Some(ctx.id.as_str()))),
+        ) {
             Ok(s) => DeployResult::Ok {
                 detail: serde_json::to_value(&s).unwrap_or_default(),
             },
@@ -120,7 +123,10 @@ impl Deploy for SupervisorDeploy {
             self.sup.set_last_good(ctx.commit);
             return DeployResult::ok();
         }
-        match self.rt.block_on(self.sup.watch(ctx.commit)) {
+        match self
+            .rt
+            .block_on(self.sup.watch(ctx.commit, Some(ctx.id.as_str())))
+        {
             Ok(()) => {
                 let keep: Vec<String> = [self.sup.live().map(|i| i.tree.clone())]
                     .into_iter()
@@ -176,7 +182,10 @@ impl Deploy for SupervisorDeploy {
                 return DeployResult::failed("release", message);
             }
         };
-        match self.rt.block_on(self.sup.switch_to(&release, "rollback")) {
+        match self.rt.block_on(
+            self.sup
+                .switch_to(&release, &Cause::new("rollback", Some(ctx.id.as_str()))),
+        ) {
             Ok(s) => {
                 self.sup.set_last_good(ctx.commit);
                 DeployResult::Ok {

@@ -60,6 +60,8 @@ pub struct Instance {
     pub heartbeat: Mutex<Option<Instant>>,
     /// Set once Graft asked it to stop: its exit is then not a crash.
     pub stopping: AtomicBool,
+    /// Why Graft killed it when it failed a liveness check.
+    pub killed_for: Mutex<Option<String>>,
     /// `None` while it runs, then how it ended.
     pub exit: watch::Receiver<Option<String>>,
     /// When it ended (as its waiting thread saw it).
@@ -221,6 +223,7 @@ impl Instance {
             notify,
             heartbeat: Mutex::new(None),
             stopping: AtomicBool::new(false),
+            killed_for: Mutex::new(None),
             exit: exit_rx,
             exited_at,
             notify_path,

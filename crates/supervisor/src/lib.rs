@@ -10,7 +10,8 @@
 //!
 //! Module map: [`sockets`] binds and passes sockets; [`release`] keeps
 //! built releases; [`instance`] runs one release process; [`health`]
-//! checks it; [`supervisor`] decides which process serves; [`deploy`]
+//! checks it; [`supervisor`] decides which process serves, and
+//! [`report`] says so on `graft run`'s terminal; [`deploy`]
 //! plugs the supervisor into the pipeline; [`daemon`] is `graft run`
 //! itself, serving [`control`] (the CLI's Unix socket, [`client`] is the
 //! other end, [`wire`] what travels) and [`agent_api`] (heartbeat, task,
@@ -28,6 +29,7 @@ pub mod error;
 pub mod health;
 pub mod instance;
 pub mod release;
+pub mod report;
 pub mod sockets;
 pub mod supervisor;
 pub mod wire;

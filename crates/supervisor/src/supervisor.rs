@@ -41,6 +41,7 @@ use crate::error::SupervisorError;
 use crate::health;
 use crate::instance::{Instance, Spawn};
 use crate::release::{Release, ReleaseStore, short};
+use crate::report::{self, RunEvent, Say};
 use crate::sockets::{self, PassedSocket};
 
 /// How long a replaced release may go on accepting on the shared sockets
@@ -59,6 +60,24 @@ pub struct Settings {
     pub run_dir: PathBuf,
 }
 
+/// Why a switch happens, and the upgrade it serves, if any.
+#[derive(Debug, Clone)]
+pub struct Cause {
+    /// `start`, `deploy`, `rollback` or `restart` (what the ledger's
+    /// `live` table records).
+    pub kind: &'static str,
+    pub upgrade: Option<String>,
+}
+
+impl Cause {
+    pub fn new(kind: &'static str, upgrade: Option<&str>) -> Cause {
+        Cause {
+            kind,
+            upgrade: upgrade.map(str::to_string),
+        }
+    }
+}
+
 /// A successful switch.
 #[derive(Debug, Clone, Serialize)]
 pub struct Switched {
@@ -67,8 +86,9 @@ pub struct Switched {
     pub pid: i32,
     /// From starting the process to it being ready.
     pub ready_ms: u64,
-    /// The process it replaced, now draining.
+    /// The process it replaced, now draining, and its commit.
     pub replaced: Option<i64>,
+    pub replaced_commit: Option<String>,
     /// Whether the replaced release confirmed it saved its state, when
     /// `[run]` asks it to (`prepare_signal`, `prepare_path`).
     pub prepared: Option<Prepared>,
@@ -143,6 +163,8 @@ pub struct Supervisor {
     /// Tells the daemon: the release of this commit is in a crash loop.
     crash_loop: mpsc::UnboundedSender<String>,
     pub shutting_down: AtomicBool,
+    /// Where graft run reports switches and failures.
+    say: Mutex<Say>,
 }
 
 impl Supervisor {
@@ -171,8 +193,20 @@ impl Supervisor {
             crashes: Mutex::new(VecDeque::new()),
             crash_loop: tx,
             shutting_down: AtomicBool::new(false),
+            say: Mutex::new(report::to_stderr()),
         };
         (Arc::new(sup), rx)
+    }
+
+    /// Report to `say` from now on (the default prints on stderr).
+    pub fn set_say(&self, say: Say) {
+        *self.say.lock().expect("lock") = say;
+    }
+
+    /// Report one event.
+    pub fn say(&self, event: RunEvent) {
+        let say = self.say.lock().expect("lock").clone();
+        say(&event);
     }
 
     pub fn set_agent_url(&self, url: String) {
@@ -274,10 +308,28 @@ impl Supervisor {
     pub async fn switch_to(
         self: &Arc<Self>,
         release: &Release,
-        cause: &str,
+        cause: &Cause,
     ) -> Result<Switched, NotSwitched> {
         let _one_at_a_time = self.switch_lock.lock().await;
-        self.switch_locked(release, cause).await
+        let result = self.switch_locked(release, cause.kind).await;
+        self.say(match &result {
+            Ok(s) => RunEvent::Switched {
+                cause: cause.kind.into(),
+                upgrade: cause.upgrade.clone(),
+                commit: s.commit.clone(),
+                pid: s.pid,
+                ready_ms: s.ready_ms,
+                replaced: s.replaced_commit.clone(),
+            },
+            Err(n) => RunEvent::NotSwitched {
+                cause: cause.kind.into(),
+                upgrade: cause.upgrade.clone(),
+                commit: release.commit.clone(),
+                reason: n.cause.clone(),
+                message: n.message.clone(),
+            },
+        });
+        result
     }
 
     /// `switch_to` as a boxed `Send` future: the restart path calls it
@@ -286,7 +338,7 @@ impl Supervisor {
     fn switch_boxed<'a>(
         self: &'a Arc<Self>,
         release: &'a Release,
-        cause: &'a str,
+        cause: &'a Cause,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Switched, NotSwitched>> + Send + 'a>> {
         Box::pin(self.switch_to(release, cause))
     }
@@ -355,6 +407,7 @@ impl Supervisor {
                 let old = self.live.lock().expect("lock").replace(inst.clone());
                 self.record_live(&inst.commit, Some(inst.id), cause);
                 let replaced = old.as_ref().map(|o| o.id);
+                let replaced_commit = old.as_ref().map(|o| o.commit.clone());
                 if let Some(old) = old {
                     self.retire(old).await;
                 }
@@ -364,6 +417,7 @@ impl Supervisor {
                     pid: inst.pid,
                     ready_ms: ready_after.as_millis() as u64,
                     replaced,
+                    replaced_commit,
                     prepared,
                 })
             }
@@ -492,7 +546,7 @@ impl Supervisor {
 
     /// Start `release` as the first live process (at `graft run` start).
     pub async fn start_first(self: &Arc<Self>, release: &Release) -> Result<Switched, NotSwitched> {
-        let r = self.switch_to(release, "start").await;
+        let r = self.switch_to(release, &Cause::new("start", None)).await;
         if r.is_ok() && self.last_good().is_none() {
             self.set_last_good(&release.commit);
         }
@@ -500,7 +554,7 @@ impl Supervisor {
     }
 
     /// Watch the live process of `commit` for the watch window.
-    pub async fn watch(self: &Arc<Self>, commit: &str) -> Result<(), WatchFailed> {
+    pub async fn watch(self: &Arc<Self>, commit: &str, upgrade: Option<&str>) -> Result<(), WatchFailed> {
         let window = self.settings.watch.window.0;
         let Some(inst) = self.live().filter(|i| i.commit == commit) else {
             return Err(WatchFailed {
@@ -522,7 +576,13 @@ impl Supervisor {
                 // Still "in the window" until the switch back is done: the
                 // exit watcher must not restart the failing release meanwhile.
                 let detected = Instant::now();
-                let back = self.switch_back(commit).await;
+                self.say(RunEvent::WatchFailed {
+                    upgrade: upgrade.map(str::to_string),
+                    commit: commit.to_string(),
+                    reason: cause.clone(),
+                    message: message.clone(),
+                });
+                let back = self.switch_back(commit, upgrade).await;
                 self.in_window.store(false, Ordering::SeqCst);
                 let switch_back_ms = back.as_ref().ok().map(|_| detected.elapsed().as_millis() as u64);
                 let mut message = message;
@@ -541,7 +601,7 @@ impl Supervisor {
 
     /// Start the last known good release in place of the live one. Runs
     /// inside a pipeline operation (the watch step), which holds the lock.
-    async fn switch_back(self: &Arc<Self>, failing: &str) -> Result<String, String> {
+    async fn switch_back(self: &Arc<Self>, failing: &str, upgrade: Option<&str>) -> Result<String, String> {
         let good = self
             .last_good()
             .filter(|g| g != failing)
@@ -550,7 +610,7 @@ impl Supervisor {
             .release_or_rebuild(&good, true)
             .await
             .map_err(|e| e.to_string())?;
-        self.switch_to(&release, "rollback")
+        self.switch_to(&release, &Cause::new("rollback", upgrade))
             .await
             .map(|s| s.commit)
             .map_err(|e| e.message)
@@ -694,8 +754,14 @@ impl Supervisor {
             let Some(inst) = self.live().filter(|i| i.exited().is_none()) else {
                 continue;
             };
-            if let Some((_, message)) = self.problem(&inst, &mut failures).await {
-                eprintln!("graft: {message}; restarting it");
+            if let Some((reason, message)) = self.problem(&inst, &mut failures).await {
+                *inst.killed_for.lock().expect("lock") = Some(format!("{reason}: {message}"));
+                self.say(RunEvent::Unhealthy {
+                    commit: inst.commit.clone(),
+                    pid: inst.pid,
+                    reason,
+                    message,
+                });
                 failures = 0;
                 inst.kill_group();
             }
@@ -711,10 +777,9 @@ impl Supervisor {
             let Some(inst) = me.live().filter(|i| i.exited().is_some()) else {
                 return;
             };
-            if let Ok(Some(release)) = me.releases.get(&me.git, &inst.commit)
-                && let Err(e) = me.switch_boxed(&release, "restart").await
-            {
-                eprintln!("graft: restarting {} failed: {}", short(&inst.commit), e.message);
+            // A failure is reported by the switch itself.
+            if let Ok(Some(release)) = me.releases.get(&me.git, &inst.commit) {
+                let _ = me.switch_boxed(&release, &Cause::new("restart", None)).await;
             }
         });
     }
@@ -723,7 +788,10 @@ impl Supervisor {
     /// watch window is watching it, restart it with backoff; a crash loop
     /// goes to the daemon.
     async fn on_exit(self: Arc<Self>, inst: Arc<Instance>) {
-        let how = inst.wait_exit().await;
+        let mut how = inst.wait_exit().await;
+        if let Some(why) = inst.killed_for.lock().expect("lock").as_deref() {
+            how = format!("{how} (killed by graft run: {why})");
+        }
         let was_live = self.live().is_some_and(|l| l.id == inst.id);
         if inst.stopping.load(Ordering::SeqCst) || !was_live || self.shutting_down.load(Ordering::SeqCst) {
             return;
@@ -733,13 +801,9 @@ impl Supervisor {
             // The watch window reports it and rolls back.
             return;
         }
-        eprintln!(
-            "graft: release {} (pid {}) died: {how}",
-            short(&inst.commit),
-            inst.pid
-        );
         // Each failed restart counts as one more crash, until it works or
         // is a crash loop.
+        let mut died = Some(how);
         loop {
             let (count, crash_loop) = {
                 let mut c = self.crashes.lock().expect("lock");
@@ -753,11 +817,6 @@ impl Supervisor {
                 }
                 (c.len() as u32, c.len() as u32 >= self.settings.run.crash_loop)
             };
-            if crash_loop {
-                self.crashes.lock().expect("lock").clear();
-                let _ = self.crash_loop.send(inst.commit.clone());
-                return;
-            }
             let backoff = self
                 .settings
                 .run
@@ -765,18 +824,43 @@ impl Supervisor {
                 .0
                 .saturating_mul(1 << count.saturating_sub(1).min(5))
                 .min(Duration::from_secs(30));
+            if let Some(how) = died.take() {
+                self.say(RunEvent::Died {
+                    commit: inst.commit.clone(),
+                    pid: inst.pid,
+                    how,
+                    restart_in_ms: (!crash_loop).then_some(backoff.as_millis() as u64),
+                });
+            }
+            if crash_loop {
+                self.crashes.lock().expect("lock").clear();
+                let _ = self.crash_loop.send(inst.commit.clone());
+                return;
+            }
             tokio::time::sleep(backoff).await;
             if self.shutting_down.load(Ordering::SeqCst) || self.live().is_none_or(|l| l.id != inst.id) {
                 return;
             }
             let release = Box::pin(self.release_or_rebuild(&inst.commit, false)).await;
             match release {
-                Ok(release) => match self.switch_boxed(&release, "restart").await {
-                    Ok(_) => return,
-                    Err(e) => eprintln!("graft: restarting {} failed: {}", short(&inst.commit), e.message),
-                },
+                // A failed restart is reported by the switch itself.
+                Ok(release) => {
+                    if self
+                        .switch_boxed(&release, &Cause::new("restart", None))
+                        .await
+                        .is_ok()
+                    {
+                        return;
+                    }
+                }
                 Err(e) => {
-                    eprintln!("graft: release {} cannot be restarted: {e}", short(&inst.commit));
+                    self.say(RunEvent::NotSwitched {
+                        cause: "restart".into(),
+                        upgrade: None,
+                        commit: inst.commit.clone(),
+                        reason: "no_release".into(),
+                        message: format!("its release cannot be made: {e}"),
+                    });
                     return;
                 }
             }

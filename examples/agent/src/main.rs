@@ -671,7 +671,14 @@ fn serve_health(listener: TcpListener, s: Arc<Shared>) {
         let (status, body) = if request.method == "POST" && request.path == "/prepare" {
             // Graft's `prepare_path`: save the state now, and say so.
             match s.behavior.prepare_status {
-                Some(code) => (if code == 500 { "500 Internal Server Error" } else { "503 Service Unavailable" }, "not saved\n"),
+                Some(code) => (
+                    if code == 500 {
+                        "500 Internal Server Error"
+                    } else {
+                        "503 Service Unavailable"
+                    },
+                    "not saved\n",
+                ),
                 None => {
                     s.state.save();
                     ("200 OK", "saved\n")
