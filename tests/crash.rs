@@ -224,3 +224,49 @@ fn kill_during_a_gate_leaves_no_orphan_processes() {
     );
     t.snapshot().assert_same(&before, "after a kill during a gate");
 }
+
+/// Processes whose command line holds `token`.
+fn processes_with(token: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(token))
+        })
+        .collect()
+}
+
+/// A gate whose process group cannot be recorded in the ledger (so that
+/// recovery could not find it after a crash) does not run on: its group
+/// is killed at once and the upgrade fails saying why.
+#[test]
+fn a_gate_whose_process_group_cannot_be_recorded_does_not_run() {
+    let t = Target::python_with_config(
+        "[target]\nbranch = \"main\"\n\n[[gates]]\nname = \"slow\"\nkind = \"test\"\ncommand = \"(sleep 117.25 &) ; sleep 117.25\"\n",
+    );
+    let before = t.snapshot();
+    let p = t.input("change.diff", good_patch().as_bytes());
+    let run = t.graft_env(
+        &["upgrade", "--patch", p.to_str().unwrap(), "--json"],
+        &[("GRAFT_TEST_FAIL_AT", "gate:process")],
+    );
+    run.code(4);
+    let report = run.json();
+    assert_eq!(report["gates"][1]["name"], "slow");
+    assert_eq!(report["gates"][1]["status"], "error");
+    let output = report["gates"][1]["output_tail"].as_str().unwrap();
+    assert!(
+        output.contains("its process group could not be recorded in the ledger (GRAFT_TEST_FAIL_AT=gate:process: the write failed on purpose), so it was stopped at once: a gate Graft could not find again after a crash must not run"),
+        "{output}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        processes_with("117.25"),
+        Vec::<i32>::new(),
+        "the gate's processes were stopped"
+    );
+    t.snapshot()
+        .assert_same(&before, "a gate that could not be recorded");
+}

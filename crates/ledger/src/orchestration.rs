@@ -166,6 +166,14 @@ impl Ledger {
 
     // ---- learning ----------------------------------------------------------
 
+    /// Forget what was learnt (before it is rebuilt from the upgrades).
+    pub fn clear_learning(&self) -> Result<()> {
+        self.connection()
+            .execute("DELETE FROM learning", [])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     /// Record an upgrade's outcome along one dimension (replacing a
     /// previous record of the same upgrade and dimension).
     pub fn record_learning(

@@ -155,11 +155,19 @@ impl Ledger {
         Ok(self.connection().last_insert_rowid())
     }
 
-    pub fn instance_started(&self, id: i64, pid: i64, start_ticks: Option<i64>) -> Result<()> {
+    /// The process of instance `id` runs: its pid, its kernel start time
+    /// (to recognise it later) and its log file.
+    pub fn instance_started(
+        &self,
+        id: i64,
+        pid: i64,
+        start_ticks: Option<i64>,
+        log_path: &str,
+    ) -> Result<()> {
         self.connection()
             .execute(
-                "UPDATE instances SET pid = ?2, start_ticks = ?3 WHERE id = ?1",
-                params![id, pid, start_ticks],
+                "UPDATE instances SET pid = ?2, start_ticks = ?3, log_path = ?4 WHERE id = ?1",
+                params![id, pid, start_ticks, log_path],
             )
             .map_err(|e| self.err(e))?;
         Ok(())

@@ -567,7 +567,7 @@ fn a_history_entry_is_checked_the_same_way_everywhere() {
 fn instances_and_live_history() {
     let (_d, l) = ledger();
     let i = l.insert_instance("c1", "t1", "/log").unwrap();
-    l.instance_started(i, 1234, Some(99)).unwrap();
+    l.instance_started(i, 1234, Some(99), "logs/abc-1.log").unwrap();
     assert_eq!(l.running_instances().unwrap().len(), 1);
     l.set_live("c1", Some(i), "start").unwrap();
     l.instance_stopped(i, "exit 0").unwrap();

@@ -72,7 +72,7 @@ pub fn refresh(ledger: &Ledger) -> graft_ledger::Result<()> {
         100_000,
     )?;
     let conn = ledger.connection();
-    let _ = conn.execute("DELETE FROM learning", []);
+    ledger.clear_learning()?;
     for u in done.iter().filter(|u| !u.dry_run) {
         let outcome = u.state.as_str();
         let cause = (u.state != UpgradeState::Promoted).then(|| cause_of(u.reason.as_deref().unwrap_or("")));

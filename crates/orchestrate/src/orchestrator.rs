@@ -478,10 +478,23 @@ impl Orchestrator<'_> {
         Ok(out)
     }
 
+    /// Say a warning about upgrade `id` to whoever follows it.
+    fn warn(&self, id: &UpgradeId, text: String) {
+        self.observer.on_event(&Event::Message {
+            id: id.to_string(),
+            text: format!("warning: {text}"),
+        });
+    }
+
     /// After an upgrade ends: learn, queue a retry if worth it (returned),
     /// re-rank the queue.
     fn after(&self, report: &UpgradeReport) -> Option<UpgradeId> {
-        let _ = learning::refresh(&self.ws.ledger);
+        if let Err(e) = learning::refresh(&self.ws.ledger) {
+            self.warn(
+                &report.id,
+                format!("the learning table could not be rebuilt: {e}"),
+            );
+        }
         let retry = self
             .retry_of(report)
             .and_then(|s| self.submit(s, Utc::now()).ok())
@@ -539,13 +552,18 @@ impl Orchestrator<'_> {
             && sig(prev) == sig(&u)
         {
             note("no retry: it failed the same way twice in a row (stuck)".to_string());
-            let _ = ledger.update_upgrade(
+            if let Err(e) = ledger.update_upgrade(
                 &u.id,
                 &UpgradeUpdate {
                     reason: Some(Some("stuck".into())),
                     ..Default::default()
                 },
-            );
+            ) {
+                self.warn(
+                    &u.id,
+                    format!("its stuck mark could not be recorded in the ledger: {e}"),
+                );
+            }
             return None;
         }
         let stored = ledger.request(u.id.as_str()).ok()??;
@@ -587,8 +605,13 @@ impl Orchestrator<'_> {
                 None,
             );
             let (p, _) = learning::adapted_priority(base, &record, min);
-            if p != u.priority {
-                let _ = ledger.set_priority(&u.id, p);
+            if p != u.priority
+                && let Err(e) = ledger.set_priority(&u.id, p)
+            {
+                self.warn(
+                    &u.id,
+                    format!("its adapted priority {p} could not be recorded: {e}"),
+                );
             }
         }
     }
@@ -823,17 +846,24 @@ impl Review for RiskReview<'_> {
                 .filter(|f| f.kind != ChangeKind::Delete.to_string())
                 .map(|f| f.path.clone())
                 .collect();
-            for (path, figures) in analyzer.metrics(input.root, &before) {
-                let _ = self
-                    .ws
-                    .ledger
-                    .record_file_metrics(input.id, &path, "before", &figures);
-            }
-            for (path, figures) in analyzer.metrics(input.staging, &after) {
-                let _ = self
-                    .ws
-                    .ledger
-                    .record_file_metrics(input.id, &path, "after", &figures);
+            let figures = analyzer
+                .metrics(input.root, &before)
+                .into_iter()
+                .map(|(path, f)| (path, "before", f))
+                .chain(
+                    analyzer
+                        .metrics(input.staging, &after)
+                        .into_iter()
+                        .map(|(path, f)| (path, "after", f)),
+                );
+            for (path, when, f) in figures {
+                // Figures for learning, not for this upgrade's verdict: a
+                // failed write is said, and the review goes on.
+                if let Err(e) = self.ws.ledger.record_file_metrics(input.id, &path, when, &f) {
+                    (input.message)(&format!(
+                        "warning: the code figures of {path} ({when} the change) could not be recorded in the ledger: {e}"
+                    ));
+                }
             }
         }
         let hold = needs_approval(risk.level, &self.policy) && risk.level > self.approved;

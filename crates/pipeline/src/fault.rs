@@ -6,10 +6,15 @@
 //! `<step>:before` (begin row written, work not started) and `<step>:after`
 //! (work done, end row not written); a few steps have inner points (such
 //! as `land:merged`). Without the variable this is one cached lookup.
+//!
+//! `GRAFT_TEST_FAIL_AT` names a ledger write that should fail as if the
+//! disk or the database refused it ([`write_point`]), to prove that a
+//! failed write is never ignored where it matters.
 
 use std::sync::OnceLock;
 
 pub const ENV: &str = "GRAFT_TEST_KILL_AT";
+pub const FAIL_ENV: &str = "GRAFT_TEST_FAIL_AT";
 
 /// Die here if asked to.
 pub fn point(name: &str) {
@@ -18,4 +23,14 @@ pub fn point(name: &str) {
     if target.as_deref() == Some(name) {
         let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
     }
+}
+
+/// Fail the ledger write named `name` if asked to.
+pub fn write_point(name: &str) -> Result<(), String> {
+    static TARGET: OnceLock<Option<String>> = OnceLock::new();
+    let target = TARGET.get_or_init(|| std::env::var(FAIL_ENV).ok().filter(|s| !s.is_empty()));
+    if target.as_deref() == Some(name) {
+        return Err(format!("{FAIL_ENV}={name}: the write failed on purpose"));
+    }
+    Ok(())
 }

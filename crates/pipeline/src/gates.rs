@@ -18,6 +18,7 @@ use graft_ledger::{GateRun, GateStatus, Ledger, now};
 use serde_json::json;
 
 use crate::events::Event;
+use crate::fault;
 use crate::journal::Journal;
 use crate::process::{self, CommandSpec};
 
@@ -106,11 +107,16 @@ pub fn run_command_gate(gate: &GateConfig, env: &GateEnv<'_>) -> GateRun {
         &spec,
         &mut |pgid| {
             // Journaled so that recovery can kill the group if Graft dies.
-            let _ = env.ledger.step_begin(
-                env.journal.id,
-                &format!("gate:{name}:process"),
-                &json!({ "pgid": pgid }),
-            );
+            fault::write_point("gate:process")
+                .and_then(|()| {
+                    env.ledger
+                        .step_begin(env.journal.id, &format!("gate:{name}:process"), &json!({ "pgid": pgid }))
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(|e| {
+                    format!("its process group could not be recorded in the ledger ({e}), so it was stopped at once: a gate Graft could not find again after a crash must not run")
+                })
         },
         &mut |line| {
             if gate.kind == GateKind::Perf
@@ -133,12 +139,18 @@ pub fn run_command_gate(gate: &GateConfig, env: &GateEnv<'_>) -> GateRun {
             env.ledger.cancel_requested(env.journal.id).unwrap_or(false)
         },
     );
-    let _ = env.ledger.step_end(
-        env.journal.id,
-        &format!("gate:{name}:process"),
-        graft_ledger::StepOutcome::Ok,
-        &json!({}),
-    );
+    if result.is_ok()
+        && let Err(e) = env.ledger.step_end(
+            env.journal.id,
+            &format!("gate:{name}:process"),
+            graft_ledger::StepOutcome::Ok,
+            &json!({}),
+        )
+    {
+        env.journal.message(format!(
+            "warning: the end of gate `{name}`'s process could not be recorded in the ledger: {e}"
+        ));
+    }
     let mut run = GateRun {
         upgrade_id: id.clone(),
         round: env.round,

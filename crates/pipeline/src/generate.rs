@@ -80,8 +80,10 @@ pub struct GenerateContext<'a> {
     /// Whether the upgrade was cancelled (poll it during long work).
     pub cancelled: &'a dyn Fn() -> bool,
     /// Call with the process group id of a child as it starts, and with
-    /// `None` when it ended: journaled, so that recovery can kill it.
-    pub process: &'a dyn Fn(Option<i32>),
+    /// `None` when it ended: journaled, so that recovery can kill it. An
+    /// `Err` on start means it could not be recorded: the child must be
+    /// stopped (hand it back from `process::run`'s `on_start`).
+    pub process: &'a dyn Fn(Option<i32>) -> Result<(), String>,
 }
 
 /// One round's product.
@@ -311,7 +313,10 @@ impl Pipeline<'_> {
             let fb = self.feedback(run, round, &failure, gates_before);
             let signature = fb.signature();
             if last_signature.as_ref() == Some(&signature) {
-                let _ = self.ws.ledger.mark_round_stuck(id, round);
+                self.ws
+                    .ledger
+                    .mark_round_stuck(id, round)
+                    .map_err(|e| Failure::internal(&e.into()))?;
                 if let Some(r) = run.report.rounds.last_mut() {
                     r.outcome = "stuck".into();
                 }
@@ -325,7 +330,10 @@ impl Pipeline<'_> {
                 ));
             }
             let text = fb.text();
-            let _ = self.ws.ledger.set_round_feedback(id, round, &text);
+            self.ws
+                .ledger
+                .set_round_feedback(id, round, &text)
+                .map_err(|e| Failure::internal(&e.into()))?;
             if let Some(r) = run.report.rounds.last_mut() {
                 r.feedback = Some(text);
             }
@@ -416,18 +424,30 @@ impl Pipeline<'_> {
                         );
                     }
                     let cancelled = || ws.ledger.cancel_requested(j.id).unwrap_or(false);
-                    let process = |pgid: Option<i32>| {
+                    let process = |pgid: Option<i32>| -> Result<(), String> {
                         let step = format!("{}:process", name("generate"));
-                        let _ = match pgid {
-                            Some(pgid) => ws
-                                .ledger
-                                .step_begin(j.id, &step, &json!({ "pgid": pgid }))
-                                .map(|_| ()),
+                        match pgid {
+                            Some(pgid) => crate::fault::write_point("generate:process")
+                                .and_then(|()| {
+                                    ws.ledger
+                                        .step_begin(j.id, &step, &json!({ "pgid": pgid }))
+                                        .map(|_| ())
+                                        .map_err(|e| e.to_string())
+                                })
+                                .map_err(|e| {
+                                    format!("its process group could not be recorded in the ledger ({e}), so it was stopped at once: a command Graft could not find again after a crash must not run")
+                                }),
                             None => {
-                                ws.ledger
-                                    .step_end(j.id, &step, graft_ledger::StepOutcome::Ok, &json!({}))
+                                if let Err(e) =
+                                    ws.ledger.step_end(j.id, &step, graft_ledger::StepOutcome::Ok, &json!({}))
+                                {
+                                    j.message(format!(
+                                        "warning: the end of the provider's process could not be recorded in the ledger: {e}"
+                                    ));
+                                }
+                                Ok(())
                             }
-                        };
+                        }
                     };
                     let message = |m: &str| j.message(m.to_string());
                     let ctx = GenerateContext {

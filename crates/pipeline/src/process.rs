@@ -56,10 +56,13 @@ const MAX_LINE: usize = 4 * 1024;
 const KILL_GRACE: Duration = Duration::from_secs(3);
 
 /// Run `spec`. `on_start` gets the process group id as soon as it exists
-/// (to journal it); `on_line` sees each output line; `cancelled` is polled.
+/// (to journal it, so that recovery can kill the group if Graft dies); if
+/// it fails, the group is killed at once and `run` fails with its message:
+/// a command whose group nobody could find again must not run. `on_line`
+/// sees each output line; `cancelled` is polled.
 pub fn run(
     spec: &CommandSpec<'_>,
-    on_start: &mut dyn FnMut(i32),
+    on_start: &mut dyn FnMut(i32) -> Result<(), String>,
     on_line: &mut dyn FnMut(&str),
     cancelled: &mut dyn FnMut() -> bool,
 ) -> std::io::Result<CommandResult> {
@@ -83,7 +86,11 @@ pub fn run(
     // The write ends now live only in the child: drop ours so EOF can come.
     drop(cmd);
     let pgid = child.id() as i32;
-    on_start(pgid);
+    if let Err(e) = on_start(pgid) {
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        let _ = child.wait();
+        return Err(std::io::Error::other(e));
+    }
 
     let (tx, rx) = mpsc::channel::<String>();
     let reader_thread = std::thread::spawn(move || read_lines(reader, tx));
@@ -229,7 +236,7 @@ mod tests {
                 env: vec![("GREETING".into(), "hi".into())],
                 timeout,
             },
-            &mut |_| {},
+            &mut |_| Ok(()),
             &mut |l| lines.push(l.to_string()),
             &mut || false,
         )
@@ -298,7 +305,7 @@ mod tests {
                 env: vec![],
                 timeout: Duration::from_secs(60),
             },
-            &mut |_| {},
+            &mut |_| Ok(()),
             &mut |_| {},
             &mut || {
                 polls += 1;
@@ -308,5 +315,32 @@ mod tests {
         .unwrap();
         assert!(r.cancelled);
         assert!(r.duration < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_group_that_cannot_be_recorded_is_killed_before_it_runs_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut group = 0;
+        let err = run(
+            &CommandSpec {
+                command: "sleep 30 & sleep 30",
+                cwd: dir.path(),
+                env: vec![],
+                timeout: Duration::from_secs(60),
+            },
+            &mut |pgid| {
+                group = pgid;
+                Err("the ledger is full".into())
+            },
+            &mut |_| {},
+            &mut || false,
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "the ledger is full");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while killpg(Pid::from_raw(group), None).is_ok() {
+            assert!(Instant::now() < deadline, "the group outlived the failed record");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }

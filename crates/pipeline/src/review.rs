@@ -37,6 +37,8 @@ pub struct ReviewInput<'a> {
     /// The main checkout (the base's files) and staging (the staged files).
     pub root: &'a Path,
     pub staging: &'a Path,
+    /// Tell the person following the upgrade (a warning, say).
+    pub message: &'a dyn Fn(&str),
 }
 
 /// A review's verdict.
@@ -77,6 +79,7 @@ impl Pipeline<'_> {
                 staged,
                 root: &self.ws.root,
                 staging: &staging_dir,
+                message: &|m| j.message(m.to_string()),
             })?;
             let detail = serde_json::to_value(&v).unwrap_or_default();
             Ok((v, detail))

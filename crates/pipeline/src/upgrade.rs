@@ -415,8 +415,13 @@ impl Pipeline<'_> {
         // The new release is live and healthy: its perf figures are now
         // the baseline.
         for g in &run.report.gates {
-            if let Some(figure) = g.figure {
-                let _ = ws.ledger.set_perf_baseline(&g.name, staged, figure, Some(j.id));
+            if let Some(figure) = g.figure
+                && let Err(e) = ws.ledger.set_perf_baseline(&g.name, staged, figure, Some(j.id))
+            {
+                j.message(format!(
+                    "warning: gate `{}`'s figure {figure} could not be recorded as the new baseline: {e}",
+                    g.name
+                ));
             }
         }
         Ok(())

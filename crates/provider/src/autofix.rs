@@ -161,7 +161,7 @@ impl Generator for AutofixGenerator {
                 &mut |_| {},
                 &mut || (ctx.cancelled)(),
             );
-            (ctx.process)(None);
+            let _ = (ctx.process)(None);
             log.push_str(&format!("$ {label}\n"));
             match r {
                 Ok(r) => {

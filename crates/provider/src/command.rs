@@ -105,7 +105,7 @@ impl Generator for CommandGenerator {
                 (ctx.cancelled)()
             },
         );
-        (ctx.process)(None);
+        let _ = (ctx.process)(None);
         let r = result.map_err(|e| {
             Failure::new(
                 FailureClass::Provider,

@@ -360,7 +360,12 @@ fn kill_orphans(ledger: &Ledger) {
             );
             groups.push(pid as i32);
         }
-        let _ = ledger.instance_stopped(i.id, "killed: left by a previous graft run");
+        if let Err(e) = ledger.instance_stopped(i.id, "killed: left by a previous graft run") {
+            eprintln!(
+                "graft run: warning: the end of process {:?} could not be recorded in the ledger: {e}",
+                i.pid
+            );
+        }
     }
     // A kill is delivered, not done: the listening sockets close only as
     // the processes exit, and they are about to be bound again.

@@ -134,7 +134,9 @@ impl Deploy for SupervisorDeploy {
                     .collect();
                 let refs: Vec<&str> = keep.iter().map(String::as_str).collect();
                 let ledger = self.sup.ledger.lock().expect("lock");
-                let _ = self.sup.releases.prune(&ledger, &refs);
+                if let Err(e) = self.sup.releases.prune(&ledger, &refs) {
+                    eprintln!("graft run: warning: old releases could not be pruned: {e}");
+                }
                 DeployResult::Ok {
                     detail: json!({ "window_ms": self.sup.settings.watch.window.0.as_millis() as u64 }),
                 }

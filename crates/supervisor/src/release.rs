@@ -79,7 +79,7 @@ impl ReleaseStore {
                     env: vec![("GRAFT_RELEASE_COMMIT".into(), commit.into())],
                     timeout: self.run.build_timeout.0,
                 },
-                &mut |_| {},
+                &mut |_| Ok(()),
                 &mut |_| {},
                 &mut || false,
             )

@@ -288,13 +288,16 @@ impl Supervisor {
         })
         .await
         .map_err(|e| SupervisorError::io(format!("cannot start release {}", short(&release.commit)), e))?;
-        {
-            let ledger = self.ledger.lock().expect("lock");
-            ledger.instance_started(id, inst.pid as i64, inst.start_ticks())?;
-            let _ = ledger.connection().execute(
-                "UPDATE instances SET log_path = ?2 WHERE id = ?1",
-                rusqlite::params![id, inst.log_path.display().to_string()],
-            );
+        if let Err(e) = self.ledger.lock().expect("lock").instance_started(
+            id,
+            inst.pid as i64,
+            inst.start_ticks(),
+            &inst.log_path.display().to_string(),
+        ) {
+            // A process the ledger does not know could outlive a crash of
+            // graft run unseen: it does not run.
+            inst.kill_group();
+            return Err(e.into());
         }
         self.instances.lock().expect("lock").push(inst.clone());
         let me = self.clone();
@@ -403,7 +406,8 @@ impl Supervisor {
                 })
             }
             Ok(ready_after) => {
-                let _ = self.ledger.lock().expect("lock").instance_ready(inst.id);
+                let r = self.ledger.lock().expect("lock").instance_ready(inst.id);
+                self.recorded("its readiness", r);
                 let old = self.live.lock().expect("lock").replace(inst.clone());
                 self.record_live(&inst.commit, Some(inst.id), cause);
                 let replaced = old.as_ref().map(|o| o.id);
@@ -427,12 +431,26 @@ impl Supervisor {
     /// Record the live commit in the ledger and in `refs/graft/live`, so
     /// git and the ledger agree on it.
     pub fn record_live(&self, commit: &str, instance: Option<i64>, cause: &str) {
-        let _ = self
+        let r = self
             .ledger
             .lock()
             .expect("lock")
             .set_live(commit, instance, cause);
-        let _ = self.git.run(&["update-ref", "refs/graft/live", commit]);
+        self.recorded(&format!("{} as the live commit", short(commit)), r);
+        if let Err(e) = self.git.run(&["update-ref", "refs/graft/live", commit]) {
+            eprintln!(
+                "graft run: warning: refs/graft/live could not be moved to {}: {e}",
+                short(commit)
+            );
+        }
+    }
+
+    /// Say on graft run's output that `what` could not be recorded in the
+    /// ledger, with why.
+    fn recorded<E: std::fmt::Display>(&self, what: &str, r: Result<(), E>) {
+        if let Err(e) = r {
+            eprintln!("graft run: warning: {what} could not be recorded in the ledger: {e}");
+        }
     }
 
     /// Stop a process: stop signal, drain, then SIGKILL to its group.
@@ -540,7 +558,8 @@ impl Supervisor {
     }
 
     fn forget(&self, inst: &Arc<Instance>, how: &str) {
-        let _ = self.ledger.lock().expect("lock").instance_stopped(inst.id, how);
+        let r = self.ledger.lock().expect("lock").instance_stopped(inst.id, how);
+        self.recorded(&format!("the end of process {} ({how})", inst.pid), r);
         self.instances.lock().expect("lock").retain(|i| i.id != inst.id);
     }
 

@@ -99,9 +99,24 @@ fn failed(ledger: &Ledger, hook: &WebhookConfig, row: &OutboxRow, error: &str) -
     let wait = backoff(row.attempts, hook.max_backoff.0);
     let next = (Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default())
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let _ = ledger.notification_failed(row.id, error, &next);
+    if let Err(e) = ledger.notification_failed(row.id, error, &next) {
+        return unrecorded(hook, "a failed attempt", e);
+    }
     Pass::Wait(wait)
 }
+
+/// A write to the outbox failed: say so, and wait before the next pass
+/// (going on at once would send the same notification again and again).
+fn unrecorded(hook: &WebhookConfig, what: &str, e: impl std::fmt::Display) -> Pass {
+    eprintln!(
+        "graft: warning: webhook `{}`: {what} could not be recorded in the ledger ({e}); trying again in {} s",
+        hook.key(),
+        UNRECORDED_WAIT.as_secs()
+    );
+    Pass::Wait(UNRECORDED_WAIT)
+}
+
+const UNRECORDED_WAIT: Duration = Duration::from_secs(5);
 
 /// Send what is due for one webhook, in order, until the outbox is empty,
 /// a notification fails, or `deadline` passes.
@@ -125,7 +140,9 @@ fn pass(
                 humantime::format_duration(hook.give_up_after.0),
                 row.last_error.as_deref().unwrap_or("none")
             );
-            let _ = ledger.notification_dropped(row.id, &why);
+            if let Err(e) = ledger.notification_dropped(row.id, &why) {
+                return unrecorded(hook, "giving up on a notification", e);
+            }
             continue;
         }
         if let Some(due) = parse_time(&row.next_attempt_at)
@@ -142,7 +159,9 @@ fn pass(
         if let Err(e) = sent {
             return failed(ledger, hook, &row, &e);
         }
-        let _ = ledger.notification_delivered(row.id);
+        if let Err(e) = ledger.notification_delivered(row.id) {
+            return unrecorded(hook, "a delivery", e);
+        }
     }
 }
 
