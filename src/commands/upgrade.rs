@@ -193,12 +193,43 @@ fn http_request(
     Ok(v)
 }
 
-/// Who asked, for the ledger: `cli:<user>`.
+/// Who asked, for the ledger and the commit's `Requested-By` trailer:
+/// `cli:USER@HOST`. The user is the account graft runs as (its name in the
+/// user database), else `$USER` or `$LOGNAME`, else `uid<N>`: never
+/// `unknown`, even where no login shell set the environment.
 pub fn requested_by() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    format!("cli:{user}")
+    let uid = nix::unistd::getuid();
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let user = nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .filter(|n| !n.is_empty())
+        .or_else(|| env("USER"))
+        .or_else(|| env("LOGNAME"))
+        .unwrap_or_else(|| format!("uid{uid}"));
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default();
+    cli_requester(&user, &host)
+}
+
+/// `cli:USER@HOST` within the 64 characters a requester may have (the
+/// HTTP API refuses longer ones): a long host name is cut to its first
+/// label, then the whole to 64.
+fn cli_requester(user: &str, host: &str) -> String {
+    const MAX: usize = 64;
+    let host = host.trim();
+    let who = |host: &str| match host {
+        "" => format!("cli:{user}"),
+        h => format!("cli:{user}@{h}"),
+    };
+    let mut s = who(host);
+    if s.chars().count() > MAX {
+        s = who(host.split('.').next().unwrap_or(host));
+    }
+    s.chars().take(MAX).collect()
 }
 
 /// Read FILE, or standard input for `-`. Returns (name, bytes).
@@ -313,5 +344,24 @@ fn print_files(r: &UpgradeReport) {
             style(format!("+{}", f.lines_added)).green(),
             style(format!("-{}", f.lines_removed)).red()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_requester_names_user_and_host_within_64_characters() {
+        assert_eq!(cli_requester("ada", "build-host"), "cli:ada@build-host");
+        assert_eq!(cli_requester("ada", ""), "cli:ada");
+        let long = format!("ci-runner-{}.example.internal", "x".repeat(40));
+        assert_eq!(
+            cli_requester("ada", &long),
+            format!("cli:ada@ci-runner-{}", "x".repeat(40))
+        );
+        assert_eq!(cli_requester(&"u".repeat(80), "h").chars().count(), 64);
+        let me = requested_by();
+        assert!(me.starts_with("cli:") && !me.contains("unknown"), "{me}");
     }
 }
