@@ -112,6 +112,17 @@ pub fn print_error(json: bool, e: &CliError) {
     }
 }
 
+/// clap's rendering of a refused command line as one message: without its
+/// `error: ` prefix and blank lines, the tip, usage and `--help` hint kept.
+pub fn clap_message(rendered: &str) -> String {
+    let text = rendered.trim().strip_prefix("error: ").unwrap_or(rendered.trim());
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 pub fn short(commit: &str) -> &str {
     &commit[..commit.len().min(10)]
 }
@@ -187,7 +198,9 @@ fn step_label(step: &str) -> &str {
     step.strip_prefix("gate:").unwrap_or(step)
 }
 
-fn step_detail(step: &str, detail: &serde_json::Value) -> String {
+/// What a step's detail says, in a few words (`main at 3f2a…`, `pid 41,
+/// ready in 1.2 s`).
+pub fn step_detail(step: &str, detail: &serde_json::Value) -> String {
     // A repair round's steps carry `:<round>`.
     let step = match step.rsplit_once(':') {
         Some((base, n)) if n.parse::<u32>().is_ok() => base,

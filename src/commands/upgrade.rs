@@ -295,10 +295,17 @@ pub fn print_report(r: &UpgradeReport) {
             if let Some(b) = &r.branch {
                 println!("the staged change is kept on branch {b} (`graft diff {id}`)");
             }
+            println!(
+                "{} `graft show {id}` prints the whole upgrade, every gate's output included",
+                style("more:").dim()
+            );
         }
     }
 }
 
+/// One line per gate. A failed gate's output is said once: a required
+/// gate's in the failure message, an advisory one's in the progress lines
+/// as it ran; `graft show ID` has all of it.
 fn print_gates(r: &UpgradeReport) {
     for g in &r.gates {
         let mark = match g.status {
@@ -319,19 +326,6 @@ fn print_gates(r: &UpgradeReport) {
             }
         }
         println!("{line}");
-        if g.status != GateStatus::Passed {
-            for l in g
-                .output_tail
-                .lines()
-                .rev()
-                .take(12)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-            {
-                println!("      {}", style(l).dim());
-            }
-        }
     }
 }
 
