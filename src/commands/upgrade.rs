@@ -31,6 +31,16 @@ pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> Result<i32, CliError> {
         let request = http_request(args, kind, input)?;
         return super::remote::upgrade(ctx, &http, request);
     }
+    if args.suggestion.is_some() && graft_pipeline::workspace::find_root(&ctx.repo).is_err() {
+        return Err(CliError::new(
+            output::EXIT_PRECONDITION,
+            "environment",
+            format!(
+                "{} is not in a git repository, and acting on a suggestion needs one: Graft lands every change as a commit. `git init` and a first commit here (then scan again), or run it in the repo the scan was of (`graft -C REPO upgrade --suggestion ID`)",
+                ctx.repo.display()
+            ),
+        ));
+    }
     if let Some(daemon) = ctx.daemon() {
         return remote(ctx, &daemon, args, kind, input);
     }
