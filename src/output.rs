@@ -123,6 +123,30 @@ pub fn clap_message(rendered: &str) -> String {
         .join("\n")
 }
 
+/// One gate run in one line: its mark, name, status, time and, for a perf
+/// gate, its figure against the live release's.
+pub fn gate_line(g: &graft_ledger::GateRun) -> String {
+    use graft_ledger::GateStatus;
+    let mark = match g.status {
+        GateStatus::Passed => style("✓").green(),
+        _ if !g.required => style("!").yellow(),
+        _ => style("✗").red(),
+    };
+    let mut line = format!(
+        "  {mark} gate {:<10} {:<9} {}",
+        g.name,
+        g.status,
+        seconds(g.duration_ms)
+    );
+    if let Some(f) = g.figure {
+        line.push_str(&format!("  figure {f}"));
+        if let Some(b) = g.baseline {
+            line.push_str(&format!(" (live {b})"));
+        }
+    }
+    line
+}
+
 pub fn short(commit: &str) -> &str {
     &commit[..commit.len().min(10)]
 }

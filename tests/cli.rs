@@ -133,6 +133,14 @@ fn unknown_and_malformed_ids_exit_6() {
     let run = t.graft(&["cancel", "nope", "--json"]);
     run.code(6);
     assert_eq!(run.json()["error"]["code"], "bad_id");
+    t.graft(&["show", "upg_20200101_000000_abcdef"])
+        .code(6)
+        .stderr_has(
+            "error: no upgrade `upg_20200101_000000_abcdef` in the ledger (`graft status` lists them)",
+        );
+    let run = t.graft(&["show", "../etc", "--json"]);
+    run.code(6);
+    assert_eq!(run.json()["error"]["code"], "bad_id");
 }
 
 #[test]
@@ -270,8 +278,8 @@ fn show_prints_the_whole_upgrade() {
         .stdout_has("  risk       low  (approval auto)\n")
         .stdout_has("  error      gate `check` failed (exit 1): error[E0308]: mismatched types\n")
         .stdout_has("asked\n  --- a/app.py\n  +++ b/app.py\n")
-        .stdout_has("  ✓ parse      passed")
-        .stdout_has("  ✗ check      failed")
+        .stdout_has("  ✓ gate parse      passed")
+        .stdout_has("  ✗ gate check      failed")
         .stdout_has("      first error: error[E0308]: mismatched types\n      [… 101 earlier lines not kept]\n      noise 100\n")
         .stdout_has("      noise 299\n")
         .stdout_has("files\n  modify  app.py  +1 -1\n")
@@ -307,13 +315,6 @@ fn show_prints_the_whole_upgrade() {
         .stdout_has("  deploy           ok")
         .stdout_has("rollbacks\n")
         .stdout_has(" manual  by cli:");
-    // Bad ids, as every command that takes one.
-    t.graft(&["show", "upg_20200101_000000_abcdef"])
-        .code(6)
-        .stderr_has("no upgrade `upg_20200101_000000_abcdef` in the ledger (`graft status` lists them)");
-    let bad = t.graft(&["show", "../etc", "--json"]);
-    bad.code(6);
-    assert_eq!(bad.json()["error"]["code"], "bad_id");
 }
 
 #[test]

@@ -158,11 +158,7 @@ fn print_summary(r: &ScanReport, target: &Target) {
     let s = &r.summary;
     let scope = r.scope.as_deref().map(|p| format!(" ({p})")).unwrap_or_default();
     // Paths are relative to the root: named when it is not where we are.
-    let here = std::env::current_dir()
-        .ok()
-        .and_then(|d| d.canonicalize().ok())
-        .is_some_and(|d| d.starts_with(&target.root));
-    let root = if here {
+    let root = if target.is_here() {
         String::new()
     } else {
         format!(" of {}", target.root.display())
@@ -253,9 +249,7 @@ fn print_where(target: &Target, state: &State) {
         State::Nowhere => "this scan was not stored: the folder is read-only and there is no user cache folder ($XDG_CACHE_HOME or $HOME)".to_string(),
     };
     if target.git {
-        let here = graft_pipeline::workspace::find_root(&std::env::current_dir().unwrap_or_default())
-            .is_ok_and(|r| r == target.root);
-        let repo = if here {
+        let repo = if target.is_here() {
             String::new()
         } else {
             format!("-C {} ", target.root.display())
@@ -328,6 +322,15 @@ impl Target {
                 git: false,
             },
         })
+    }
+
+    /// Whether the current directory is in the root (paths of the report
+    /// then read as they are, and `graft upgrade` acts on its repo).
+    fn is_here(&self) -> bool {
+        std::env::current_dir()
+            .ok()
+            .and_then(|d| d.canonicalize().ok())
+            .is_some_and(|d| d.starts_with(&self.root))
     }
 
     /// Where the cache and the ledger go: the root's `.graft/`, else (a

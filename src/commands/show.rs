@@ -5,10 +5,10 @@
 //! reads that from a daemon's HTTP API instead of the repo's ledger.
 
 use console::style;
-use graft_ledger::{GateStatus, LedgerError, StepRow, UpgradeRecord};
+use graft_ledger::{LedgerError, StepRow, UpgradeRecord};
 
 use super::{Ctx, parse_id};
-use crate::output::{CliError, EXIT_OK, ago, print_json, seconds, short, step_detail};
+use crate::output::{CliError, EXIT_OK, ago, gate_line, print_json, short, step_detail};
 
 pub fn run(ctx: &Ctx, id: &str) -> Result<i32, CliError> {
     let id = parse_id(id)?;
@@ -145,16 +145,7 @@ fn print_record(r: &UpgradeRecord) {
     if !r.files.is_empty() {
         heading("files");
         for f in &r.files {
-            let name = match &f.old_path {
-                Some(old) => format!("{old} → {}", f.path),
-                None => f.path.clone(),
-            };
-            println!(
-                "  {:<7} {name}  {} {}",
-                f.kind,
-                style(format!("+{}", f.lines_added)).green(),
-                style(format!("-{}", f.lines_removed)).red()
-            );
+            println!("{}", super::diff::file_line(f));
         }
     }
     print_steps(&r.steps);
@@ -230,17 +221,7 @@ fn print_gates(r: &UpgradeRecord) {
     heading("gates");
     let rounds = r.gates.iter().any(|g| g.round > 1);
     for g in &r.gates {
-        let mark = match g.status {
-            GateStatus::Passed => style("✓").green(),
-            _ if !g.required => style("!").yellow(),
-            _ => style("✗").red(),
-        };
-        let mut line = format!(
-            "  {mark} {:<10} {:<9} {}",
-            g.name,
-            g.status,
-            seconds(g.duration_ms)
-        );
+        let mut line = gate_line(g);
         if let Some(c) = g.exit_code {
             line.push_str(&format!("  exit {c}"));
         }
@@ -249,12 +230,6 @@ fn print_gates(r: &UpgradeRecord) {
         }
         if rounds {
             line.push_str(&format!("  round {}", g.round));
-        }
-        if let Some(f) = g.figure {
-            line.push_str(&format!("  figure {f}"));
-            if let Some(b) = g.baseline {
-                line.push_str(&format!(" (live {b})"));
-            }
         }
         println!("{line}");
         if let Some(e) = &g.first_error

@@ -3,13 +3,13 @@
 use std::io::Read as _;
 
 use console::style;
-use graft_ledger::{GateStatus, RequestKind, UpgradeState};
+use graft_ledger::{RequestKind, UpgradeState};
 use graft_orchestrate::{Orchestrator, Submission};
 use graft_pipeline::UpgradeReport;
 
 use super::{Ctx, provider};
 use crate::cli::UpgradeArgs;
-use crate::output::{self, CliError, EXIT_OK, Progress, print_json, seconds, short};
+use crate::output::{self, CliError, EXIT_OK, Progress, print_json, short};
 
 pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> Result<i32, CliError> {
     let (kind, input) = match (&args.patch, &args.edits) {
@@ -318,54 +318,12 @@ pub fn print_report(r: &UpgradeReport) {
 /// as it ran; `graft show ID` has all of it.
 fn print_gates(r: &UpgradeReport) {
     for g in &r.gates {
-        let mark = match g.status {
-            GateStatus::Passed => style("✓").green(),
-            _ if !g.required => style("!").yellow(),
-            _ => style("✗").red(),
-        };
-        let mut line = format!(
-            "  {mark} gate {:<10} {:<9} {}",
-            g.name,
-            g.status,
-            seconds(g.duration_ms)
-        );
-        if let Some(f) = g.figure {
-            line.push_str(&format!("  figure {f}"));
-            if let Some(b) = g.baseline {
-                line.push_str(&format!(" (live {b})"));
-            }
-        }
-        println!("{line}");
+        println!("{}", output::gate_line(g));
     }
 }
 
 fn print_files(r: &UpgradeReport) {
     for f in &r.files {
-        println!(
-            "  {:<7} {}  {} {}",
-            f.kind,
-            f.path,
-            style(format!("+{}", f.lines_added)).green(),
-            style(format!("-{}", f.lines_removed)).red()
-        );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_requester_names_user_and_host_within_64_characters() {
-        assert_eq!(cli_requester("ada", "build-host"), "cli:ada@build-host");
-        assert_eq!(cli_requester("ada", ""), "cli:ada");
-        let long = format!("ci-runner-{}.example.internal", "x".repeat(40));
-        assert_eq!(
-            cli_requester("ada", &long),
-            format!("cli:ada@ci-runner-{}", "x".repeat(40))
-        );
-        assert_eq!(cli_requester(&"u".repeat(80), "h").chars().count(), 64);
-        let me = requested_by();
-        assert!(me.starts_with("cli:") && !me.contains("unknown"), "{me}");
+        println!("{}", super::diff::file_line(f));
     }
 }
