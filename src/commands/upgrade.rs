@@ -327,3 +327,22 @@ fn print_files(r: &UpgradeReport) {
         println!("{}", super::diff::file_line(f));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_requester_names_user_and_host_within_64_characters() {
+        assert_eq!(cli_requester("ada", "build-host"), "cli:ada@build-host");
+        assert_eq!(cli_requester("ada", ""), "cli:ada");
+        let long = format!("ci-runner-{}.example.internal", "x".repeat(40));
+        assert_eq!(
+            cli_requester("ada", &long),
+            format!("cli:ada@ci-runner-{}", "x".repeat(40))
+        );
+        assert_eq!(cli_requester(&"u".repeat(80), "h").chars().count(), 64);
+        let me = requested_by();
+        assert!(me.starts_with("cli:") && !me.contains("unknown"), "{me}");
+    }
+}
