@@ -19,12 +19,6 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// Talk to the `graft run` whose HTTP API is at URL (signing each
-    /// request with $GRAFT_API_SECRET) instead of the repo's own; for
-    /// upgrade, rollback, cancel and status.
-    #[arg(long, global = true, value_name = "URL", env = "GRAFT_URL")]
-    pub url: Option<String>,
-
     #[command(subcommand)]
     pub command: Command,
 }
@@ -52,12 +46,15 @@ pub enum Command {
     Upgrade(UpgradeArgs),
     /// Show what is running, pending and recently done.
     Status(StatusArgs),
+    /// Show the whole of an upgrade: request, risk, every gate's output,
+    /// steps, deploy, rollbacks.
+    Show(RemoteIdArgs),
     /// Show the files and the diff of an upgrade.
     Diff(IdArgs),
     /// Undo an upgrade: a revert commit, data files restored.
-    Rollback(IdArgs),
+    Rollback(RemoteIdArgs),
     /// Stop an upgrade that has not landed.
-    Cancel(IdArgs),
+    Cancel(RemoteIdArgs),
     /// Totals, success rate, failures by cause, recent history.
     Ledger(LedgerArgs),
     /// Approve an upgrade that waits for approval; it runs (or is queued).
@@ -81,6 +78,34 @@ pub enum Command {
     /// Analyse the code: complexity, god classes and modules, import
     /// cycles, coupling, duplicates; store the suggestions in the ledger.
     Scan(ScanArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish or
+    /// powershell) on stdout.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout: graft's, or one command's.
+    Man(ManArgs),
+}
+
+/// `--url`, for the commands a daemon's HTTP API can answer.
+#[derive(Debug, Args)]
+pub struct UrlArg {
+    /// Talk to the `graft run` whose HTTP API is at URL (signing each
+    /// request with $GRAFT_API_SECRET) instead of the repo's own.
+    #[arg(long, value_name = "URL", env = "GRAFT_URL")]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// A command's own page (`graft man upgrade` is graft-upgrade(1)).
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -171,6 +196,9 @@ pub struct UpgradeArgs {
     /// Priority from 1 (lowest) to 10.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i64).range(1..=10))]
     pub priority: i64,
+
+    #[command(flatten)]
+    pub remote: UrlArg,
 }
 
 #[derive(Debug, Args)]
@@ -179,11 +207,24 @@ pub struct IdArgs {
     pub id: String,
 }
 
+/// An upgrade id, for a command that can also ask a daemon's HTTP API.
+#[derive(Debug, Args)]
+pub struct RemoteIdArgs {
+    /// An upgrade id, such as upg_20261121_103001_a1b2c3.
+    pub id: String,
+
+    #[command(flatten)]
+    pub remote: UrlArg,
+}
+
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// How many recent upgrades to list.
     #[arg(long, default_value_t = 10)]
     pub recent: usize,
+
+    #[command(flatten)]
+    pub remote: UrlArg,
 }
 
 #[derive(Debug, Args)]

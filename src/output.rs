@@ -112,6 +112,41 @@ pub fn print_error(json: bool, e: &CliError) {
     }
 }
 
+/// clap's rendering of a refused command line as one message: without its
+/// `error: ` prefix and blank lines, the tip, usage and `--help` hint kept.
+pub fn clap_message(rendered: &str) -> String {
+    let text = rendered.trim().strip_prefix("error: ").unwrap_or(rendered.trim());
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One gate run in one line: its mark, name, status, time and, for a perf
+/// gate, its figure against the live release's.
+pub fn gate_line(g: &graft_ledger::GateRun) -> String {
+    use graft_ledger::GateStatus;
+    let mark = match g.status {
+        GateStatus::Passed => style("✓").green(),
+        _ if !g.required => style("!").yellow(),
+        _ => style("✗").red(),
+    };
+    let mut line = format!(
+        "  {mark} gate {:<10} {:<9} {}",
+        g.name,
+        g.status,
+        seconds(g.duration_ms)
+    );
+    if let Some(f) = g.figure {
+        line.push_str(&format!("  figure {f}"));
+        if let Some(b) = g.baseline {
+            line.push_str(&format!(" (live {b})"));
+        }
+    }
+    line
+}
+
 pub fn short(commit: &str) -> &str {
     &commit[..commit.len().min(10)]
 }
@@ -187,7 +222,9 @@ fn step_label(step: &str) -> &str {
     step.strip_prefix("gate:").unwrap_or(step)
 }
 
-fn step_detail(step: &str, detail: &serde_json::Value) -> String {
+/// What a step's detail says, in a few words (`main at 3f2a…`, `pid 41,
+/// ready in 1.2 s`).
+pub fn step_detail(step: &str, detail: &serde_json::Value) -> String {
     // A repair round's steps carry `:<round>`.
     let step = match step.rsplit_once(':') {
         Some((base, n)) if n.parse::<u32>().is_ok() => base,

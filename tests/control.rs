@@ -210,12 +210,29 @@ fn the_cli_signs_for_you_when_given_a_url() {
     graft(&["cancel", "upg_20000101_000000_abcdef"], SECRET)
         .code(6)
         .stderr_has("no upgrade `upg_20000101_000000_abcdef`");
-    // Commands that need the repo say so.
-    graft(&["diff", &id], SECRET)
+    // The whole upgrade, read through the API as from the ledger.
+    graft(&["show", &id], SECRET)
+        .success()
+        .stdout_has(&format!("upgrade {id}  "))
+        .stdout_has("  state      rolled_back  (manual_rollback)\n")
+        .stdout_has("rollbacks\n");
+    let shown = graft(&["show", &id, "--json"], SECRET);
+    shown.success();
+    assert_eq!(shown.json()["upgrade"]["id"], id.as_str());
+    assert_eq!(shown.json()["rollbacks"][0]["cause"], "manual");
+    graft(&["show", "upg_20000101_000000_abcdef"], SECRET)
+        .code(6)
+        .stderr_has("no upgrade `upg_20000101_000000_abcdef`");
+    // A command the API does not serve takes no --url, and $GRAFT_URL is
+    // not its business: here, outside any repo, it says there is none.
+    graft(&["diff", &id, "--url", &api.url], SECRET)
         .code(2)
-        .stderr_has("--url (or $GRAFT_URL) works with upgrade, rollback, cancel and status");
+        .stderr_has("error: unexpected argument '--url' found");
+    graft(&["diff", &id], SECRET)
+        .code(5)
+        .stderr_has("is not inside a git repository");
     // No secret at all.
-    let args = ["--url", &api.url, "status"];
+    let args = ["status", "--url", &api.url];
     let out = t
         .graft_command(&args, &[])
         .current_dir(elsewhere.path())

@@ -554,10 +554,141 @@ fn scope_limits_the_scan() {
     t.graft(&["scan", "nowhere"])
         .code(2)
         .stderr_has("nowhere: no such file or folder");
-    let outside = tempfile::tempdir().unwrap();
-    t.graft(&["scan", outside.path().to_str().unwrap()])
-        .code(2)
-        .stderr_has("is outside the repository");
+    let json = t.graft(&["scan", "nowhere", "--json"]);
+    json.code(2);
+    assert_eq!(json.json()["error"]["code"], "no_such_path");
+}
+
+/// A folder with one complex function (and low limits), written by hand:
+/// no git anywhere above it.
+fn plain_folder() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("graft-plain-").tempdir().unwrap();
+    std::fs::write(dir.path().join("graft.toml"), LOW_LIMITS).unwrap();
+    std::fs::write(dir.path().join("route.py"), PY_COMPLEX).unwrap();
+    std::fs::write(dir.path().join("ok.py"), "def f():\n    return 1\n").unwrap();
+    dir
+}
+
+/// Every entry under `dir` but `.graft`, with its bytes.
+fn contents(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name() != ".graft")
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn any_folder_is_scanned_as_itself_git_or_not() {
+    let t = python_target();
+    // A folder outside any repo, from inside this one: scanned as itself,
+    // with the suggestion's file and line.
+    let plain = plain_folder();
+    let before = contents(plain.path());
+    let root = plain.path().canonicalize().unwrap();
+    let run = t.graft(&["scan", plain.path().to_str().unwrap()]);
+    run.success();
+    let id = run.stdout.split_whitespace().nth(1).unwrap().to_string();
+    let sug = format!("sug_{}_01", id.strip_prefix("scan_").unwrap());
+    run.stdout_has(&format!("scan {id} of {}  2 files, 11 lines in ", root.display()))
+        .stdout_has(&format!(
+            "  {sug}  p6  low     route.py:1  Simplify `route` (complexity 7, cognitive 7)\n"
+        ))
+        .stdout_has(&format!(
+            "note: {} is not in a git repository, so a suggestion cannot become an upgrade here (`git init` and a first commit make it one); the ledger in {}/.graft keeps them all\n",
+            root.display(),
+            root.display()
+        ));
+    // Its cache and ledger are in its own .graft/; nothing else changed,
+    // here or in the repo the command ran from.
+    assert_eq!(contents(plain.path()), before);
+    assert!(plain.path().join(".graft/scan-cache").is_dir());
+    let scans: i64 = rusqlite::Connection::open(plain.path().join(".graft/ledger.db"))
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM scans", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(scans, 1);
+    assert!(!t.path(".graft").exists(), "the repo graft ran in is untouched");
+    // From inside the folder, and a file of it, as well.
+    let inside = |args: &[&str]| {
+        let out = t
+            .graft_command(args, &[])
+            .current_dir(plain.path())
+            .output()
+            .unwrap();
+        Run::from(out, args)
+    };
+    let r = inside(&["scan", "--json"]).json();
+    assert_eq!(r["summary"]["modules_analysed"], 2);
+    assert_eq!(r["summary"]["cache_hits"], 2);
+    let r = inside(&["scan", "route.py", "--json"]).json();
+    assert_eq!(
+        (r["scope"].as_str(), r["summary"]["modules_analysed"].as_u64()),
+        (Some("route.py"), Some(1))
+    );
+    // Acting on a suggestion needs git, and says so; nothing is recorded.
+    inside(&["upgrade", "--suggestion", &sug]).code(5).stderr_has(&format!(
+        "error: {} is not in a git repository, and acting on a suggestion needs one: Graft lands every change as a commit. `git init` and a first commit here (then scan again), or run it in the repo the scan was of (`graft -C REPO upgrade --suggestion ID`)",
+        plain.path().display()
+    ));
+    assert_eq!(contents(plain.path()), before);
+
+    // Another git repo, from inside this one: in its own ledger.
+    let other = python_target();
+    let run = t.graft(&["scan", other.root.to_str().unwrap()]);
+    run.success().stdout_has(&format!(
+        "next: graft -C {} upgrade --suggestion ID turns one into an upgrade; the ledger keeps them all",
+        other.root.canonicalize().unwrap().display()
+    ));
+    assert_eq!(other.count("SELECT COUNT(*) FROM scans"), 1);
+    assert!(!t.path(".graft").exists());
+    assert_eq!(
+        other.git(&["status", "--porcelain"]),
+        "",
+        ".graft/ is kept out of git"
+    );
+}
+
+#[test]
+fn a_read_only_folder_is_scanned_with_its_cache_in_the_user_cache() {
+    let t = python_target();
+    let plain = plain_folder();
+    let at = tempfile::tempdir().unwrap();
+    let _ro = Mount::read_only(plain.path(), at.path());
+    let cache = tempfile::tempdir().unwrap();
+    let env = [("XDG_CACHE_HOME", cache.path().to_str().unwrap())];
+    let scan_ro = || {
+        let run = t.graft_env(&["scan", at.path().to_str().unwrap(), "--json"], &env);
+        run.success();
+        run.json()
+    };
+    let first = scan_ro();
+    assert_eq!(first["summary"]["modules_analysed"], 2);
+    assert_eq!(first["suggestions"][0]["files"][0], "route.py");
+    assert!(!at.path().join(".graft").exists());
+    let kept: Vec<_> = std::fs::read_dir(cache.path().join("graft/scan"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let name = kept[0].file_name().unwrap().to_string_lossy().into_owned();
+    let folder = at.path().file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with(&format!("{folder}-")), "{name}");
+    assert!(kept[0].join("scan-cache").is_dir());
+    assert!(kept[0].join("ledger.db").exists());
+    // The next scan reads the cache there.
+    assert_eq!(scan_ro()["summary"]["cache_hits"], 2);
+    t.graft_env(&["scan", at.path().to_str().unwrap()], &env)
+        .success()
+        .stdout_has(&format!("the ledger in {} keeps them all", kept[0].display()));
 }
 
 #[test]

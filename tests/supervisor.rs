@@ -1020,19 +1020,6 @@ fn two_deploys_requested_at_once_run_one_after_the_other() {
     assert_eq!(hello(port), "hello from v2\n");
 }
 
-/// A small tmpfs mounted over the releases directory: the second release
-/// does not fit.
-struct Mount(std::path::PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 #[test]
 fn a_full_disk_while_copying_a_release_changes_nothing() {
     let (t, port) = Target::agent();

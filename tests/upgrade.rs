@@ -378,3 +378,45 @@ fn commits_are_by_the_repos_identity_or_by_graft_when_it_has_none() {
 fn create_notes() -> String {
     serde_json::json!([{ "op": "create", "path": "notes.txt", "content": "notes\n" }]).to_string()
 }
+
+/// The user and host `graft` runs as, asked of the system the way a
+/// person would (`id -un`, the kernel's host name).
+fn me_at_host() -> String {
+    let out = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .expect("run id");
+    let user = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    format!("cli:{user}@{host}")
+}
+
+#[test]
+fn a_commit_names_the_patch_file_and_the_real_user() {
+    let t = Target::python();
+    let me = me_at_host();
+    // No login shell: neither USER nor LOGNAME is set.
+    let patch = t.input("change.diff", good_patch().as_bytes());
+    let mut cmd = t.graft_command(&["upgrade", "--patch", patch.to_str().unwrap(), "--json"], &[]);
+    let out = cmd.env_remove("USER").env_remove("LOGNAME").output().unwrap();
+    let run = Run::from(out, &["upgrade"]);
+    run.success();
+    let id = run.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        t.git(&["log", "-1", "--format=%B"]),
+        format!("Apply patch change.diff\n\nGraft-Upgrade: {id}\nRequested-By: {me}")
+    );
+    assert_eq!(run.json()["title"], "Apply patch change.diff");
+    // Edits, from a relative path in a subfolder.
+    t.write("changes/notes.json", &create_notes());
+    let run = t.graft(&["upgrade", "--edits", "changes/notes.json", "--json"]);
+    run.success();
+    assert_eq!(t.git(&["log", "-1", "--format=%s"]), "Apply edits notes.json");
+    let by: String = t
+        .ledger()
+        .query_row("SELECT requested_by FROM upgrades WHERE id = ?1", [&id], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(by, me);
+}

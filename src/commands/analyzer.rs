@@ -59,6 +59,7 @@ impl graft_orchestrate::Analyzer for ScanAnalyzer {
                 &ScanOptions {
                     scope,
                     cache,
+                    graft_dir: None,
                     progress: &quiet,
                 },
             )

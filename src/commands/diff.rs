@@ -30,20 +30,26 @@ pub fn run(ctx: &Ctx, id: &str) -> Result<i32, CliError> {
         .iter()
         .fold((0, 0), |(a, r), f| (a + f.lines_added, r + f.lines_removed));
     for f in &files {
-        let name = match &f.old_path {
-            Some(old) => format!("{old} → {}", f.path),
-            None => f.path.clone(),
-        };
-        println!(
-            "  {:<7} {name}  {} {}",
-            f.kind,
-            style(format!("+{}", f.lines_added)).green(),
-            style(format!("-{}", f.lines_removed)).red()
-        );
+        println!("{}", file_line(f));
     }
     println!("  {} file(s), +{added} -{removed}\n", files.len());
     print!("{}", colorize(&diff));
     Ok(EXIT_OK)
+}
+
+/// One changed file in one line: what happened to it, its path (a rename's
+/// both), lines added and removed.
+pub fn file_line(f: &graft_ledger::FileChange) -> String {
+    let name = match &f.old_path {
+        Some(old) => format!("{old} → {}", f.path),
+        None => f.path.clone(),
+    };
+    format!(
+        "  {:<7} {name}  {} {}",
+        f.kind,
+        style(format!("+{}", f.lines_added)).green(),
+        style(format!("-{}", f.lines_removed)).red()
+    )
 }
 
 /// Color a unified diff when stdout is a terminal.

@@ -7,6 +7,7 @@ pub mod diff;
 pub mod init;
 pub mod ledger;
 pub mod logs;
+pub mod manual;
 pub mod mcp;
 pub mod provider;
 pub mod queue;
@@ -14,6 +15,7 @@ pub mod remote;
 pub mod rollback;
 pub mod run;
 pub mod scan;
+pub mod show;
 pub mod status;
 pub mod upgrade;
 

@@ -1,4 +1,4 @@
-//! `--url`: upgrade, rollback, cancel and status against a `graft run`
+//! `--url`: upgrade, rollback, cancel, status and show against a `graft run`
 //! reached through its HTTP API, every changing request signed with the
 //! shared secret.
 //!
@@ -145,6 +145,27 @@ pub fn rollback(
             EXIT_INTERNAL,
             "daemon",
             "graft run ended the answer without a report",
+        )
+    })
+}
+
+/// `graft show ID` through the API: the record `GET /v1/upgrades/{id}`
+/// answers.
+pub fn show(
+    http: &HttpClient,
+    id: &graft_ledger::UpgradeId,
+) -> Result<graft_ledger::UpgradeRecord, CliError> {
+    let v = http
+        .json("GET", &format!("/v1/upgrades/{id}"), None)
+        .map_err(cli_error)?;
+    serde_json::from_value(v).map_err(|e| {
+        CliError::new(
+            EXIT_INTERNAL,
+            "daemon",
+            format!(
+                "the upgrade graft run at {} sent is not one this graft reads ({e}); are both the same version?",
+                http.base()
+            ),
         )
     })
 }

@@ -3,13 +3,13 @@
 use std::io::Read as _;
 
 use console::style;
-use graft_ledger::{GateStatus, RequestKind, UpgradeState};
+use graft_ledger::{RequestKind, UpgradeState};
 use graft_orchestrate::{Orchestrator, Submission};
 use graft_pipeline::UpgradeReport;
 
 use super::{Ctx, provider};
 use crate::cli::UpgradeArgs;
-use crate::output::{self, CliError, EXIT_OK, Progress, print_json, seconds, short};
+use crate::output::{self, CliError, EXIT_OK, Progress, print_json, short};
 
 pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> Result<i32, CliError> {
     let (kind, input) = match (&args.patch, &args.edits) {
@@ -30,6 +30,16 @@ pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> Result<i32, CliError> {
     if let Some(http) = ctx.http()? {
         let request = http_request(args, kind, input)?;
         return super::remote::upgrade(ctx, &http, request);
+    }
+    if args.suggestion.is_some() && graft_pipeline::workspace::find_root(&ctx.repo).is_err() {
+        return Err(CliError::new(
+            output::EXIT_PRECONDITION,
+            "environment",
+            format!(
+                "{} is not in a git repository, and acting on a suggestion needs one: Graft lands every change as a commit. `git init` and a first commit here (then scan again), or run it in the repo the scan was of (`graft -C REPO upgrade --suggestion ID`)",
+                ctx.repo.display()
+            ),
+        ));
     }
     if let Some(daemon) = ctx.daemon() {
         return remote(ctx, &daemon, args, kind, input);
@@ -193,12 +203,43 @@ fn http_request(
     Ok(v)
 }
 
-/// Who asked, for the ledger: `cli:<user>`.
+/// Who asked, for the ledger and the commit's `Requested-By` trailer:
+/// `cli:USER@HOST`. The user is the account graft runs as (its name in the
+/// user database), else `$USER` or `$LOGNAME`, else `uid<N>`: never
+/// `unknown`, even where no login shell set the environment.
 pub fn requested_by() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    format!("cli:{user}")
+    let uid = nix::unistd::getuid();
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let user = nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .filter(|n| !n.is_empty())
+        .or_else(|| env("USER"))
+        .or_else(|| env("LOGNAME"))
+        .unwrap_or_else(|| format!("uid{uid}"));
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default();
+    cli_requester(&user, &host)
+}
+
+/// `cli:USER@HOST` within the 64 characters a requester may have (the
+/// HTTP API refuses longer ones): a long host name is cut to its first
+/// label, then the whole to 64.
+fn cli_requester(user: &str, host: &str) -> String {
+    const MAX: usize = 64;
+    let host = host.trim();
+    let who = |host: &str| match host {
+        "" => format!("cli:{user}"),
+        h => format!("cli:{user}@{h}"),
+    };
+    let mut s = who(host);
+    if s.chars().count() > MAX {
+        s = who(host.split('.').next().unwrap_or(host));
+    }
+    s.chars().take(MAX).collect()
 }
 
 /// Read FILE, or standard input for `-`. Returns (name, bytes).
@@ -264,54 +305,44 @@ pub fn print_report(r: &UpgradeReport) {
             if let Some(b) = &r.branch {
                 println!("the staged change is kept on branch {b} (`graft diff {id}`)");
             }
+            println!(
+                "{} `graft show {id}` prints the whole upgrade, every gate's output included",
+                style("more:").dim()
+            );
         }
     }
 }
 
+/// One line per gate. A failed gate's output is said once: a required
+/// gate's in the failure message, an advisory one's in the progress lines
+/// as it ran; `graft show ID` has all of it.
 fn print_gates(r: &UpgradeReport) {
     for g in &r.gates {
-        let mark = match g.status {
-            GateStatus::Passed => style("✓").green(),
-            _ if !g.required => style("!").yellow(),
-            _ => style("✗").red(),
-        };
-        let mut line = format!(
-            "  {mark} gate {:<10} {:<9} {}",
-            g.name,
-            g.status,
-            seconds(g.duration_ms)
-        );
-        if let Some(f) = g.figure {
-            line.push_str(&format!("  figure {f}"));
-            if let Some(b) = g.baseline {
-                line.push_str(&format!(" (live {b})"));
-            }
-        }
-        println!("{line}");
-        if g.status != GateStatus::Passed {
-            for l in g
-                .output_tail
-                .lines()
-                .rev()
-                .take(12)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-            {
-                println!("      {}", style(l).dim());
-            }
-        }
+        println!("{}", output::gate_line(g));
     }
 }
 
 fn print_files(r: &UpgradeReport) {
     for f in &r.files {
-        println!(
-            "  {:<7} {}  {} {}",
-            f.kind,
-            f.path,
-            style(format!("+{}", f.lines_added)).green(),
-            style(format!("-{}", f.lines_removed)).red()
+        println!("{}", super::diff::file_line(f));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_requester_names_user_and_host_within_64_characters() {
+        assert_eq!(cli_requester("ada", "build-host"), "cli:ada@build-host");
+        assert_eq!(cli_requester("ada", ""), "cli:ada");
+        let long = format!("ci-runner-{}.example.internal", "x".repeat(40));
+        assert_eq!(
+            cli_requester("ada", &long),
+            format!("cli:ada@ci-runner-{}", "x".repeat(40))
         );
+        assert_eq!(cli_requester(&"u".repeat(80), "h").chars().count(), 64);
+        let me = requested_by();
+        assert!(me.starts_with("cli:") && !me.contains("unknown"), "{me}");
     }
 }

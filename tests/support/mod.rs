@@ -394,6 +394,34 @@ impl Run {
     }
 }
 
+/// A file system mounted for a test (a small tmpfs, a read-only bind),
+/// unmounted when dropped. Mounting needs root, as CI has.
+pub struct Mount(pub PathBuf);
+
+impl Mount {
+    /// `from`'s files at `at` (which must exist), read-only.
+    pub fn read_only(from: &Path, at: &Path) -> Mount {
+        let mount = |args: &[&std::ffi::OsStr]| {
+            let out = Command::new("mount").args(args).output().expect("run mount");
+            assert!(
+                out.status.success(),
+                "this test mounts a read-only folder for real, which needs root: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        mount(&["--bind".as_ref(), from.as_os_str(), at.as_os_str()]);
+        let m = Mount(at.to_path_buf());
+        mount(&["-o".as_ref(), "remount,ro,bind".as_ref(), at.as_os_str()]);
+        m
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
 /// A patch changing `greet` in APP_PY to return `new_body`.
 pub fn greet_patch(new_body: &str) -> String {
     format!(

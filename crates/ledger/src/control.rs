@@ -484,6 +484,7 @@ mod tests {
                 figure: None,
                 baseline: None,
                 started_at: now(),
+                first_error: None,
             })
             .unwrap();
         }

@@ -38,7 +38,7 @@ pub struct GenerationRound {
 }
 
 /// What one upgrade's generation cost.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpgradeUsage {
     pub id: String,
     pub title: String,

@@ -32,6 +32,7 @@ mod control;
 mod generation;
 mod model;
 mod orchestration;
+mod record;
 mod schema;
 mod series;
 mod stats;
@@ -46,6 +47,7 @@ pub use control::{GateDurations, OutboxCounts, OutboxRow, Window, WindowUsage};
 pub use generation::{GenerationRound, UpgradeUsage, UsageTotals};
 pub use model::*;
 pub use orchestration::{FileMetrics, LearningRow, MetricsDelta, StoredRequest};
+pub use record::{ASKED_MAX, Approval, UpgradeRecord};
 pub use series::{CostPoint, DayOutcomes, GatePoint, GateSeries, KindOutcomes, RollbackPoint, Series};
 pub use stats::{CauseCount, KindStats, LedgerStats};
 pub use supervisor::{AgentTask, BadHistory, HistoryEntry, InstanceRow, LiveRow, NewHistory, ReleaseRow};
@@ -489,8 +491,8 @@ impl Ledger {
     pub fn record_gate_run(&self, g: &GateRun) -> Result<()> {
         self.conn
             .execute(
-                "INSERT INTO gate_runs (upgrade_id, round, name, kind, required, status, exit_code, duration_ms, output_tail, figure, baseline, started_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                "INSERT INTO gate_runs (upgrade_id, round, name, kind, required, status, exit_code, duration_ms, output_tail, figure, baseline, started_at, first_error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 params![
                     g.upgrade_id,
                     g.round,
@@ -503,7 +505,8 @@ impl Ledger {
                     g.output_tail,
                     g.figure,
                     g.baseline,
-                    g.started_at
+                    g.started_at,
+                    g.first_error
                 ],
             )
             .map_err(|e| self.err(e))?;
@@ -514,7 +517,7 @@ impl Ledger {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT upgrade_id, round, name, kind, required, status, exit_code, duration_ms, output_tail, figure, baseline, started_at
+                "SELECT upgrade_id, round, name, kind, required, status, exit_code, duration_ms, output_tail, figure, baseline, started_at, first_error
                  FROM gate_runs WHERE upgrade_id = ?1 ORDER BY id",
             )
             .map_err(|e| self.err(e))?;
@@ -532,6 +535,7 @@ impl Ledger {
                 figure: r.get(9)?,
                 baseline: r.get(10)?,
                 started_at: r.get(11)?,
+                first_error: r.get(12)?,
             })
         })
         .and_then(|rows| rows.collect())

@@ -172,7 +172,7 @@ string_enum! {
 }
 
 /// One upgrade, as the ledger holds it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Upgrade {
     pub id: UpgradeId,
     pub kind: RequestKind,
@@ -246,7 +246,7 @@ pub struct UpgradeUpdate {
 }
 
 /// A journal row.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepRow {
     pub id: i64,
     pub upgrade_id: String,
@@ -272,6 +272,11 @@ pub struct GateRun {
     pub figure: Option<f64>,
     pub baseline: Option<f64>,
     pub started_at: String,
+    /// The first line of the output that reads as an error (rustc's
+    /// `error[...]`, pytest's first `E`, node's first `not ok`, ...),
+    /// caught while the output streamed: the tail may have lost it.
+    #[serde(default)]
+    pub first_error: Option<String>,
 }
 
 /// One file an upgrade changed.
@@ -296,7 +301,7 @@ pub struct DataBackup {
 }
 
 /// A rollback, by hand or automatic.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rollback {
     pub upgrade_id: String,
     pub at: String,

@@ -375,4 +375,8 @@ DROP TABLE suggestions;
 ALTER TABLE suggestions_8 RENAME TO suggestions;
 CREATE INDEX suggestions_scan ON suggestions(scan_id);
 "#,
+    // 9: a gate's first error line, kept even when its tail lost it.
+    r#"
+ALTER TABLE gate_runs ADD COLUMN first_error TEXT;
+"#,
 ];

@@ -208,9 +208,17 @@ fn gate_runs_backups_rollbacks_and_baselines_round_trip() {
         figure: None,
         baseline: None,
         started_at: now(),
+        first_error: Some("E   assert 1 == 2".into()),
     })
     .unwrap();
-    assert_eq!(l.gate_runs(id.as_str()).unwrap()[0].status, GateStatus::Failed);
+    let runs = l.gate_runs(id.as_str()).unwrap();
+    assert_eq!(runs[0].status, GateStatus::Failed);
+    assert_eq!(runs[0].first_error.as_deref(), Some("E   assert 1 == 2"));
+    // The whole upgrade reads back as one record, and an unknown id as none.
+    let record = l.upgrade_record(id.as_str()).unwrap().unwrap();
+    assert_eq!(record.upgrade.id, id);
+    assert_eq!(record.gates.len(), 1);
+    assert!(l.upgrade_record("upg_20000101_000000_abcdef").unwrap().is_none());
     l.record_data_backups(
         &id,
         &[DataBackup {

@@ -786,15 +786,8 @@ fn default_title(s: &Submission, ledger: &graft_ledger::Ledger) -> String {
             .map(|s| s.title)
             .unwrap_or_else(|| "Suggestion".into()),
         RequestKind::Autofix => "Autofix".into(),
-        RequestKind::Patch => {
-            let text = String::from_utf8_lossy(&s.body[..s.body.len().min(64 * 1024)]);
-            text.lines()
-                .find_map(|l| l.strip_prefix("Subject: "))
-                .map(|x| x.trim_start_matches("[PATCH]").trim().chars().take(120).collect())
-                .filter(|t: &String| !t.is_empty())
-                .unwrap_or_else(|| format!("Apply patch {}", s.name))
-        }
-        RequestKind::Edits => format!("Apply edits {}", s.name),
+        RequestKind::Patch => graft_pipeline::upgrade::patch_title(&s.name, &s.body),
+        RequestKind::Edits => graft_pipeline::upgrade::edits_title(&s.name),
     }
 }
 

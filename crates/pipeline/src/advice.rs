@@ -39,7 +39,7 @@ pub fn recommendation(reason: &str) -> String {
             "changes arrive with syntax errors: check how they are produced (an LLM reply cut short, a patch edited by hand)".into()
         }
         "gate_failed" => format!(
-            "gate `{tail}` rejects changes most often: run it locally before submitting, and read the output tail of the last failure (`graft status`)"
+            "gate `{tail}` rejects changes most often: run it locally before submitting, and read its whole output in the last failure (`graft show ID`)"
         ),
         "gate_modified_tree" => format!(
             "gate `{tail}` edits the tree it checks: make it read-only (a `--check` flag) so what lands is what passed"

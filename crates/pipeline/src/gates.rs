@@ -68,6 +68,7 @@ pub fn parse_gate(upgrade_id: &str, round: i64, files: &[ResolvedFile]) -> GateR
         figure: None,
         baseline: None,
         started_at,
+        first_error: errors.first().cloned(),
     }
 }
 
@@ -102,6 +103,7 @@ pub fn run_command_gate(gate: &GateConfig, env: &GateEnv<'_>) -> GateRun {
     };
     let figure_re = gate.pattern.as_deref().and_then(|p| regex::Regex::new(p).ok());
     let mut figure: Option<f64> = None;
+    let mut first_error = FirstError::default();
     let mut check_cancel_at = Instant::now();
     let result = process::run(
         &spec,
@@ -124,6 +126,7 @@ pub fn run_command_gate(gate: &GateConfig, env: &GateEnv<'_>) -> GateRun {
             {
                 figure = Some(v);
             }
+            first_error.see(line);
             env.journal.emit(Event::GateOutput {
                 id: id.clone(),
                 gate: name.clone(),
@@ -164,6 +167,7 @@ pub fn run_command_gate(gate: &GateConfig, env: &GateEnv<'_>) -> GateRun {
         figure: None,
         baseline: None,
         started_at,
+        first_error: first_error.into_line(),
     };
     match result {
         Err(e) => {
@@ -268,9 +272,75 @@ fn extract_figure(line: &str, pattern: Option<&regex::Regex>) -> Option<f64> {
     re.find_iter(line).last()?.as_str().parse().ok()
 }
 
-/// The first lines of a failed gate's output that explain it, for the
-/// upgrade's error message (the whole tail is in the ledger).
+/// The first line of a command's output that reads as an error, caught as
+/// the output streams (the bounded tail may lose it): the first line with
+/// a test runner's or compiler's own mark, else the first that merely
+/// says an error happened.
+#[derive(Default)]
+struct FirstError {
+    marked: Option<String>,
+    mentioned: Option<String>,
+}
+
+/// Longest first-error line kept.
+const FIRST_ERROR_CHARS: usize = 300;
+
+impl FirstError {
+    fn see(&mut self, line: &str) {
+        if self.marked.is_some() {
+            return;
+        }
+        let keep = || line.trim().chars().take(FIRST_ERROR_CHARS).collect::<String>();
+        if has_error_mark(line) {
+            self.marked = Some(keep());
+        } else if self.mentioned.is_none() && mentions_error(line) {
+            self.mentioned = Some(keep());
+        }
+    }
+
+    fn into_line(self) -> Option<String> {
+        self.marked.or(self.mentioned)
+    }
+}
+
+/// A line a compiler or test runner marks as an error: rustc's `error[E…]`
+/// and `error:`, a Rust test's `panicked at`, pytest's `E ` lines and its
+/// `FAILED`/`ERROR` summary, unittest's `FAIL:`/`ERROR:`, TAP's `not ok`
+/// (node's test runner), node's `✖`, go test's `--- FAIL:`.
+fn has_error_mark(line: &str) -> bool {
+    let t = line.trim_start();
+    t.starts_with("error[")
+        || t.starts_with("error:")
+        || (t.starts_with("thread '") && t.contains("' panicked at"))
+        || line.starts_with("E ")
+        || ["FAILED ", "ERROR ", "FAIL: ", "ERROR: "]
+            .iter()
+            .any(|p| line.starts_with(p))
+        || t.starts_with("not ok ")
+        || t.starts_with("✖ ")
+        || t.starts_with("--- FAIL:")
+}
+
+/// A line that says an error or a failure happened, in any words
+/// (`Error: ...`, `build failed`, `FATAL`), but not that none did
+/// (`0 failed`, `no errors`).
+fn mentions_error(line: &str) -> bool {
+    static WORD: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = WORD.get_or_init(|| {
+        regex::Regex::new(r"(?i)\b(errors?|fail(ed|ure|ures)?|panic(ked)?|fatal|exception)\b")
+            .expect("valid regex")
+    });
+    re.find_iter(line).any(|m| {
+        let before = line[..m.start()].trim_end().to_ascii_lowercase();
+        !(before.ends_with(" 0") || before == "0" || before.ends_with(" no") || before == "no")
+    })
+}
+
+/// What a failed gate's output says, for the upgrade's error message: it
+/// leads with the first error line, then the last lines of the output (the
+/// whole stored output is `graft show ID`).
 pub fn summary(run: &GateRun) -> String {
+    const LAST: usize = 8;
     let what = match run.status {
         GateStatus::TimedOut => "timed out".to_string(),
         GateStatus::Error => "could not run".to_string(),
@@ -280,8 +350,26 @@ pub fn summary(run: &GateRun) -> String {
         },
     };
     let lines: Vec<&str> = run.output_tail.lines().filter(|l| !l.trim().is_empty()).collect();
-    let last: Vec<&str> = lines.iter().rev().take(8).rev().copied().collect();
-    format!("gate `{}` {what}:\n  {}", run.name, last.join("\n  "))
+    let last = &lines[lines.len().saturating_sub(LAST)..];
+    let first = run.first_error.as_deref();
+    // Where the first error is among the last lines, they go on from it.
+    let (head, rest): (String, Vec<&str>) = match first {
+        Some(e) => match last.iter().position(|l| l.trim() == e) {
+            Some(i) => (format!(": {e}"), last[i + 1..].to_vec()),
+            None => (
+                format!(": {e}"),
+                std::iter::once("…").chain(last.iter().copied()).collect(),
+            ),
+        },
+        None if last.is_empty() => (", with no output".to_string(), Vec::new()),
+        None => (":".to_string(), last.to_vec()),
+    };
+    let mut s = format!("gate `{}` {what}{head}", run.name);
+    for l in rest {
+        s.push_str("\n  ");
+        s.push_str(l);
+    }
+    s
 }
 
 #[cfg(test)]
@@ -298,5 +386,89 @@ mod tests {
         assert_eq!(extract_figure("nothing here", Some(&re)), None);
         assert_eq!(extract_figure("took 12 ms over 3 runs", None), Some(3.0));
         assert_eq!(extract_figure("time: 1.5e3", None), Some(1500.0));
+    }
+
+    fn first_error(output: &str) -> Option<String> {
+        let mut f = FirstError::default();
+        output.lines().for_each(|l| f.see(l));
+        f.into_line()
+    }
+
+    #[test]
+    fn the_first_error_line_is_found_in_each_tool_s_output() {
+        let rustc = "   Compiling app v0.1.0\nwarning: unused variable: `x`\nerror[E0308]: mismatched types\n --> src/lib.rs:3:5\nerror: could not compile `app`\n";
+        assert_eq!(
+            first_error(rustc).as_deref(),
+            Some("error[E0308]: mismatched types")
+        );
+        let cargo_test = "test result: ok. 5 passed; 0 failed\ntest tests::adds ... FAILED\nthread 'tests::adds' panicked at src/lib.rs:9:9:\n";
+        assert_eq!(
+            first_error(cargo_test).as_deref(),
+            Some("thread 'tests::adds' panicked at src/lib.rs:9:9:")
+        );
+        let pytest = "collected 2 items\n\ntest_app.py F.\n    def test_add():\n>       assert add(2, 3) == 5\nE       assert -1 == 5\nE        +  where -1 = add(2, 3)\nFAILED test_app.py::test_add - assert -1 == 5\n";
+        assert_eq!(first_error(pytest).as_deref(), Some("E       assert -1 == 5"));
+        let unittest = "F\n======\nFAIL: test_add (test_app.AppTest.test_add)\nAssertionError: -1 != 5\nFAILED (failures=1)\n";
+        assert_eq!(
+            first_error(unittest).as_deref(),
+            Some("FAIL: test_add (test_app.AppTest.test_add)")
+        );
+        let node = "TAP version 13\n# Subtest: adds\nok 1 - adds\n# Subtest: greets\n    not ok 1 - says hello\nnot ok 2 - greets\n";
+        assert_eq!(first_error(node).as_deref(), Some("not ok 1 - says hello"));
+        let go = "=== RUN   TestAdd\n--- FAIL: TestAdd (0.00s)\nFAIL\n";
+        assert_eq!(first_error(go).as_deref(), Some("--- FAIL: TestAdd (0.00s)"));
+        // No mark: the first line that says something failed, not one
+        // that says nothing did.
+        let plain =
+            "checked 3 files, 0 errors\nno errors in config\nlint: Error: `x` is never read\nbuild failed\n";
+        assert_eq!(
+            first_error(plain).as_deref(),
+            Some("lint: Error: `x` is never read")
+        );
+        assert_eq!(first_error("all good\n"), None);
+    }
+
+    fn failed_run(output_tail: &str, first_error: Option<&str>) -> GateRun {
+        GateRun {
+            upgrade_id: "upg".into(),
+            round: 1,
+            name: "test".into(),
+            kind: "test".into(),
+            required: true,
+            status: GateStatus::Failed,
+            exit_code: Some(1),
+            duration_ms: 5,
+            output_tail: output_tail.into(),
+            figure: None,
+            baseline: None,
+            started_at: String::new(),
+            first_error: first_error.map(String::from),
+        }
+    }
+
+    #[test]
+    fn a_summary_leads_with_the_first_error_then_the_last_lines() {
+        // The first error fell out of the tail: it leads, then the end.
+        let tail = "[… 300 earlier lines not kept]\nnoise 1\nnoise 2\nFAILED (failures=1)\n";
+        assert_eq!(
+            summary(&failed_run(tail, Some("FAIL: test_add (t.T.test_add)"))),
+            "gate `test` failed (exit 1): FAIL: test_add (t.T.test_add)\n  …\n  [… 300 earlier lines not kept]\n  noise 1\n  noise 2\n  FAILED (failures=1)"
+        );
+        // Among the last lines: it leads, and the lines after it follow once.
+        assert_eq!(
+            summary(&failed_run(
+                "running\nerror[E0308]: mismatched types\n --> a.rs:1:1\n",
+                Some("error[E0308]: mismatched types")
+            )),
+            "gate `test` failed (exit 1): error[E0308]: mismatched types\n   --> a.rs:1:1"
+        );
+        assert_eq!(
+            summary(&failed_run("a\nb\n", None)),
+            "gate `test` failed (exit 1):\n  a\n  b"
+        );
+        assert_eq!(
+            summary(&failed_run("", None)),
+            "gate `test` failed (exit 1), with no output"
+        );
     }
 }

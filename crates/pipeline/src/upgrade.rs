@@ -686,21 +686,33 @@ pub(crate) fn file_changes(git: &Git, base: &str, staged: &str) -> Result<Vec<Fi
 
 fn default_title(req: &UpgradeRequest<'_>) -> String {
     match &req.source {
-        ChangeSource::Patch { name, bytes } => {
-            let text = String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]);
-            // A format-patch mail carries its own title.
-            if let Some(subject) = text.lines().find_map(|l| l.strip_prefix("Subject: ")) {
-                let s = subject.trim_start_matches("[PATCH]").trim();
-                if !s.is_empty() {
-                    return s.chars().take(120).collect();
-                }
-            }
-            format!("Apply patch {name}")
-        }
-        ChangeSource::Edits { name, .. } => format!("Apply edits {name}"),
+        ChangeSource::Patch { name, bytes } => patch_title(name, bytes),
+        ChangeSource::Edits { name, .. } => edits_title(name),
         ChangeSource::Change(c) => format!("Apply {} edit(s)", c.edits.len()),
         ChangeSource::Generator(g) => g.title(),
     }
+}
+
+/// The title of a patch upgrade given none: a format-patch mail's subject,
+/// else `Apply patch NAME` with the patch file's name (never the absolute
+/// path it was read from, which says nothing in `git log`).
+pub fn patch_title(name: &str, bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]);
+    text.lines()
+        .find_map(|l| l.strip_prefix("Subject: "))
+        .map(|s| s.trim_start_matches("[PATCH]").trim().chars().take(120).collect())
+        .filter(|t: &String| !t.is_empty())
+        .unwrap_or_else(|| format!("Apply patch {}", file_name(name)))
+}
+
+/// The title of an edits upgrade given none: `Apply edits NAME`.
+pub fn edits_title(name: &str) -> String {
+    format!("Apply edits {}", file_name(name))
+}
+
+/// The last component of a path as given (`<stdin>` stays itself).
+fn file_name(name: &str) -> &str {
+    name.rsplit('/').find(|part| !part.is_empty()).unwrap_or(name)
 }
 
 /// The request as recorded: the patch text itself when it is text of a

@@ -77,8 +77,12 @@ pub enum ScanError {
 pub struct ScanOptions<'a> {
     /// Limit the scan to this file or folder (absolute, or relative to the root).
     pub scope: Option<&'a Path>,
-    /// Read and write the per-file cache under `<root>/.graft/`.
+    /// Read and write the per-file cache (in `scan-cache/` under
+    /// `graft_dir`).
     pub cache: bool,
+    /// The folder that holds the cache: `<root>/.graft` when None; a
+    /// user cache folder for a root that cannot be written.
+    pub graft_dir: Option<&'a Path>,
     pub progress: &'a (dyn Fn(ScanProgress) + Sync),
 }
 
@@ -95,6 +99,7 @@ pub fn scan(
         &ScanOptions {
             scope,
             cache: true,
+            graft_dir: None,
             progress,
         },
     )
@@ -159,7 +164,9 @@ pub fn scan_with(root: &Path, config: &ScanConfig, opts: &ScanOptions<'_>) -> Re
     let exclude = walk::excludes(&config.exclude.0).map_err(ScanError::Exclude)?;
 
     (opts.progress)(ScanProgress::Discovering);
-    let graft_dir = root.join(".graft");
+    let graft_dir = opts
+        .graft_dir
+        .map_or_else(|| root.join(".graft"), Path::to_path_buf);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()

@@ -311,43 +311,15 @@ pub async fn list(State(api): State<Arc<Api>>, query: QueryOf<ListQuery>) -> Res
     Ok(Json(json!({ "upgrades": out })).into_response())
 }
 
-/// `GET /v1/upgrades/{id}`: the upgrade and everything recorded about it.
+/// `GET /v1/upgrades/{id}`: the upgrade and everything recorded about it
+/// (what `graft show ID --json` prints too).
 pub async fn get(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let key = id.to_string();
-    let found = api
-        .ledger(move |l| {
-            let Some(u) = l.upgrade(&key)? else {
-                return Ok(None);
-            };
-            Ok(Some(json!({
-                "upgrade": u,
-                "gates": l.gate_runs(&key)?,
-                "files": l.file_changes(&key)?,
-                "rounds": l.rounds(&key)?,
-                "usage": l.usage(&key)?,
-                "rollbacks": l.rollbacks(Some(&key))?,
-                "approvals": l.approvals(&key)?.into_iter().map(|(at, by)| json!({ "at": at, "approved_by": by })).collect::<Vec<_>>(),
-                "steps": l.steps(&key)?,
-                "asked": asked(l, &key)?,
-            })))
-        })
-        .await?;
+    let found = api.ledger(move |l| Ok(l.upgrade_record(&key)?)).await?;
     found
         .map(|v| Json(v).into_response())
         .ok_or_else(|| not_found(&id))
-}
-
-/// What was asked, as text (the dashboard shows it), cut at 64 KiB.
-fn asked(l: &graft_ledger::Ledger, id: &str) -> Result<Option<String>, ApiError> {
-    const MAX: usize = 64 * 1024;
-    Ok(l.request(id)?.filter(|r| !r.body.is_empty()).map(|r| {
-        let text = String::from_utf8_lossy(&r.body);
-        match text.char_indices().nth(MAX) {
-            Some((cut, _)) => format!("{}…", &text[..cut]),
-            None => text.into_owned(),
-        }
-    }))
 }
 
 fn not_found(id: &UpgradeId) -> ApiError {
