@@ -4,7 +4,9 @@
 //! watch it go live, read its diff, roll it back and find the rollback in
 //! the ledger's chart, approve an upgrade held for approval with the
 //! keyboard, scan and queue a finding; no console error on any page;
-//! screenshots of every page at desktop and phone width. And, without a
+//! every page's layout measured at 1280 and 390 px (nothing wider than
+//! the screen, every action button shown whole), with screenshots of
+//! each. And, without a
 //! browser, the reads and the sign-in the dashboard adds to the API, with
 //! their refusals.
 
@@ -218,13 +220,45 @@ fn a_browser_signs_in_upgrades_rolls_back_and_approves_on_the_dashboard() {
     assert_eq!(r["agent_task"], "answer greetings with the version");
     assert_eq!(r["console_errors"], json!([]));
     assert_eq!(r["phone_login_link"], true);
-    for page in ["live", "queue", "upgrade", "ledger", "scan", "agent"] {
-        for width in ["desktop", "phone"] {
+    // Every page at 1280 and 390 px: nothing wider than the screen, and
+    // the action buttons each must show, shown whole (drive.py's LAYOUT
+    // says what is measured).
+    let must_show: &[(&str, &[&str])] = &[
+        ("live", &["preview-button", "execute"]),
+        ("queue", &["approve", "reject", "cancel", "rollback"]),
+        ("upgrade", &["unified", "split"]),
+        ("upgrade-waiting", &["approve", "reject", "cancel"]),
+        ("upgrade-promoted", &["rollback"]),
+        ("ledger", &[]),
+        ("scan", &["start-scan"]),
+        ("agent", &[]),
+    ];
+    let mut wrong = Vec::new();
+    for width in ["desktop", "phone"] {
+        for (page, buttons) in must_show {
+            let measured = &r["layout"][width][page];
+            for problem in measured["problems"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no layout of {page} at {width}: {r}"))
+            {
+                wrong.push(format!("{page} ({width}): {}", problem.as_str().unwrap()));
+            }
+            let shown: Vec<&str> = measured["buttons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b.as_str().unwrap())
+                .collect();
+            for b in buttons.iter().chain(&["sign-out"]) {
+                if !shown.contains(b) {
+                    wrong.push(format!("{page} ({width}): no `{b}` button among {shown:?}"));
+                }
+            }
             let f = shots.join(format!("{page}-{width}.png"));
-            let len = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
-            assert!(len > 5_000, "screenshot {} missing or empty", f.display());
+            assert!(f.is_file(), "screenshot {} missing", f.display());
         }
     }
+    assert!(wrong.is_empty(), "the dashboard's layout:\n{}", wrong.join("\n"));
 
     // What the browser did is what the ledger and the target say.
     let u = api.get(&format!("/v1/upgrades/{id}")).json();

@@ -5,6 +5,12 @@ Called by tests/dashboard.rs, which started the daemon, queued an upgrade
 that waits for approval, and scripted the LLM stand-in's replies. Every
 console error and uncaught page error is collected; the only one allowed
 is the browser's report of the 401 the wrong secret earns.
+
+Every page is measured at 1280 and 390 px wide (`LAYOUT`): the document
+no wider than the viewport, no element past its edges unless a scroll
+container of its own holds it, and every action button shown, inside
+the viewport's width, unclipped, of non-zero size and the element a tap
+on its middle reaches. Screenshots of each land in --shots.
 """
 
 import argparse
@@ -15,6 +21,94 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 LONG = 120_000  # ms: an upgrade builds and deploys a release
+
+# The page's layout, measured in the page: what is wrong with it (a list
+# of sentences) and the action buttons it shows (by label).
+LAYOUT = """(width) => {
+  const vw = Math.min(window.innerWidth, document.documentElement.clientWidth, width);
+  const problems = [];
+  const name = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "")
+    + (typeof el.className === "string" && el.className.trim() ? "." + el.className.trim().split(/\\s+/).join(".") : "")
+    + (el.dataset && el.dataset.action ? `[data-action=${el.dataset.action}]` : "");
+  const path = (el) => {
+    const p = [];
+    for (let e = el; e && e !== document.body; e = e.parentElement) p.unshift(name(e));
+    return p.join(" > ");
+  };
+  const px = (n) => Math.round(n) + "px";
+  // Held by a scroll container of its own: an ancestor that clips what
+  // overflows it (scrolls, or hides) and is itself inside the viewport.
+  const held = (el) => {
+    for (let e = el.parentElement; e && e !== document.documentElement; e = e.parentElement) {
+      if (getComputedStyle(e).overflowX === "visible") continue;
+      const cr = e.getBoundingClientRect();
+      if (cr.left >= -1 && cr.right <= vw + 1) return true;
+    }
+    return false;
+  };
+  window.scrollTo(0, window.scrollY);
+  const doc = document.documentElement;
+  if (doc.scrollWidth > vw) problems.push(`the page is ${px(doc.scrollWidth)} wide in a ${px(vw)} viewport`);
+  const wide = [];
+  for (const el of document.body.querySelectorAll("*")) {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 && r.height === 0) continue;
+    if (r.left >= -1 && r.right <= vw + 1) continue;
+    if (held(el)) continue;
+    wide.push(el);
+  }
+  const said = new Set();
+  for (const el of wide) {
+    if (wide.includes(el.parentElement)) continue;
+    const r = el.getBoundingClientRect();
+    said.add(`${path(el)} reaches ${px(r.left)} to ${px(r.right)} of a ${px(vw)} viewport`);
+  }
+  problems.push(...said);
+  const buttons = [];
+  const candidates = document.querySelectorAll("#view button, #view a.button, header.top button");
+  for (const b of candidates) {
+    if (b.closest("[hidden]")) continue; // hidden by the page on purpose (sign-out before sign-in)
+    const label = (b.dataset.action || b.dataset.mode || b.id || b.textContent.trim());
+    buttons.push(label);
+    const what = `the button "${b.textContent.trim()}" (${path(b)})`;
+    if (!b.checkVisibility({ checkOpacityProperty: true, checkVisibilityCSS: true })) {
+      problems.push(`${what} is not shown`);
+      continue;
+    }
+    b.scrollIntoView({ block: "center", inline: "center" });
+    const r = b.getBoundingClientRect();
+    if (r.width < 1 || r.height < 1) {
+      problems.push(`${what} is ${px(r.width)} x ${px(r.height)}`);
+      continue;
+    }
+    if (r.left < -1 || r.right > vw + 1) {
+      problems.push(`${what} spans ${px(r.left)} to ${px(r.right)} of a ${px(vw)} viewport`);
+      continue;
+    }
+    let clipped = false;
+    for (let e = b.parentElement; e && e !== document.documentElement; e = e.parentElement) {
+      const st = getComputedStyle(e);
+      if (st.overflowX === "visible" && st.overflowY === "visible") continue;
+      const cr = e.getBoundingClientRect();
+      if (r.left < cr.left - 1 || r.right > cr.right + 1 || r.top < cr.top - 1 || r.bottom > cr.bottom + 1) {
+        problems.push(`${what} is clipped by ${path(e)}`);
+        clipped = true;
+        break;
+      }
+    }
+    if (clipped) continue;
+    const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+    if (hit && !b.contains(hit) && !hit.closest("#toast")) {
+      problems.push(`${what} is covered by ${path(hit)}`);
+    }
+  }
+  window.scrollTo(0, 0);
+  return { problems, buttons };
+}"""
+
+
+def layout(page, width):
+    return page.evaluate(LAYOUT, width)
 
 
 def main() -> int:
@@ -187,6 +281,50 @@ def steps(p, a, shots, out, phase, watch, ready, nav):
         nav(page, "agent")
         out["agent_task"] = page.text_content("#agent-task pre.task")
         page.screenshot(path=str(shots / "agent-desktop.png"), full_page=True)
+
+        # Each page's layout at both widths, with the buttons an upgrade
+        # in each state has: the suggestion queued from the scan waits
+        # for approval (approve, reject, cancel), the approved one is
+        # promoted (roll back), the executed one rolled back (its diff).
+        waiting = out["queued_suggestion"][1]
+        nav(page, "queue")
+        page.wait_for_selector(f"tr[data-id='{waiting}'] button[data-action=approve]", timeout=LONG)
+        pages = [
+            ("live", "#/live"),
+            ("queue", "#/queue"),
+            ("upgrade", f"#/upgrade/{executed}"),
+            ("upgrade-waiting", f"#/upgrade/{waiting}"),
+            ("upgrade-promoted", f"#/upgrade/{a.held}"),
+            ("ledger", "#/ledger"),
+            ("scan", "#/scan"),
+            ("agent", "#/agent"),
+        ]
+        out["layout"] = {}
+        taken = {"live", "upgrade", "ledger", "queue", "scan", "agent"}
+
+        def measure(page, width, kind):
+            phase[0] = "layout-" + kind
+            seen = {}
+            for name, hash_ in pages:
+                # (Not ready until the router has shown the new page.)
+                page.evaluate(
+                    """h => {
+                      if (location.hash === h) return;
+                      document.getElementById('view').removeAttribute('data-ready');
+                      location.hash = h;
+                    }""",
+                    hash_,
+                )
+                ready(page, name.split("-")[0])
+                page.wait_for_timeout(300)  # duplicates' excerpts, charts
+                seen[name] = layout(page, width)
+                # At 1280 px the pages shown during the run above keep
+                # their screenshots, taken mid-way.
+                if kind == "phone" or name not in taken:
+                    page.screenshot(path=str(shots / f"{name}-{kind}.png"), full_page=True)
+            out["layout"][kind] = seen
+
+        measure(page, 1280, "desktop")
         ctx.close()
 
         # Phone width, signed in by the one-time link graft run printed.
@@ -197,18 +335,7 @@ def steps(p, a, shots, out, phase, watch, ready, nav):
         page.goto(a.login)
         ready(page, "live")
         out["phone_login_link"] = page.is_hidden("#sign-in")
-        for name, hash_ in [
-            ("live", "#/live"),
-            ("queue", "#/queue"),
-            ("upgrade", f"#/upgrade/{executed}"),
-            ("ledger", "#/ledger"),
-            ("scan", "#/scan"),
-            ("agent", "#/agent"),
-        ]:
-            page.evaluate("h => { location.hash = h; }", hash_)
-            ready(page, name)
-            page.wait_for_timeout(300)  # duplicates' excerpts, charts
-            page.screenshot(path=str(shots / f"{name}-phone.png"), full_page=True)
+        measure(page, 390, "phone")
         phone.close()
         browser.close()
 

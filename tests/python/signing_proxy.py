@@ -2,13 +2,17 @@
 that is not a GET with the shared secret the way the README says (a fresh
 challenge from UPSTREAM/challenge each time). Lets a tool that knows
 nothing of the signature (schemathesis) reach the handlers behind it.
+With LOG, each exchange is written there as one line, `METHOD PATH STATUS`
+(PATH as sent, query included), so a test can see what every operation
+answered.
 
-usage: signing_proxy.py UPSTREAM SECRET   (prints the port, then serves)
+usage: signing_proxy.py UPSTREAM SECRET [LOG]   (prints the port, then serves)
 """
 import hashlib
 import hmac
 import http.client
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -19,6 +23,8 @@ SECRET = sys.argv[2].encode()
 HOST = urllib.parse.urlsplit(UPSTREAM)
 HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection", "host", "content-length"}
 SIGNED = {"x-timestamp", "x-challenge", "x-signature"}
+LOG = open(sys.argv[3], "a", buffering=1) if len(sys.argv) > 3 else None
+LOG_LOCK = threading.Lock()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -43,6 +49,9 @@ class Handler(BaseHTTPRequestHandler):
             data = resp.read()
         finally:
             conn.close()
+        if LOG is not None:
+            with LOG_LOCK:
+                LOG.write(f"{self.command} {self.path} {resp.status}\n")
         self.send_response(resp.status)
         for k, v in resp.getheaders():
             if k.lower() not in HOP:

@@ -36,17 +36,6 @@ pub fn docs_edit(text: &str) -> String {
     json!([{ "op": "replace", "path": "docs/README.md", "content": text }]).to_string()
 }
 
-/// How many operations the OpenAPI document lists.
-pub fn documented_operations() -> usize {
-    let doc: Value = serde_json::from_str(include_str!("../../crates/api/src/openapi.json")).unwrap();
-    doc["paths"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|p| p.as_object().unwrap().len())
-        .sum()
-}
-
 /// An answer.
 #[derive(Debug)]
 pub struct Resp {

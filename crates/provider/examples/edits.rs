@@ -1,11 +1,12 @@
-//! `bench/edits`: run the corpus of recorded LLM replies through Graft's
-//! reply → change → policy → files path and print the share of
-//! well-formed replies applied exactly and of bad ones refused for the
-//! right reason. Usage: `edits [CORPUS_DIR]`.
+//! `bench/edits`: run the corpus of model replies through Graft's reply →
+//! change → policy → files path and print, for the hand-written part and
+//! the recorded part apart, the share of well-formed replies applied
+//! exactly and of bad ones refused for the right reason. Usage:
+//! `edits [CORPUS_DIR]`.
 
 use std::path::PathBuf;
 
-use graft_provider::corpus::{self, Expect};
+use graft_provider::corpus::{self, Expect, Share};
 
 fn main() {
     let dir = std::env::args()
@@ -20,17 +21,21 @@ fn main() {
         }
     };
     let outcomes: Vec<_> = cases.iter().map(corpus::run_case).collect();
-    println!("{:<44} {:<15} {:<22} result", "case", "format", "expected");
+    println!(
+        "{:<44} {:<15} {:<22} {:<42} result",
+        "case", "format", "expected", "provenance"
+    );
     for o in &outcomes {
         let expected = match &o.expect {
             Expect::Apply => "apply".to_string(),
             Expect::Refuse(code) => format!("refuse {code}"),
         };
         println!(
-            "{:<44} {:<15} {:<22} {}",
+            "{:<44} {:<15} {:<22} {:<42} {}",
             o.name,
             o.format,
             expected,
+            o.provenance.to_string(),
             if o.ok {
                 "ok".to_string()
             } else {
@@ -38,34 +43,9 @@ fn main() {
             }
         );
     }
-    let share = |apply: bool| {
-        let of: Vec<_> = outcomes
-            .iter()
-            .filter(|o| (o.expect == Expect::Apply) == apply)
-            .collect();
-        let ok = of.iter().filter(|o| o.ok).count();
-        (ok, of.len())
-    };
-    let (a_ok, a_n) = share(true);
-    let (r_ok, r_n) = share(false);
-    let pct = |ok: usize, n: usize| if n == 0 { 0.0 } else { ok as f64 * 100.0 / n as f64 };
     println!();
-    println!(
-        "{} replies: {} search-replace, {} diff, {} whole-file",
-        outcomes.len(),
-        outcomes.iter().filter(|o| o.format == "search-replace").count(),
-        outcomes.iter().filter(|o| o.format == "diff").count(),
-        outcomes.iter().filter(|o| o.format == "whole").count()
-    );
-    println!(
-        "well-formed replies applied correctly: {a_ok}/{a_n} ({:.0} %)",
-        pct(a_ok, a_n)
-    );
-    println!(
-        "ambiguous or hostile replies refused correctly: {r_ok}/{r_n} ({:.0} %)",
-        pct(r_ok, r_n)
-    );
-    if a_ok < a_n || r_ok < r_n {
+    print!("{}", corpus::summary(&outcomes));
+    if !Share::of(&outcomes).all_right() {
         std::process::exit(1);
     }
 }
