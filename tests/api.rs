@@ -367,7 +367,7 @@ fn auth_failures_are_refused_and_change_nothing() {
     // Too big a body: refused before anything else.
     let big = format!(r#"{{"patch":"{}"}}"#, "x".repeat(5000));
     let r = api.signed("POST", "/v1/upgrades", &big);
-    assert_eq!((r.status, r.code().as_str()), (413, "body_too_large"));
+    assert_eq!((r.status, r.code().as_str()), (413, "too_large"));
 
     before.assert_same(&t.snapshot(), "after refused requests");
     assert_eq!(upgrades_in_ledger(&t), 0, "no upgrade was even recorded");

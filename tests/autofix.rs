@@ -202,6 +202,52 @@ fn command_provider_symlink_is_refused() {
     t.snapshot().assert_same(&before, "symlink");
 }
 
+/// The bytes of every file under `dir`.
+fn bytes_under(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().path())
+                .map(|p| match p.symlink_metadata().unwrap() {
+                    m if m.is_dir() => bytes_under(&p),
+                    m => m.len(),
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn command_provider_output_over_the_limits_is_refused_before_git_stores_it() {
+    let t = command_target(
+        "case \"$1\" in\n  huge) head -c 200000000 /dev/urandom > huge.bin ;;\n  many) mkdir many && cd many && seq 50000 | xargs touch ;;\nesac\n",
+        "max_rounds = 1\n",
+    );
+    let before = t.snapshot();
+    for (instruction, reason, says) in [
+        ("huge", "too_large", "raise `[limits] max_file_bytes`"),
+        ("many", "too_many_files", "raise `[limits] max_files`"),
+    ] {
+        let objects = bytes_under(&t.path(".git/objects"));
+        let run = t.graft(&["upgrade", instruction, "--json"]);
+        run.code(3);
+        let failure = &run.json()["failure"];
+        assert_eq!(failure["reason"], reason, "{failure}");
+        assert!(failure["message"].as_str().unwrap().contains(says), "{failure}");
+        let grown = bytes_under(&t.path(".git/objects")) - objects;
+        assert!(grown < 1_000_000, "{instruction}: git stored {grown} bytes of it");
+        t.snapshot().assert_same(&before, instruction);
+    }
+    assert!(
+        !t.path(".graft/staging/huge.bin").exists(),
+        "the staging tree is clean again"
+    );
+    assert!(
+        !t.path(".graft/staging/many").exists(),
+        "the staging tree is clean again"
+    );
+}
+
 #[test]
 fn command_provider_timeout_kills_its_group() {
     let t = command_target(

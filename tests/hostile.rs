@@ -233,24 +233,58 @@ fn invalid_utf8_is_refused() {
 #[test]
 fn oversize_changes_are_refused() {
     let t = Target::python_with_config(&format!(
-        "{CONFIG}\n[limits]\nmax_file_bytes = 1000\nmax_change_bytes = 3000\n"
+        "{CONFIG}\n[limits]\nmax_file_bytes = 1000\nmax_change_bytes = 3000\nmax_files = 4\n"
     ));
-    let big = "x".repeat(2000);
+    // Over a limit by what the change alone shows: refused as it is read,
+    // before anything is stored (no upgrade, nothing to approve).
+    let at_intake = |input: String, reason: &str, message: &str| {
+        let before = t.snapshot();
+        let file = t.input("hostile.in", input.as_bytes());
+        let run = t.graft(&["upgrade", "--edits", file.to_str().unwrap(), "--json"]);
+        run.code(3);
+        let e = &run.json()["error"];
+        assert_eq!(e["code"], reason, "{e}");
+        assert!(e["message"].as_str().unwrap().contains(message), "{e}");
+        t.snapshot().assert_same(&before, reason);
+        assert_eq!(
+            t.count("SELECT COUNT(*) FROM upgrades"),
+            0,
+            "{reason}: nothing stored"
+        );
+    };
+    let create = |i: usize, size: usize| {
+        format!(
+            r#"{{"op":"create","path":"f{i}.txt","content":"{}"}}"#,
+            "y".repeat(size)
+        )
+    };
+    let list = |parts: Vec<String>| format!("[{}]", parts.join(","));
+    at_intake(
+        list(vec![create(0, 2000)]),
+        "too_large",
+        "`f0.txt` would be 2000 bytes",
+    );
+    at_intake(
+        list((0..4).map(|i| create(i, 900)).collect()),
+        "too_large",
+        "writes 3600 bytes in all, over the limit of 3000",
+    );
+    at_intake(
+        list((0..5).map(|i| create(i, 1)).collect()),
+        "too_many_files",
+        "names 5 files, over the limit of 4",
+    );
+    // Over only once resolved against the tree: a small replacement that
+    // grows app.py past 1000 bytes, refused by the pipeline.
     edits(
         &t,
-        &format!(r#"[{{"op":"create","path":"big.txt","content":"{big}"}}]"#),
+        &format!(
+            r#"[{{"op":"modify","path":"app.py","search":"return a + b","replace":"return a + b  # {}"}}]"#,
+            "x".repeat(950)
+        ),
         "too_large",
-        "big.txt",
+        "`app.py` would be 1033 bytes, over the limit of 1000 bytes per file",
     );
-    let parts: Vec<String> = (0..5)
-        .map(|i| {
-            format!(
-                r#"{{"op":"create","path":"f{i}.txt","content":"{}"}}"#,
-                "y".repeat(900)
-            )
-        })
-        .collect();
-    edits(&t, &format!("[{}]", parts.join(",")), "too_large", "3000");
 }
 
 #[test]

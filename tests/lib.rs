@@ -10,6 +10,7 @@ mod control;
 mod crash;
 mod dashboard;
 mod hostile;
+mod intake;
 mod mcp;
 mod orchestrate;
 mod perf;

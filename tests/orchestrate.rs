@@ -350,6 +350,140 @@ fn a_weekly_scan_and_a_daily_autofix_fire_on_the_clock_and_queue_work() {
         .stdout_has("next 2026-12-07T03:00:00Z");
 }
 
+/// A function of `branches` `if … and …` lines: cyclomatic complexity
+/// 2 × branches + 1 (16: 33, priority 7; 9: 19, priority 5).
+fn branching_py(name: &str, branches: usize) -> String {
+    let mut s = format!("def {name}(kind, n):\n");
+    for i in 0..branches {
+        s.push_str(&format!("    if kind == {i} and n > {i}:\n        return {i}\n"));
+    }
+    s.push_str("    return -1\n\n\n");
+    s
+}
+
+/// `graft schedule tick --now NOW --json`, each run's detail by schedule.
+fn tick(t: &Target, now: &str) -> std::collections::BTreeMap<String, Value> {
+    let run = t.graft(&["schedule", "tick", "--now", now, "--json"]);
+    run.success();
+    run.json()["ran"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["schedule"].as_str().unwrap().to_string(), r["detail"].clone()))
+        .collect()
+}
+
+/// The titles of the upgrades a scheduled scan queued.
+fn queued_titles(t: &Target, detail: &Value) -> Vec<String> {
+    let mut titles: Vec<String> = detail["queued"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| {
+            t.ledger()
+                .query_row(
+                    "SELECT title FROM upgrades WHERE id = ?1",
+                    [q["id"].as_str().unwrap()],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        })
+        .collect();
+    titles.sort();
+    titles
+}
+
+#[test]
+fn a_scheduled_scan_queues_only_suggestions_at_or_above_min_priority() {
+    let t = Target::python_with_config(&format!(
+        "{CONFIG}\n[schedule]\nscan = \"daily\"\nmin_priority = 6\n\n[policy]\napproval_timeout = \"30d\"\n"
+    ));
+    t.write(
+        "router.py",
+        &format!("{}{}", branching_py("route", 16), branching_py("small", 9)),
+    );
+    t.commit("router");
+    assert!(tick(&t, "2031-03-02T12:00:00Z").is_empty(), "the baseline");
+    let ran = tick(&t, "2031-03-03T04:00:00Z");
+    let scan = &ran["scan"];
+    // `route` is priority 7, `small` 5 (and so is the duplicated code).
+    let titles = queued_titles(&t, scan);
+    assert_eq!(titles.len(), 1, "{scan}");
+    assert!(titles[0].starts_with("Simplify `route`"), "{titles:?}");
+    assert_eq!(scan["below_min_priority"], 2, "{scan}");
+    assert_eq!(scan["suggestions"], 3, "{scan}");
+    assert_eq!(t.count("SELECT COUNT(*) FROM upgrades"), 1);
+}
+
+#[test]
+fn schedules_create_at_most_max_upgrades_per_day_scans_and_autofixes_alike() {
+    // A scan twice a day, an autofix once; dates years from the real one:
+    // the day is counted by the schedules' clock (`--now`), not by when
+    // the rows were written.
+    let t = Target::python_with_config(&format!(
+        "{CONFIG}\n[schedule]\nscan = \"0 3,15 * * *\"\nautofix = \"daily\"\nmax_upgrades_per_day = 2\nmin_priority = 1\n\n[policy]\napproval_timeout = \"30d\"\n"
+    ));
+    let code: String = ["route", "dispatch", "resolve"]
+        .iter()
+        .map(|name| branching_py(name, 16 + name.len()))
+        .collect();
+    t.write("router.py", &code);
+    t.commit("router");
+    assert!(tick(&t, "2031-03-02T12:00:00Z").is_empty(), "the baseline");
+    let autofixes = || t.count("SELECT COUNT(*) FROM upgrades WHERE kind = 'autofix'");
+    let bound = "`[schedule] max_upgrades_per_day` (2)";
+    // Day one, 04:00: the scan takes the day's two; the autofix waits.
+    let ran = tick(&t, "2031-03-03T04:00:00Z");
+    let scan = &ran["scan"];
+    // Three complex functions, and the code they repeat.
+    assert_eq!(scan["suggestions"], 4, "{scan}");
+    assert_eq!(scan["queued"].as_array().unwrap().len(), 2, "{scan}");
+    assert!(
+        ids(&scan["queued"])
+            .iter()
+            .all(|id| id.starts_with("upg_20310303_040000_")),
+        "{scan}"
+    );
+    assert_eq!(scan["left_for_later"], 2, "{scan}");
+    assert!(
+        scan["note"].as_str().unwrap_or_default().contains(bound),
+        "{scan}"
+    );
+    let autofix = &ran["autofix"];
+    assert_eq!(autofix["queued"], json!([]), "{autofix}");
+    assert_eq!(autofix["left_for_later"], 1, "{autofix}");
+    let note = autofix["note"].as_str().unwrap_or_default();
+    assert!(note.contains(bound) && note.contains("not queued"), "{autofix}");
+    // 16:00, the same day by that clock: the second scan queues nothing.
+    let ran = tick(&t, "2031-03-03T16:00:00Z");
+    let scan = &ran["scan"];
+    assert_eq!(scan["queued"], json!([]), "{scan}");
+    assert_eq!(
+        (&scan["already_waiting"], &scan["left_for_later"]),
+        (&json!(2), &json!(2)),
+        "{scan}"
+    );
+    assert!(
+        scan["note"].as_str().unwrap_or_default().contains(bound),
+        "{scan}"
+    );
+    // Day two, 04:30: the first two are past 24 hours; two more.
+    let ran = tick(&t, "2031-03-04T04:30:00Z");
+    assert_eq!(ran["scan"]["queued"].as_array().unwrap().len(), 2, "{ran:?}");
+    assert_eq!(ran["autofix"]["left_for_later"], 1, "{ran:?}");
+    assert_eq!(autofixes(), 0);
+    // Day three: every finding waits already, so the autofix has the day.
+    let ran = tick(&t, "2031-03-05T05:00:00Z");
+    assert_eq!(ran["scan"]["queued"], json!([]), "{ran:?}");
+    assert_eq!(ran["autofix"]["queued"].as_array().unwrap().len(), 1, "{ran:?}");
+    assert_eq!(autofixes(), 1);
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM upgrades WHERE source = 'schedule'"),
+        5,
+        "2 + 2 + 1, never more than two in 24 hours"
+    );
+}
+
 /// The Python target with an LLM provider at `server`, one round per
 /// upgrade (no repair rounds), and `policy` under `[policy]`.
 fn llm_target(server: &LlmServer, policy: &str) -> Target {

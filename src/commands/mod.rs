@@ -138,8 +138,15 @@ pub fn submit_error(e: graft_orchestrate::SubmitError) -> CliError {
         graft_orchestrate::SubmitError::Limited { message, .. } => {
             CliError::new(crate::output::EXIT_PRECONDITION, "rate_limited", message)
         }
+        graft_orchestrate::SubmitError::Refused(e) => refused(&e),
         graft_orchestrate::SubmitError::Pipeline(e) => e.into(),
     }
+}
+
+/// A change refused before anything was stored (over `[limits]`): exit 3
+/// with its code, as a change the pipeline refuses.
+pub fn refused(e: &graft_change::ChangeError) -> CliError {
+    CliError::new(crate::output::EXIT_REFUSED, e.code(), e.to_string())
 }
 
 /// Say what became of a submission that does not run now.

@@ -1,6 +1,6 @@
 //! `graft upgrade`: run one change through the pipeline.
 
-use std::io::Read as _;
+use std::io::Read;
 
 use console::style;
 use graft_ledger::{RequestKind, UpgradeState};
@@ -13,8 +13,8 @@ use crate::output::{self, CliError, EXIT_OK, Progress, print_json, short};
 
 pub fn run(ctx: &Ctx, args: &UpgradeArgs) -> Result<i32, CliError> {
     let (kind, input) = match (&args.patch, &args.edits) {
-        (Some(p), _) => (RequestKind::Patch, Some(read_input(p)?)),
-        (_, Some(e)) => (RequestKind::Edits, Some(read_input(e)?)),
+        (Some(p), _) => (RequestKind::Patch, Some(read_input(ctx, p)?)),
+        (_, Some(e)) => (RequestKind::Edits, Some(read_input(ctx, e)?)),
         _ if args.autofix => (RequestKind::Autofix, None),
         _ if args.suggestion.is_some() => (RequestKind::Suggestion, None),
         _ => match &args.instruction {
@@ -242,17 +242,42 @@ fn cli_requester(user: &str, host: &str) -> String {
     s.chars().take(MAX).collect()
 }
 
-/// Read FILE, or standard input for `-`. Returns (name, bytes).
-fn read_input(arg: &str) -> Result<(String, Vec<u8>), CliError> {
+/// Read FILE, or standard input for `-`, no further than `[limits]`
+/// allows a change to be. Returns (name, bytes).
+fn read_input(ctx: &Ctx, arg: &str) -> Result<(String, Vec<u8>), CliError> {
+    let limits = input_limits(ctx);
+    let read = |name: &str, reader: &mut dyn Read| {
+        graft_change::read_request(reader, name, &limits).map_err(|e| match e {
+            graft_change::ChangeError::Io { source, .. } => {
+                CliError::usage(format!("cannot read {name}: {source}"))
+            }
+            refused => super::refused(&refused),
+        })
+    };
     if arg == "-" {
-        let mut bytes = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut bytes)
-            .map_err(|e| CliError::usage(format!("cannot read standard input: {e}")))?;
+        let bytes = read("<stdin>", &mut std::io::stdin().lock())?;
         return Ok(("<stdin>".into(), bytes));
     }
-    let bytes = std::fs::read(arg).map_err(|e| CliError::usage(format!("cannot read {arg}: {e}")))?;
-    Ok((arg.to_string(), bytes))
+    let mut file =
+        std::fs::File::open(arg).map_err(|e| CliError::usage(format!("cannot read {arg}: {e}")))?;
+    Ok((arg.to_string(), read(arg, &mut file)?))
+}
+
+/// The limits a change read here is held to: the repo's `[limits]`; with
+/// `--url` and no repo here, as much as any HTTP API takes (it applies
+/// its own).
+fn input_limits(ctx: &Ctx) -> graft_change::Limits {
+    let local = graft_pipeline::workspace::find_root(&ctx.repo)
+        .ok()
+        .and_then(|root| graft_config::Config::load(&root).ok());
+    match local {
+        Some(config) => graft_pipeline::upgrade::limits(&config),
+        None if ctx.url.is_some() => graft_change::Limits {
+            max_change_bytes: graft_config::MAX_API_BODY_BYTES / graft_change::REQUEST_BYTES_PER_CHANGE_BYTE,
+            ..Default::default()
+        },
+        None => Default::default(),
+    }
 }
 
 pub fn print_report(r: &UpgradeReport) {

@@ -5,14 +5,17 @@ usage: mcp_session.py GRAFT REPO CALLS.json
 Starts `GRAFT mcp -C REPO` over stdio, initializes, lists the tools, then
 makes each call of CALLS.json in turn ([{"tool": ..., "arguments": {...}}]);
 an argument "$upgrade" is replaced by the upgrade id of the last result
-that had one. Prints one JSON object: the server's info, the tools with
-their input schemas, and each call's result.
+that had one, and an argument {"$file": PATH} by the text of that file.
+Prints one JSON object: the server's info, the tools with their input
+schemas, and each call's result (or the JSON-RPC error it was answered
+with, as {"tool": ..., "error": {"code": ..., "message": ...}}).
 """
 import asyncio
 import json
 import sys
 
 from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp.shared.exceptions import MCPError
 
 
 def upgrade_id(structured):
@@ -25,6 +28,15 @@ def upgrade_id(structured):
     if isinstance(up, dict) and isinstance(up.get("id"), str):
         return up["id"]
     return None
+
+
+def argument(value, last):
+    if value == "$upgrade":
+        return last
+    if isinstance(value, dict) and set(value) == {"$file"}:
+        with open(value["$file"], encoding="utf-8") as f:
+            return f.read()
+    return value
 
 
 async def main(graft, repo, calls):
@@ -43,8 +55,15 @@ async def main(graft, repo, calls):
             out["tools"] = [{"name": t.name, "input_schema": t.input_schema} for t in tools.tools]
             last = None
             for call in calls:
-                args = {k: (last if v == "$upgrade" else v) for k, v in call["arguments"].items()}
-                result = await session.call_tool(call["tool"], args)
+                args = {k: argument(v, last) for k, v in call["arguments"].items()}
+                try:
+                    result = await session.call_tool(call["tool"], args)
+                except MCPError as e:
+                    out["results"].append({
+                        "tool": call["tool"],
+                        "error": {"code": e.error.code, "message": e.error.message},
+                    })
+                    continue
                 texts = [c.text for c in result.content if getattr(c, "type", "") == "text"]
                 structured = result.structured_content
                 found = upgrade_id(structured)

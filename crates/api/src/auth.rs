@@ -233,12 +233,17 @@ async fn read_body(api: &Api, body: Body) -> Result<Bytes, ApiError> {
     }
 }
 
+/// A body over `[api] max_body_bytes`: `too_large`, as a change over
+/// `[limits]` is from every way in.
 pub fn too_large(limit: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "body_too_large",
-        format!("the request body is over the limit of {limit} bytes (`[api] max_body_bytes`)"),
+        "too_large",
+        format!(
+            "the request body is more than {limit} bytes, the most this API reads; send less, or raise `[api] max_body_bytes` in graft.toml"
+        ),
     )
+    .with("class", serde_json::json!(graft_pipeline::FailureClass::Refused))
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

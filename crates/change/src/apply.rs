@@ -344,20 +344,16 @@ fn rename_source<'a>(files: &'a BTreeMap<RelPath, FileState>, state: &'a FileSta
 }
 
 /// Size and binary limits apply to content the change writes anew; a
-/// pure rename moves what the repository already holds and passes.
+/// pure rename moves what the repository already holds and passes (but
+/// counts as a file touched).
 fn check_limits(resolved: &Resolved, policy: &Policy) -> Result<(), ChangeError> {
     let limits = policy.limits();
+    limits.check_files(resolved.files.len())?;
     let mut total: u64 = 0;
     for file in resolved.files.iter().filter(|f| f.writes_new_content()) {
         let after = file.after.as_deref().expect("writes content");
         let size = after.len() as u64;
-        if size > limits.max_file_bytes {
-            return Err(ChangeError::FileTooLarge {
-                path: file.path.clone(),
-                size,
-                limit: limits.max_file_bytes,
-            });
-        }
+        limits.check_file_bytes(&file.path, size, false)?;
         if !limits.allow_binary && is_binary(after) {
             return Err(ChangeError::Binary {
                 path: file.path.clone(),
@@ -365,13 +361,7 @@ fn check_limits(resolved: &Resolved, policy: &Policy) -> Result<(), ChangeError>
         }
         total += size;
     }
-    if total > limits.max_change_bytes {
-        return Err(ChangeError::ChangeTooLarge {
-            size: total,
-            limit: limits.max_change_bytes,
-        });
-    }
-    Ok(())
+    limits.check_change_bytes(total, false)
 }
 
 fn is_binary(content: &[u8]) -> bool {

@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use crate::path::RelPath;
+use crate::policy::REQUEST_BYTES_PER_CHANGE_BYTE;
 
 /// Why a change was refused.
 #[derive(Debug, thiserror::Error)]
@@ -115,14 +116,35 @@ pub enum ChangeError {
     },
 
     #[error(
-        "`{path}` would be {size} bytes, over the limit of {limit} bytes per file; split the file or raise `max_file_bytes`"
+        "`{path}` would be {}{size} bytes, over the limit of {limit} bytes per file; split the file, or raise `[limits] max_file_bytes` in graft.toml",
+        at_least_text(*at_least)
     )]
-    FileTooLarge { path: RelPath, size: u64, limit: u64 },
+    FileTooLarge {
+        path: RelPath,
+        size: u64,
+        limit: u64,
+        /// `size` is what the change alone shows it writes: the file, once
+        /// resolved against the tree, may be larger.
+        at_least: bool,
+    },
 
     #[error(
-        "the change writes {size} bytes in all, over the limit of {limit} bytes per change; split it into smaller changes or raise `max_change_bytes`"
+        "the change writes {}{size} bytes in all, over the limit of {limit} bytes per change; split it into smaller changes, or raise `[limits] max_change_bytes` in graft.toml",
+        at_least_text(*at_least)
     )]
-    ChangeTooLarge { size: u64, limit: u64 },
+    ChangeTooLarge { size: u64, limit: u64, at_least: bool },
+
+    #[error(
+        "the change names {count} files, over the limit of {limit} files per change; split it into smaller changes, or raise `[limits] max_files` in graft.toml"
+    )]
+    TooManyFiles { count: u64, limit: u64 },
+
+    /// A request refused as it was read: only `limit` bytes of it and one
+    /// more were read.
+    #[error(
+        "{source_name}: more than {limit} bytes, the most Graft reads of one change ({REQUEST_BYTES_PER_CHANGE_BYTE} times `[limits] max_change_bytes`); split it into smaller changes, or raise `[limits] max_change_bytes` in graft.toml"
+    )]
+    RequestTooLarge { source_name: String, limit: u64 },
 
     #[error(
         "`{path}` would hold binary content (a NUL byte or invalid UTF-8); binary files are refused unless `allow_binary` is set"
@@ -254,7 +276,8 @@ impl ChangeError {
             SearchNotFound { .. } => "search_not_found",
             SearchAmbiguous { .. } => "search_ambiguous",
             HunkMismatch { .. } => "hunk_mismatch",
-            FileTooLarge { .. } | ChangeTooLarge { .. } => "too_large",
+            FileTooLarge { .. } | ChangeTooLarge { .. } | RequestTooLarge { .. } => "too_large",
+            TooManyFiles { .. } => "too_many_files",
             Binary { .. } | BinaryPatch { .. } => "binary",
             Stale { .. } => "stale",
             Io { .. } => "io",
@@ -298,6 +321,10 @@ pub(crate) fn quote(text: &str) -> String {
         out.push('…');
     }
     out
+}
+
+fn at_least_text(at_least: bool) -> &'static str {
+    if at_least { "at least " } else { "" }
 }
 
 fn join_lines(lines: &[usize]) -> String {

@@ -2,7 +2,9 @@
 //!
 //! A [`Change`] is an ordered list of [`Edit`]s. It arrives as a git-style
 //! unified diff ([`parse_unified_diff`]) or as a JSON list of edits
-//! ([`parse_edits_json`]). Nothing here writes to disk until
+//! ([`parse_edits_json`]), read with a bound and held to the limits as far
+//! as the change alone tells before anything is stored ([`read_request`],
+//! [`check_change`]). Nothing here writes to disk until
 //! [`Resolved::write_to`]: [`resolve`] first computes every resulting file in
 //! memory against a tree, checking each path against the [`Policy`]
 //! (design invariant 6), so a change that fails anywhere changes nothing.
@@ -14,6 +16,7 @@ mod apply;
 mod diff;
 mod edits;
 mod error;
+mod intake;
 mod path;
 mod policy;
 
@@ -21,8 +24,9 @@ pub use apply::{ChangeKind, OnDisk, Resolved, ResolvedFile, inspect_checked, rea
 pub use diff::parse_unified_diff;
 pub use edits::parse_edits_json;
 pub use error::ChangeError;
+pub use intake::{check_change, check_request_bytes, read_request};
 pub use path::RelPath;
-pub use policy::{Limits, Policy};
+pub use policy::{Limits, MIN_REQUEST_BYTES, Policy, REQUEST_BYTES_PER_CHANGE_BYTE};
 
 /// A set of file edits, applied in order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -25,6 +25,15 @@ pub(crate) const BUILTIN_PROTECTED: &[&str] = &[
     "**/id_ed25519*",
 ];
 
+/// How many bytes of a request are read per byte a change may write: a
+/// patch carries the lines it removes and its context beside what it
+/// writes (a rewritten file, twice), and a list of edits its JSON.
+pub const REQUEST_BYTES_PER_CHANGE_BYTE: u64 = 4;
+
+/// The bound on a request's bytes is never below this, so that a small
+/// `max_change_bytes` still lets a patch that deletes a file through.
+pub const MIN_REQUEST_BYTES: u64 = 64 * 1024;
+
 /// Size and content limits for one change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -32,6 +41,8 @@ pub struct Limits {
     pub max_change_bytes: u64,
     /// Size of any one resulting file.
     pub max_file_bytes: u64,
+    /// Files the change may touch (create, change, delete; a rename is one).
+    pub max_files: u64,
     /// Whether a resulting file may hold NUL bytes or invalid UTF-8.
     pub allow_binary: bool,
 }
@@ -41,8 +52,59 @@ impl Default for Limits {
         Limits {
             max_change_bytes: 1024 * 1024,
             max_file_bytes: 512 * 1024,
+            max_files: 1000,
             allow_binary: false,
         }
+    }
+}
+
+impl Limits {
+    /// The most bytes of one request (a patch, a list of edits, an
+    /// instruction) Graft reads: [`REQUEST_BYTES_PER_CHANGE_BYTE`] times
+    /// `max_change_bytes`, at least [`MIN_REQUEST_BYTES`].
+    pub fn max_request_bytes(&self) -> u64 {
+        self.max_change_bytes
+            .saturating_mul(REQUEST_BYTES_PER_CHANGE_BYTE)
+            .max(MIN_REQUEST_BYTES)
+    }
+
+    /// Refuses a change touching more than `max_files` files.
+    pub fn check_files(&self, count: usize) -> Result<(), ChangeError> {
+        let count = count as u64;
+        if count > self.max_files {
+            return Err(ChangeError::TooManyFiles {
+                count,
+                limit: self.max_files,
+            });
+        }
+        Ok(())
+    }
+
+    /// Refuses a file of `size` bytes (`at_least`: or more) over
+    /// `max_file_bytes`.
+    pub fn check_file_bytes(&self, path: &RelPath, size: u64, at_least: bool) -> Result<(), ChangeError> {
+        if size > self.max_file_bytes {
+            return Err(ChangeError::FileTooLarge {
+                path: path.clone(),
+                size,
+                limit: self.max_file_bytes,
+                at_least,
+            });
+        }
+        Ok(())
+    }
+
+    /// Refuses a change writing `total` bytes (`at_least`: or more) in
+    /// all over `max_change_bytes`.
+    pub fn check_change_bytes(&self, total: u64, at_least: bool) -> Result<(), ChangeError> {
+        if total > self.max_change_bytes {
+            return Err(ChangeError::ChangeTooLarge {
+                size: total,
+                limit: self.max_change_bytes,
+                at_least,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -144,7 +206,14 @@ mod tests {
         let l = Limits::default();
         assert_eq!(l.max_change_bytes, 1_048_576);
         assert_eq!(l.max_file_bytes, 524_288);
+        assert_eq!(l.max_files, 1000);
         assert!(!l.allow_binary);
+        assert_eq!(l.max_request_bytes(), 4 * 1_048_576);
+        let tiny = Limits {
+            max_change_bytes: 10,
+            ..l
+        };
+        assert_eq!(tiny.max_request_bytes(), MIN_REQUEST_BYTES);
     }
 
     #[test]
@@ -231,6 +300,7 @@ mod tests {
         let limits = Limits {
             max_change_bytes: 10,
             max_file_bytes: 5,
+            max_files: 2,
             allow_binary: true,
         };
         let policy = Policy::new(&[], limits, false).unwrap();

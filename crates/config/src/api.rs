@@ -48,7 +48,7 @@ pub struct ApiConfig {
     pub upgrades_per_window: Bounded<1, 100_000>,
     pub window: DurationValue,
     /// The largest request body accepted.
-    pub max_body_bytes: Bounded<1024, 268_435_456>,
+    pub max_body_bytes: Bounded<1024, MAX_API_BODY_BYTES>,
     /// Connections served at once; more wait their turn.
     pub max_connections: Bounded<1, 100_000>,
     /// How long a client may take to send a request's headers and body.
@@ -58,6 +58,9 @@ pub struct ApiConfig {
     /// How long a dashboard session lasts.
     pub session_ttl: DurationValue,
 }
+
+/// The most `max_body_bytes` may be: what any HTTP API of Graft takes.
+pub const MAX_API_BODY_BYTES: u64 = 256 * 1024 * 1024;
 
 impl Default for ApiConfig {
     fn default() -> Self {

@@ -224,6 +224,7 @@ protected = []
 [limits]
 max_change_bytes = 1048576   # a whole change
 max_file_bytes = 524288      # any one file it writes
+max_files = 1000             # files it touches
 allow_binary = false
 
 # Gates run in order in the staging worktree, after the built-in `parse` gate

@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use api::{
-    ApiConfig, ApiListen, Bounded, EnvName, SecretFile, WebhookConfig, WebhookEvent, WebhookFormat,
-    WebhookUrl,
+    ApiConfig, ApiListen, Bounded, EnvName, MAX_API_BODY_BYTES, SecretFile, WebhookConfig, WebhookEvent,
+    WebhookFormat, WebhookUrl,
 };
 pub use error::ConfigError;
 pub use gate::{Better, GateConfig, GateKind};
@@ -120,6 +120,8 @@ impl TargetConfig {
 pub struct LimitsConfig {
     pub max_change_bytes: u64,
     pub max_file_bytes: u64,
+    /// Files one change may touch (create, change, delete, rename).
+    pub max_files: Count,
     pub allow_binary: bool,
 }
 
@@ -128,6 +130,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_change_bytes: 1024 * 1024,
             max_file_bytes: 512 * 1024,
+            max_files: Count(1000),
             allow_binary: false,
         }
     }

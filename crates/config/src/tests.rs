@@ -184,6 +184,29 @@ fn wrong_type_is_refused() {
 }
 
 #[test]
+fn max_files_is_a_positive_count() {
+    assert_eq!(parse("").unwrap().limits.max_files.get(), 1000);
+    assert_eq!(
+        parse("[limits]\nmax_files = 20\n")
+            .unwrap()
+            .limits
+            .max_files
+            .get(),
+        20
+    );
+    for bad in ["0", "-3"] {
+        let e = err(&format!("[limits]\nmax_files = {bad}\n"));
+        assert!(
+            e.starts_with("graft.toml:2:13: key `limits.max_files`:")
+                && e.contains(&format!("{bad} is not a positive whole number")),
+            "{e}"
+        );
+    }
+    let e = err("[limits]\nmax_files = \"many\"\n");
+    assert!(e.contains("key `limits.max_files`: invalid type"), "{e}");
+}
+
+#[test]
 fn syntax_error_has_a_line() {
     let e = err("[target\nbranch = 1\n");
     assert!(e.starts_with("graft.toml:1:"), "{e}");

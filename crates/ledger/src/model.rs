@@ -11,9 +11,17 @@ use serde::{Deserialize, Serialize};
 pub struct UpgradeId(String);
 
 impl UpgradeId {
+    /// A new id for an upgrade asked for at `now`. Ids sort by that time
+    /// (to the second): every id asked for at `t` or later is at least
+    /// [`UpgradeId::time_prefix`]`(t)`.
     pub fn generate(now: chrono::DateTime<chrono::Utc>) -> UpgradeId {
         let suffix: u32 = rand::random::<u32>() & 0x00ff_ffff;
-        UpgradeId(format!("upg_{}_{suffix:06x}", now.format("%Y%m%d_%H%M%S")))
+        UpgradeId(format!("{}_{suffix:06x}", Self::time_prefix(now)))
+    }
+
+    /// What the ids of upgrades asked for at `t` start with.
+    pub fn time_prefix(t: chrono::DateTime<chrono::Utc>) -> String {
+        format!("upg_{}", t.format("%Y%m%d_%H%M%S"))
     }
 
     pub fn as_str(&self) -> &str {

@@ -141,13 +141,26 @@ impl Ledger {
         )
     }
 
-    /// Upgrades created at or after `since` (RFC 3339), by source.
-    pub fn count_created_since(&self, since: &str, source: Option<&str>) -> Result<u64> {
+    /// Upgrades asked for from `since` to `until` (both included, to the
+    /// second), dry runs apart, by source. Asked for: by the clock of
+    /// whoever asked, which an id holds ([`UpgradeId::generate`]) and
+    /// `created_at` does not (it is the ledger's); they differ only for
+    /// `graft schedule tick --now`.
+    pub fn count_asked_between(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
+        source: Option<&str>,
+    ) -> Result<u64> {
         let n: i64 = self
             .connection()
             .query_row(
-                "SELECT COUNT(*) FROM upgrades WHERE created_at >= ?1 AND (?2 IS NULL OR source = ?2) AND dry_run = 0",
-                params![since, source],
+                "SELECT COUNT(*) FROM upgrades WHERE id >= ?1 AND id < ?2 AND (?3 IS NULL OR source = ?3) AND dry_run = 0",
+                params![
+                    UpgradeId::time_prefix(since),
+                    UpgradeId::time_prefix(until + chrono::Duration::seconds(1)),
+                    source
+                ],
                 |r| r.get(0),
             )
             .map_err(|e| self.err(e))?;

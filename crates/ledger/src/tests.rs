@@ -641,3 +641,59 @@ fn a_body_digest_tells_apart_what_a_plain_concatenation_would_not() {
     );
     assert_ne!(digest(&base), digest(&NewSuggestion { priority: 4, ..base }));
 }
+
+#[test]
+fn upgrades_are_counted_by_the_time_they_were_asked_for() {
+    let (_d, l) = ledger();
+    let at = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    let ask = |when: &str, source: &str, dry_run: bool| {
+        let id = UpgradeId::generate(at(when));
+        l.insert_upgrade(&NewUpgrade {
+            id: id.clone(),
+            kind: RequestKind::Suggestion,
+            title: "t".into(),
+            request: serde_json::json!({}),
+            requested_by: "schedule".into(),
+            priority: 5,
+            dry_run,
+            state: UpgradeState::Queued,
+        })
+        .unwrap();
+        let source = Some(source.to_string());
+        l.update_upgrade(
+            &id,
+            &UpgradeUpdate {
+                source,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    };
+    // Written now, asked for years from now (`graft schedule tick --now`).
+    ask("2031-03-03T04:00:00Z", "schedule", false);
+    ask("2031-03-03T16:00:59Z", "schedule", false);
+    ask("2031-03-03T12:00:00Z", "schedule", true);
+    ask("2031-03-03T12:00:00Z", "api", false);
+    let count =
+        |since: &str, until: &str, source| l.count_asked_between(at(since), at(until), source).unwrap();
+    let day = ("2031-03-02T16:00:59Z", "2031-03-03T16:00:59Z");
+    assert_eq!(
+        count(day.0, day.1, Some("schedule")),
+        2,
+        "both ends in, dry runs out"
+    );
+    assert_eq!(count(day.0, day.1, None), 3);
+    assert_eq!(
+        count("2031-03-03T04:00:01Z", "2031-03-04T04:00:00Z", Some("schedule")),
+        1
+    );
+    assert_eq!(
+        count("2026-01-01T00:00:00Z", "2026-12-31T00:00:00Z", None),
+        0,
+        "not by when written"
+    );
+}

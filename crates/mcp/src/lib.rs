@@ -10,7 +10,9 @@
 //! back as a tool error (`isError`) whose text says why and what to do.
 //!
 //! Module map: this file is the protocol face (rmcp's tool router);
-//! [`ops`] does the work, through `graft run` when it serves the repo.
+//! [`ops`] does the work, through `graft run` when it serves the repo;
+//! [`lines`] bounds what is read of one message, so a change over
+//! `[limits]` is refused however big (`too_large`), as from every way in.
 //!
 //! API boundary: built on `graft-pipeline`, `graft-orchestrate` (the
 //! queue, whose `submit` applies the rate limit, `graft_orchestrate::rate`),
@@ -18,6 +20,7 @@
 //! (webhooks, the scan hook); the binary supplies providers and the
 //! analyzer ([`ops::Hooks`]).
 
+pub mod lines;
 pub mod ops;
 
 use std::path::PathBuf;
@@ -27,8 +30,12 @@ use graft_supervisor::wire::UpgradeQuery;
 use ops::{Hooks, ToolError};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
-use rmcp::{ServerHandler, ServiceExt as _, tool, tool_handler, tool_router};
+use rmcp::model::{
+    CallToolResult, ContentBlock, CustomRequest, CustomResult, ErrorCode, ErrorData, Implementation,
+    ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, ServerHandler, ServiceExt as _, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -555,6 +562,35 @@ impl ServerHandler for GraftMcp {
                 self.root.display()
             ))
     }
+
+    /// The answer to a message too long to read ([`lines::OVERSIZED`]
+    /// stands in for it): for a tool call, the tool error every other
+    /// refusal is; for anything else, an invalid request.
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        if request.method != lines::OVERSIZED {
+            return Err(ErrorData::new(ErrorCode::METHOD_NOT_FOUND, request.method, None));
+        }
+        let params = request.params.unwrap_or_default();
+        let refusal = ToolError::new(
+            "too_large",
+            format!(
+                "the message is {} bytes, more than the {} `graft mcp` reads of one: a change may be read as at most {} times `[limits] max_change_bytes`, and its JSON text twice that; split it into smaller changes, or raise `[limits] max_change_bytes` in graft.toml",
+                params["bytes"],
+                params["cap"],
+                graft_pipeline::upgrade::REQUEST_BYTES_PER_CHANGE_BYTE
+            ),
+        );
+        if params["method"] == "tools/call" {
+            let result = serde_json::to_value(tool_error(refusal))
+                .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+            return Ok(CustomResult(result));
+        }
+        Err(ErrorData::invalid_request(refusal.to_string(), None))
+    }
 }
 
 /// Serve on stdin/stdout until the client closes them, on a runtime of
@@ -568,10 +604,15 @@ pub fn serve_blocking(root: PathBuf, hooks: Hooks) -> Result<(), String> {
         .block_on(serve(root, hooks))
 }
 
-/// Serve on stdin/stdout until the client closes them.
+/// Serve on stdin/stdout until the client closes them. A message is read
+/// no further than a change over `[limits]` needs to be refused.
 pub async fn serve(root: PathBuf, hooks: Hooks) -> Result<(), String> {
+    let limits = graft_config::Config::load(&root)
+        .map(|c| graft_pipeline::upgrade::limits(&c))
+        .unwrap_or_default();
+    let stdin = lines::Bounded::new(tokio::io::stdin(), lines::cap(limits.max_request_bytes()));
     let server = GraftMcp::new(root, hooks)
-        .serve(rmcp::transport::stdio())
+        .serve((stdin, tokio::io::stdout()))
         .await
         .map_err(|e| format!("the MCP session did not start: {e}"))?;
     server

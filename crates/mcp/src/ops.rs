@@ -141,6 +141,7 @@ pub fn upgrade(
     let sub = q.submission(kind, body, "mcp");
     let submitted = orch.submit(sub, chrono::Utc::now()).map_err(|e| match e {
         SubmitError::Limited { message, .. } => ToolError::new("rate_limited", message),
+        SubmitError::Refused(e) => ToolError::new(e.code(), e.to_string()),
         SubmitError::Pipeline(e) => ToolError::from(e),
     })?;
     let report = if submitted.state == UpgradeState::AwaitingApproval {

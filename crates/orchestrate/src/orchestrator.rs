@@ -20,7 +20,7 @@
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use graft_change::ChangeKind;
+use graft_change::{Change, ChangeError, ChangeKind, Limits};
 use graft_config::RiskLevel;
 use graft_ledger::{
     FileMetrics, NewUpgrade, RequestKind, StoredRequest, Upgrade, UpgradeId, UpgradeState, UpgradeUpdate,
@@ -100,6 +100,10 @@ pub trait Analyzer {
 pub enum SubmitError {
     #[error("{message}")]
     Limited { retry_after_secs: u64, message: String },
+    /// Over `[limits]`, seen before anything was stored (its `code()` is
+    /// the reason: `too_large`, `too_many_files`).
+    #[error(transparent)]
+    Refused(#[from] ChangeError),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
 }
@@ -126,12 +130,16 @@ impl Orchestrator<'_> {
     }
 
     /// Queue a request, judge its risk, and hold it for approval when
-    /// policy says so.
+    /// policy says so. A request over `[limits]` as far as it alone tells
+    /// is refused before anything is stored. `now` is the time it was
+    /// asked for, which its id holds (the schedules' clock, which `graft
+    /// schedule tick --now` sets).
     pub fn submit(&self, s: Submission, now: DateTime<Utc>) -> Result<Submitted, SubmitError> {
+        let change = intake(&s, &graft_pipeline::upgrade::limits(&self.ws.config))?;
         let ledger = &self.ws.ledger;
         let policy = &self.ws.config.policy;
         let rules = Rules::new(&self.ws.config);
-        let (deltas, mut floor) = self.request_deltas(&s);
+        let (deltas, mut floor) = self.request_deltas(&s, change.as_ref());
         let modules = modules_of(deltas.iter().map(|d| d.path.as_str()));
         let record = learning::record_for(ledger, s.kind.as_str(), &modules, s.provider.as_deref());
         let mut risk = rules.assess_with(&deltas, &record, s.approve_protected);
@@ -247,22 +255,14 @@ impl Orchestrator<'_> {
         }
     }
 
-    /// What a request will change, as far as it is known before it runs,
-    /// and a floor from the analyzer for a suggestion.
-    fn request_deltas(&self, s: &Submission) -> (Vec<FileDelta>, Option<RiskLevel>) {
+    /// What a request will change, as far as it is known before it runs
+    /// (a patch's or edits' parsed `change`), and a floor from the analyzer
+    /// for a suggestion.
+    fn request_deltas(&self, s: &Submission, change: Option<&Change>) -> (Vec<FileDelta>, Option<RiskLevel>) {
         match s.kind {
-            RequestKind::Patch => (
-                graft_change::parse_unified_diff(&s.name, &s.body)
-                    .map(|c| risk::deltas_from_change(&c))
-                    .unwrap_or_default(),
-                None,
-            ),
-            RequestKind::Edits => (
-                graft_change::parse_edits_json(&s.name, &s.body)
-                    .map(|c| risk::deltas_from_change(&c))
-                    .unwrap_or_default(),
-                None,
-            ),
+            RequestKind::Patch | RequestKind::Edits => {
+                (change.map(risk::deltas_from_change).unwrap_or_default(), None)
+            }
             RequestKind::Suggestion => {
                 let sug = s
                     .suggestion
@@ -373,7 +373,7 @@ impl Orchestrator<'_> {
                     policy: self.ws.config.policy.clone(),
                     approved,
                     provider: s.provider.clone(),
-                    suggestion_risk: self.request_deltas(&s).1,
+                    suggestion_risk: self.request_deltas(&s, None).1,
                     protected_approved: s.approve_protected,
                     ws: self.ws,
                     analyzer: self.analyzer,
@@ -660,14 +660,11 @@ impl Orchestrator<'_> {
             Ok(s) => s,
             Err(e) => return json!({ "error": e }),
         };
+        let mut budget = match self.schedule_budget(now) {
+            Ok(b) => b,
+            Err(e) => return json!({ "error": e.to_string() }),
+        };
         let sched = &self.ws.config.schedule;
-        let day = schedule::format_time(now - chrono::Duration::days(1));
-        let mut budget = sched.max_upgrades_per_day.saturating_sub(
-            self.ws
-                .ledger
-                .count_created_since(&day, Some("schedule"))
-                .unwrap_or(0),
-        );
         let mut queued = Vec::new();
         let mut skipped = 0;
         let mut already = 0;
@@ -682,7 +679,11 @@ impl Orchestrator<'_> {
             .into_iter()
             .map(|u| u.title)
             .collect();
-        for sug in suggestions.iter().filter(|s| s.priority >= sched.min_priority) {
+        let wanted: Vec<_> = suggestions
+            .iter()
+            .filter(|s| s.priority >= sched.min_priority)
+            .collect();
+        for sug in &wanted {
             if open.contains(&sug.title) {
                 already += 1;
                 continue;
@@ -713,16 +714,38 @@ impl Orchestrator<'_> {
                 Err(e) => return json!({ "error": e.to_string(), "queued": queued }),
             }
         }
-        json!({
+        let mut detail = json!({
             "suggestions": suggestions.len(),
+            "below_min_priority": suggestions.len() - wanted.len(),
             "queued": queued,
             "already_waiting": already,
             "left_for_later": skipped,
             "rate_limited": limited,
-        })
+        });
+        if skipped > 0 && budget == 0 {
+            detail["note"] = json!(format!(
+                "{skipped} suggestion(s) left for a later scan: {}",
+                self.day_is_full(now)
+            ));
+        }
+        detail
     }
 
     fn scheduled_autofix(&self, now: DateTime<Utc>) -> serde_json::Value {
+        match self.schedule_budget(now) {
+            Ok(0) => {
+                return json!({
+                    "queued": [],
+                    "left_for_later": 1,
+                    "note": format!(
+                        "the autofix was not queued (it waits for its next run): {}",
+                        self.day_is_full(now)
+                    ),
+                });
+            }
+            Ok(_) => {}
+            Err(e) => return json!({ "error": e.to_string() }),
+        }
         let mut s = Submission::new(
             RequestKind::Autofix,
             "schedule",
@@ -736,6 +759,44 @@ impl Orchestrator<'_> {
             Err(e) => json!({ "error": e.to_string() }),
         }
     }
+
+    /// How many more upgrades the schedules may create in the 24 hours
+    /// ending `now` (`[schedule] max_upgrades_per_day`), counted by the
+    /// schedules' own clock, which `graft schedule tick --now` sets.
+    fn schedule_budget(&self, now: DateTime<Utc>) -> Result<u64, PipelineError> {
+        let made = self
+            .ws
+            .ledger
+            .count_asked_between(now - chrono::Duration::days(1), now, Some("schedule"))
+            .map_err(Self::ledger_err)?;
+        Ok(self.ws.config.schedule.max_upgrades_per_day.saturating_sub(made))
+    }
+
+    /// What to say when the schedules' day is full.
+    fn day_is_full(&self, now: DateTime<Utc>) -> String {
+        format!(
+            "`[schedule] max_upgrades_per_day` ({}) reached: the schedules created that many upgrades in the 24 hours up to {}",
+            self.ws.config.schedule.max_upgrades_per_day,
+            schedule::format_time(now)
+        )
+    }
+}
+
+/// A request held to `[limits]` before anything is stored: its size, and
+/// for a patch or edits what the change alone shows (its files, what it
+/// surely writes). Anything else wrong with it is the pipeline's to find
+/// and record. The parsed change, when it parses.
+fn intake(s: &Submission, limits: &Limits) -> Result<Option<Change>, ChangeError> {
+    graft_change::check_request_bytes(&s.name, s.body.len(), limits)?;
+    let change = match s.kind {
+        RequestKind::Patch => graft_change::parse_unified_diff(&s.name, &s.body).ok(),
+        RequestKind::Edits => graft_change::parse_edits_json(&s.name, &s.body).ok(),
+        _ => None,
+    };
+    if let Some(c) = &change {
+        graft_change::check_change(c, limits)?;
+    }
+    Ok(change)
 }
 
 /// What a tick did.

@@ -29,7 +29,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use graft_change::{Change, Edit, Policy, RelPath};
+use graft_change::{Change, ChangeError, Edit, Limits, Policy, RelPath};
 use graft_ledger::{GateStatus, GenerationRound, UpgradeId, UpgradeState, UpgradeUpdate};
 use serde::Serialize;
 use serde_json::json;
@@ -491,7 +491,7 @@ impl Pipeline<'_> {
             j.step(&name("stage"), json!({ "base": base, "round": round }), || {
                 let change = match output {
                     Output::Change(c) => c,
-                    Output::InPlace => read_back(&Git::new(&ws.staging_dir()), base)?,
+                    Output::InPlace => read_back(&Git::new(&ws.staging_dir()), base, policy.limits())?,
                     Output::Unusable(f) => return Err(f),
                 };
                 let staging = staging::prepare(ws, base)?;
@@ -552,17 +552,48 @@ impl Pipeline<'_> {
 /// Read what a generator changed in the staging worktree, relative to
 /// `base`, as a change of whole files. Every path is checked as a patch's
 /// would be; a symlink the generator made is refused here (and the
-/// change's paths again by `resolve`, against the clean tree).
-fn read_back(staging: &Git, base: &str) -> Result<Change, Failure> {
+/// change's paths again by `resolve`, against the clean tree). What it
+/// wrote is held to the limits by the files' sizes before git stores a
+/// byte of it or Graft reads one; refused, the tree is reset to `base`.
+fn read_back(staging: &Git, base: &str, limits: &Limits) -> Result<Change, Failure> {
+    let refused = |e: ChangeError| -> Failure {
+        let failure = Failure::refused(&e);
+        match staging::reset(staging, base) {
+            Ok(()) => failure,
+            Err(reset) => Failure::internal(&reset),
+        }
+    };
+    // What the generator left in the tree (its own commits aside: git
+    // already holds those), before `add -A` hashes it into git's store.
+    let status = staging
+        .run(&[
+            "status",
+            "--porcelain",
+            "-z",
+            "--untracked-files=all",
+            "--no-renames",
+        ])
+        .map_err(Failure::from)?;
+    let left: Vec<&str> = status
+        .split('\0')
+        .filter(|s| s.len() > 3)
+        .map(|entry| &entry[3..])
+        .collect();
+    check_written(staging.dir(), &left, limits).map_err(refused)?;
     // `add -A` also catches what a generator committed or staged itself;
     // ignored files (build output) stay out.
     staging.run(&["add", "-A"]).map_err(Failure::from)?;
     let out = staging
         .run(&["diff", "--cached", "--name-status", "-z", "--no-renames", base])
         .map_err(Failure::from)?;
-    let mut fields = out.split('\0').filter(|s| !s.is_empty());
+    let entries: Vec<(&str, &str)> = {
+        let mut fields = out.split('\0').filter(|s| !s.is_empty());
+        std::iter::from_fn(|| Some((fields.next()?, fields.next()?))).collect()
+    };
+    let paths: Vec<&str> = entries.iter().map(|(_, path)| *path).collect();
+    check_written(staging.dir(), &paths, limits).map_err(refused)?;
     let mut edits = Vec::new();
-    while let (Some(status), Some(path)) = (fields.next(), fields.next()) {
+    for (status, path) in entries {
         let rel = RelPath::new(path).map_err(|e| Failure::refused(&e))?;
         if status.starts_with('D') {
             edits.push(Edit::Delete {
@@ -572,13 +603,7 @@ fn read_back(staging: &Git, base: &str) -> Result<Change, Failure> {
             continue;
         }
         let full = staging.dir().join(path);
-        let meta = std::fs::symlink_metadata(&full).map_err(|e| {
-            Failure::new(
-                FailureClass::Internal,
-                "internal",
-                format!("cannot read {} written by the provider: {e}", full.display()),
-            )
-        })?;
+        let meta = std::fs::symlink_metadata(&full).map_err(|e| unreadable(&full, e))?;
         if meta.file_type().is_symlink() {
             return Err(Failure::new(
                 FailureClass::Refused,
@@ -589,13 +614,7 @@ fn read_back(staging: &Git, base: &str) -> Result<Change, Failure> {
                 ),
             ));
         }
-        let content = std::fs::read(&full).map_err(|e| {
-            Failure::new(
-                FailureClass::Internal,
-                "internal",
-                format!("cannot read {} written by the provider: {e}", full.display()),
-            )
-        })?;
+        let content = std::fs::read(&full).map_err(|e| unreadable(&full, e))?;
         use std::os::unix::fs::PermissionsExt as _;
         let executable = meta.permissions().mode() & 0o111 != 0;
         edits.push(if status.starts_with('A') {
@@ -619,6 +638,32 @@ fn read_back(staging: &Git, base: &str) -> Result<Change, Failure> {
         ));
     }
     Ok(Change { edits })
+}
+
+/// Holds the files at `paths` under `dir` to the limits by their sizes
+/// on disk, reading none (a deleted one counts as a file, of no bytes).
+fn check_written(dir: &Path, paths: &[&str], limits: &Limits) -> Result<(), ChangeError> {
+    limits.check_files(paths.len())?;
+    let mut total = 0;
+    for path in paths {
+        let Ok(meta) = std::fs::symlink_metadata(dir.join(path)) else {
+            continue;
+        };
+        if meta.is_file() {
+            let rel = RelPath::new(path)?;
+            limits.check_file_bytes(&rel, meta.len(), false)?;
+            total += meta.len();
+        }
+    }
+    limits.check_change_bytes(total, false)
+}
+
+fn unreadable(path: &Path, e: std::io::Error) -> Failure {
+    Failure::new(
+        FailureClass::Internal,
+        "internal",
+        format!("cannot read {} written by the provider: {e}", path.display()),
+    )
 }
 
 #[cfg(test)]

@@ -604,15 +604,24 @@ fn cancelled_failure() -> Failure {
     )
 }
 
+pub use graft_change::REQUEST_BYTES_PER_CHANGE_BYTE;
+
+/// `[limits]` as `graft-change` holds a change to them: every way in
+/// reads and checks a request by these before anything is stored.
+pub fn limits(config: &graft_config::Config) -> graft_change::Limits {
+    let l = &config.limits;
+    graft_change::Limits {
+        max_change_bytes: l.max_change_bytes,
+        max_file_bytes: l.max_file_bytes,
+        max_files: l.max_files.get(),
+        allow_binary: l.allow_binary,
+    }
+}
+
 pub(crate) fn policy_for(ws: &Workspace, approve_protected: bool) -> Result<Policy, Failure> {
-    let l = &ws.config.limits;
     Policy::new(
         &ws.config.target.protected.0,
-        graft_change::Limits {
-            max_change_bytes: l.max_change_bytes,
-            max_file_bytes: l.max_file_bytes,
-            allow_binary: l.allow_binary,
-        },
+        limits(&ws.config),
         approve_protected,
     )
     .map_err(|e| Failure::refused(&e))

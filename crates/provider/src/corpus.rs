@@ -256,6 +256,7 @@ fn apply(reply: &str, root: &Path) -> Result<(), (String, String)> {
         Limits {
             max_change_bytes: 1024 * 1024,
             max_file_bytes: 512 * 1024,
+            max_files: 1000,
             allow_binary: false,
         },
         false,

@@ -155,6 +155,7 @@ impl Ops {
                     )
                 });
             }
+            Ok(Ok(Err(SubmitError::Refused(e)))) => return Err(refused_change(&e)),
             Ok(Ok(Err(SubmitError::Pipeline(e)))) | Ok(Err(e)) => {
                 return Err(refused("pipeline", None, e.to_string()));
             }
@@ -341,7 +342,23 @@ impl Ops {
     }
 }
 
-pub fn router(ops: Arc<Ops>, body_limit: usize) -> axum::Router {
+/// A change over `[limits]`, refused before anything was stored.
+pub fn refused_change(e: &graft_change::ChangeError) -> Refusal {
+    Refusal {
+        error: ErrorLine {
+            code: e.code().to_string(),
+            class: Some(graft_pipeline::FailureClass::Refused),
+            message: e.to_string(),
+        },
+        retry_after: None,
+    }
+}
+
+/// The control routes. `limits` bounds an upgrade's body: one over
+/// [`graft_change::Limits::max_request_bytes`] is refused as it arrives,
+/// with the same error as from every other way in.
+pub fn router(ops: Arc<Ops>, limits: graft_change::Limits) -> axum::Router {
+    let body_limit = usize::try_from(limits.max_request_bytes()).unwrap_or(usize::MAX);
     axum::Router::new()
         .route("/v1/status", get(status))
         .route("/v1/upgrades", post(upgrade))
@@ -350,6 +367,7 @@ pub fn router(ops: Arc<Ops>, body_limit: usize) -> axum::Router {
         .route("/v1/upgrades/{id}/approve", post(approve))
         .route("/v1/upgrades/{id}/reject", post(reject))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::Extension(limits))
         .with_state(ops)
 }
 
@@ -408,7 +426,26 @@ async fn status(State(ops): State<Arc<Ops>>) -> Response {
     Json(json!({ "supervisor": ops.sup.status(), "endpoints": endpoints })).into_response()
 }
 
-async fn upgrade(State(ops): State<Arc<Ops>>, Query(q): Query<UpgradeQuery>, body: Bytes) -> Response {
+async fn upgrade(
+    State(ops): State<Arc<Ops>>,
+    axum::Extension(limits): axum::Extension<graft_change::Limits>,
+    Query(q): Query<UpgradeQuery>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        // Only the bound is read; the answer is the stream's one line.
+        Err(axum::extract::rejection::BytesRejection::FailedToBufferBody(_)) => {
+            let refusal = graft_change::ChangeError::RequestTooLarge {
+                source_name: q.name.clone(),
+                limit: limits.max_request_bytes(),
+            };
+            let (tx, rx) = mpsc::unbounded_channel();
+            let _ = tx.send(Line::Error(refused_change(&refusal).error));
+            return ndjson(rx);
+        }
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_body", e.body_text()),
+    };
     if q.kind.parse::<RequestKind>().is_err() {
         return error(
             StatusCode::BAD_REQUEST,
@@ -506,8 +543,14 @@ pub async fn runner(ops: Arc<Ops>) {
             let ops2 = ops.clone();
             let ran = tokio::task::spawn_blocking(move || {
                 ops2.with_orchestrator(|o| {
-                    if let Err(e) = o.tick(chrono::Utc::now()) {
-                        eprintln!("graft: schedules: {e}");
+                    match o.tick(chrono::Utc::now()) {
+                        Err(e) => eprintln!("graft: schedules: {e}"),
+                        // What a bound stopped is said where the daemon speaks.
+                        Ok(tick) => tick
+                            .ran
+                            .iter()
+                            .filter_map(|r| Some((r["schedule"].as_str()?, r["detail"]["note"].as_str()?)))
+                            .for_each(|(name, note)| eprintln!("graft: schedule {name}: {note}")),
                     }
                     o.run_next()
                 })

@@ -201,8 +201,7 @@ pub fn run(root: &Path, ext: Extensions, on_started: impl FnOnce(&Started)) -> R
             wake: tokio::sync::Notify::new(),
             endpoints: std::sync::Mutex::new(Vec::new()),
         });
-        let body_limit = (config.limits.max_change_bytes as usize).saturating_mul(2).max(64 * 1024);
-        let control_router = control::router(ops.clone(), body_limit);
+        let control_router = control::router(ops.clone(), graft_pipeline::upgrade::limits(&config));
         tokio::spawn(async move { axum::serve(control_listener, control_router).await });
         if let Some(mount) = mount {
             let served = match mount(ops.clone()).await {

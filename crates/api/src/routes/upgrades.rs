@@ -260,6 +260,8 @@ fn error_of(e: ErrorLine) -> ApiError {
     use graft_pipeline::FailureClass as C;
     let status = match (e.code.as_str(), e.class) {
         ("not_found", _) => StatusCode::NOT_FOUND,
+        // Over `[limits]`: refused before anything was stored.
+        ("too_large" | "too_many_files", Some(C::Refused)) => StatusCode::PAYLOAD_TOO_LARGE,
         (_, Some(C::Precondition)) => StatusCode::CONFLICT,
         (_, Some(C::Internal)) | ("pipeline" | "internal", None) => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::UNPROCESSABLE_ENTITY,

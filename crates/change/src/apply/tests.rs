@@ -443,8 +443,29 @@ fn with_limits(max_change_bytes: u64, max_file_bytes: u64, allow_binary: bool) -
         max_change_bytes,
         max_file_bytes,
         allow_binary,
+        ..Limits::default()
     };
     Policy::new(&[], limits, false).unwrap()
+}
+
+#[test]
+fn file_count_limit_counts_every_file_touched() {
+    let dir = tree(&[("old.txt", "old\n"), ("moved.txt", "m\n")]);
+    let change = edits(
+        r#"[{"op": "create", "path": "a", "content": "1"}, {"op": "delete", "path": "old.txt"}, {"op": "rename", "from": "moved.txt", "to": "here.txt"}]"#,
+    );
+    let two = Limits {
+        max_files: 2,
+        ..Limits::default()
+    };
+    let err = resolve(&change, dir.path(), &Policy::new(&[], two, false).unwrap()).unwrap_err();
+    assert_eq!(err.code(), "too_many_files");
+    assert_eq!(
+        err.to_string(),
+        "the change names 3 files, over the limit of 2 files per change; split it into smaller changes, or raise `[limits] max_files` in graft.toml"
+    );
+    let three = Limits { max_files: 3, ..two };
+    assert!(resolve(&change, dir.path(), &Policy::new(&[], three, false).unwrap()).is_ok());
 }
 
 #[test]
