@@ -77,24 +77,6 @@ impl Inputs {
     }
 }
 
-/// The bytes of every file under `dir` (none: 0).
-fn bytes_under(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .map(|e| e.unwrap())
-        .map(|e| {
-            let meta = e.path().symlink_metadata().unwrap();
-            if meta.is_dir() {
-                bytes_under(&e.path())
-            } else {
-                meta.len()
-            }
-        })
-        .sum()
-}
-
 /// `f`, with how long it took printed.
 fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
     let start = Instant::now();

@@ -258,6 +258,23 @@ pub fn git_command(dir: &Path) -> Command {
     cmd
 }
 
+/// The bytes of every file under `dir` (none there: 0), to see how much
+/// something stored.
+pub fn bytes_under(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .map(|e| e.unwrap().path())
+        .map(|p| match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => bytes_under(&p),
+            Ok(m) => m.len(),
+            // Gone since it was listed (a WAL checkpointed, say).
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<String, Vec<u8>>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap()).collect();
     entries.sort_by_key(|e| e.file_name());
