@@ -85,33 +85,57 @@ fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
     out
 }
 
-/// `graft upgrade --patch FILE --json`, or `--patch -` with the file as
-/// standard input: refused (exit 3) with `want`.
-fn refused_by_the_cli(t: &Target, what: &str, patch: &Path, stdin: bool, want: Refusal) {
-    let run = timed(what, || {
-        let file = patch.to_str().unwrap();
-        let args = ["upgrade", "--patch", if stdin { "-" } else { file }, "--json"];
-        let mut cmd = t.graft_command(&args, &[]);
-        if stdin {
-            cmd.stdin(File::open(patch).unwrap());
-        }
-        Run::from(cmd.output().unwrap(), &args)
-    });
-    run.code(3);
-    let e = &run.json()["error"];
-    assert_eq!(e["code"], want.code, "{what}: {e}");
-    assert_eq!(e["exit_code"], 3, "{what}: {e}");
-    let message = e["message"].as_str().unwrap();
-    assert!(message.contains(want.names), "{what}: {message}");
+/// `graft upgrade --patch FILE --json`, and `--patch -` with the file as
+/// standard input: each refused (exit 3) with `want`.
+fn refused_by_the_cli(t: &Target, name: &str, patch: &Path, want: Refusal) {
+    for stdin in [false, true] {
+        let what = format!(
+            "{name}, {}",
+            if stdin {
+                "on standard input"
+            } else {
+                "by --patch FILE"
+            }
+        );
+        let run = timed(&what, || {
+            let file = patch.to_str().unwrap();
+            let args = ["upgrade", "--patch", if stdin { "-" } else { file }, "--json"];
+            let mut cmd = t.graft_command(&args, &[]);
+            if stdin {
+                cmd.stdin(File::open(patch).unwrap());
+            }
+            Run::from(cmd.output().unwrap(), &args)
+        });
+        run.code(3);
+        let e = &run.json()["error"];
+        assert_eq!(e["code"], want.code, "{what}: {e}");
+        assert_eq!(e["exit_code"], 3, "{what}: {e}");
+        let message = e["message"].as_str().unwrap();
+        assert!(message.contains(want.names), "{what}: {message}");
+    }
 }
 
-/// An MCP result refused with `want`: a tool error whose text ends with
-/// the code, naming the setting.
-fn refused_over_mcp(what: &str, result: &Value, want: Refusal) {
-    assert_eq!(result["is_error"], true, "{what}: {result}");
-    let text = result["text"][0].as_str().unwrap_or_default();
-    assert!(text.ends_with(&format!("[{}]", want.code)), "{what}: {result}");
-    assert!(text.contains(want.names), "{what}: {result}");
+/// Both patches as `self_improve` calls in one MCP session: each refused
+/// with a tool error whose text names the setting and ends with the code.
+fn refused_over_mcp(t: &Target, inputs: &Inputs, how: &str) {
+    let execute = |patch: &Path| {
+        call(
+            "self_improve",
+            json!({ "action": "execute", "patch": { "$file": patch } }),
+        )
+    };
+    let out = timed(&format!("both {how}"), || {
+        session(t, json!([execute(&inputs.huge), execute(&inputs.many)]))
+    });
+    for ((name, _, want), result) in inputs.cases().into_iter().zip(out["results"].as_array().unwrap()) {
+        assert_eq!(result["is_error"], true, "{name} {how}: {result}");
+        let text = result["text"][0].as_str().unwrap_or_default();
+        assert!(
+            text.ends_with(&format!("[{}]", want.code)),
+            "{name} {how}: {result}"
+        );
+        assert!(text.contains(want.names), "{name} {how}: {result}");
+    }
 }
 
 /// Nothing stored: no upgrade, no request, `.graft/` grown by less than
@@ -159,8 +183,7 @@ fn a_change_over_the_limits_is_refused_as_it_is_read_and_nothing_is_stored() {
     t.graft(&["status"]).success();
     let (graft_before, before) = (bytes_under(&t.path(".graft")), t.snapshot());
     for (name, patch, want) in inputs.cases() {
-        refused_by_the_cli(&t, &format!("{name} by --patch FILE"), patch, false, want);
-        refused_by_the_cli(&t, &format!("{name} on standard input"), patch, true, want);
+        refused_by_the_cli(&t, name, patch, want);
     }
     // What a person reads names the limit and what to do.
     let huge = inputs.huge.to_str().unwrap();
@@ -173,23 +196,7 @@ fn a_change_over_the_limits_is_refused_as_it_is_read_and_nothing_is_stored() {
         .stderr_has("names 50000 files, over the limit of 1000")
         .stderr_has("raise `[limits] max_files` in graft.toml");
     // The same over MCP (`graft mcp` working in its own process).
-    let out = timed("both over MCP", || {
-        session(
-            &t,
-            json!([
-                call(
-                    "self_improve",
-                    json!({ "action": "execute", "patch": { "$file": inputs.huge } })
-                ),
-                call(
-                    "self_improve",
-                    json!({ "action": "execute", "patch": { "$file": inputs.many } })
-                ),
-            ]),
-        )
-    });
-    refused_over_mcp("200 MB over MCP", &out["results"][0], HUGE);
-    refused_over_mcp("50,000 files over MCP", &out["results"][1], MANY);
+    refused_over_mcp(&t, &inputs, "over MCP");
     nothing_stored(&t, graft_before, &before);
 }
 
@@ -204,20 +211,7 @@ fn a_change_over_the_limits_is_refused_by_graft_run_from_every_way_in() {
     let (graft_before, before) = (bytes_under(&t.path(".graft")), t.snapshot());
     for (name, patch, want) in inputs.cases() {
         // The CLI, which hands it to graft run.
-        refused_by_the_cli(
-            &t,
-            &format!("{name} by --patch FILE to graft run"),
-            patch,
-            false,
-            want,
-        );
-        refused_by_the_cli(
-            &t,
-            &format!("{name} on standard input to graft run"),
-            patch,
-            true,
-            want,
-        );
+        refused_by_the_cli(&t, &format!("{name} to graft run"), patch, want);
         // Another client of the control socket, sending all of it.
         let answer = timed(&format!("{name} on the control socket"), || {
             let out = Command::new("curl")
@@ -246,22 +240,7 @@ fn a_change_over_the_limits_is_refused_by_graft_run_from_every_way_in() {
             "{name}: {answer}"
         );
     }
-    // MCP through graft run.
-    let out = session(
-        &t,
-        json!([
-            call(
-                "self_improve",
-                json!({ "action": "execute", "patch": { "$file": inputs.huge } })
-            ),
-            call(
-                "self_improve",
-                json!({ "action": "execute", "patch": { "$file": inputs.many } })
-            ),
-        ]),
-    );
-    refused_over_mcp("200 MB over MCP to graft run", &out["results"][0], HUGE);
-    refused_over_mcp("50,000 files over MCP to graft run", &out["results"][1], MANY);
+    refused_over_mcp(&t, &inputs, "over MCP to graft run");
     nothing_stored(&t, graft_before, &before);
     d.stop();
 }
