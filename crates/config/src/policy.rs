@@ -109,7 +109,8 @@ pub struct ScheduleConfig {
     pub scan: Every,
     /// When to run the autofixers.
     pub autofix: Every,
-    /// Upgrades the schedules may create per day.
+    /// Upgrades the schedules (scans and autofixes together) may create
+    /// in any 24 hours of their clock.
     pub max_upgrades_per_day: u64,
     /// Suggestions with a lower priority are not queued.
     pub min_priority: i64,
