@@ -8,23 +8,6 @@ use std::time::{Duration, Instant};
 use crate::support::agent::*;
 use crate::support::*;
 
-/// JSON edits setting VERSION, and the behavior file (None: left as it is).
-fn release(version: &str, behavior: Option<&str>) -> String {
-    let mut edits =
-        vec![serde_json::json!({"op": "replace", "path": "VERSION", "content": format!("{version}\n")})];
-    if let Some(b) = behavior {
-        edits.push(serde_json::json!({"op": "create", "path": "behavior", "content": format!("{b}\n")}));
-    }
-    serde_json::Value::Array(edits).to_string()
-}
-
-/// JSON edits setting VERSION and deleting the behavior file v1 had.
-fn plain_release(version: &str) -> String {
-    format!(
-        r#"[{{"op":"replace","path":"VERSION","content":"{version}\n"}},{{"op":"delete","path":"behavior"}}]"#
-    )
-}
-
 fn upgrade_json(t: &Target, edits: &str) -> (Run, serde_json::Value) {
     let run = t.upgrade_edits(edits, &["--json"]);
     let v = serde_json::from_str(&run.stdout).unwrap_or(serde_json::Value::Null);
