@@ -48,16 +48,14 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
         // The dashboard's one-time sign-in link: printed, never in
         // `endpoints` (which `GET /v1/status` shows to anyone).
         let login = s.endpoints.get("api").map(|api| logins.link(api));
-        if json {
-            // One line, so a script can wait for it.
+        if let Some(out) = &stdout {
+            // One line, so a script can wait for it; the same words as
+            // without --json go to stderr below.
             let mut v = serde_json::to_value(s).unwrap_or_default();
             if let Some(link) = &login {
                 v["dashboard_login"] = serde_json::json!(link);
             }
-            if let Some(out) = &stdout {
-                out.started(serde_json::to_string(&v).unwrap_or_default());
-            }
-            return;
+            out.started(serde_json::to_string(&v).unwrap_or_default());
         }
         for r in &s.recovered {
             eprintln!("graft run: recovered {} ({})", r.id, r.action);
@@ -67,12 +65,17 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
             style("graft run:").bold(),
             &s.live_commit[..s.live_commit.len().min(10)],
             s.instance_pid,
-            if s.sockets.is_empty() {
-                " in plain mode (no sockets)".to_string()
+            if s.plain_mode {
+                " in plain mode".to_string()
             } else {
                 format!(" on {}", s.sockets.join(", "))
             }
         );
+        if s.plain_mode {
+            eprintln!(
+                "  plain mode (no [[run.listen]]): each switch stops the old release before starting the new one, so nothing serves for that moment (its drain and the new one's start); give Graft the listening sockets with [[run.listen]] for switches with no gap"
+            );
+        }
         eprintln!(
             "  control socket {}; agent API {}",
             s.control_socket.display(),

@@ -309,6 +309,32 @@ fn bad_run_values_are_located() {
 }
 
 #[test]
+fn a_health_address_is_for_plain_mode_http_and_tcp_checks_only() {
+    let plain =
+        "[run]\ncommand = \"python3 app.py\"\n\n[health]\nready = \"http\"\naddress = \"127.0.0.1:8000\"\n";
+    let c = parse(plain).unwrap();
+    assert_eq!(c.health.address.unwrap().0, "127.0.0.1:8000".parse().unwrap());
+    let e = err(&RUN.replace(
+        "ready = \"http\"",
+        "ready = \"http\"\naddress = \"127.0.0.1:8000\"",
+    ));
+    assert!(
+        e.contains("key `health.address`: `address` is for plain mode (no [[run.listen]]): with [[run.listen]] each release is checked on its own private health socket, since a check on a shared address would be answered by whichever release accepts it; remove `address`"),
+        "{e}"
+    );
+    let e = err(&plain.replace("ready = \"http\"", "ready = \"notify\""));
+    assert!(
+        e.contains("`address` is where `ready = \"http\"` and `ready = \"tcp\"` checks go; with `ready = \"notify\"` nothing would use it"),
+        "{e}"
+    );
+    let e = err(&plain.replace("127.0.0.1:8000", "localhost"));
+    assert!(
+        e.contains("key `health.address`: `localhost` is not an address like \"127.0.0.1:8000\""),
+        "{e}"
+    );
+}
+
+#[test]
 fn provider_section_parses_with_defaults() {
     let c = parse(
         r#"
