@@ -165,20 +165,29 @@ log("start")
 server.serve_forever()
 "#;
 
-#[test]
-fn plain_mode_checks_the_programs_own_address_and_stops_the_old_release_first() {
-    let port = free_port();
-    let t = Target::with_files(&[
+/// `OWN_PORT_APP` at VERSION v1 on `port`, run by a graft.toml whose
+/// `[run]` section goes on with `rest`.
+fn own_port_app(port: u16, rest: &str) -> Target {
+    Target::with_files(&[
         ("app.py", OWN_PORT_APP),
         ("VERSION", "v1\n"),
         ("PORT", &port.to_string()),
         (
             "graft.toml",
-            &format!(
-                "[target]\nbranch = \"main\"\n\n[run]\ncommand = \"python3 app.py\"\ndrain_timeout = \"3s\"\n\n[health]\nready = \"http\"\naddress = \"127.0.0.1:{port}\"\ninterval = \"100ms\"\nstart_timeout = \"3s\"\n\n[watch]\nwindow = \"1s\"\n"
-            ),
+            &format!("[target]\nbranch = \"main\"\n\n[run]\ncommand = \"python3 app.py\"\n{rest}"),
         ),
-    ]);
+    ])
+}
+
+#[test]
+fn plain_mode_checks_the_programs_own_address_and_stops_the_old_release_first() {
+    let port = free_port();
+    let t = own_port_app(
+        port,
+        &format!(
+            "drain_timeout = \"3s\"\n\n[health]\nready = \"http\"\naddress = \"127.0.0.1:{port}\"\ninterval = \"100ms\"\nstart_timeout = \"3s\"\n\n[watch]\nwindow = \"1s\"\n"
+        ),
+    );
     let d = t.run_daemon();
     assert_eq!(d.info["plain_mode"], true);
     assert!(
@@ -223,17 +232,12 @@ fn plain_mode_checks_the_programs_own_address_and_stops_the_old_release_first() 
 #[test]
 fn a_release_that_binds_the_port_graft_holds_is_told_to_take_its_socket() {
     let port = free_port();
-    let t = Target::with_files(&[
-        ("app.py", OWN_PORT_APP),
-        ("VERSION", "v1\n"),
-        ("PORT", &port.to_string()),
-        (
-            "graft.toml",
-            &format!(
-                "[target]\nbranch = \"main\"\n\n[run]\ncommand = \"python3 app.py\"\n\n[[run.listen]]\nname = \"http\"\naddress = \"127.0.0.1:{port}\"\n\n[health]\nready = \"notify\"\nstart_timeout = \"5s\"\n"
-            ),
+    let t = own_port_app(
+        port,
+        &format!(
+            "\n[[run.listen]]\nname = \"http\"\naddress = \"127.0.0.1:{port}\"\n\n[health]\nready = \"notify\"\nstart_timeout = \"5s\"\n"
         ),
-    ]);
+    );
     let run = t.graft(&["run"]);
     run.code(5).stderr_has(&format!(
         "its output says its address is already in use: Graft holds the listening sockets of [[run.listen]] (http (127.0.0.1:{port})) and passes them to each release as fd 3 onward (LISTEN_FDS, LISTEN_FDNAMES), so the program must take its socket from there instead of binding the port itself; the README's \"Recipes: taking the socket from Graft\" shows how for gunicorn, uvicorn, Node, Go and Rust"
