@@ -48,15 +48,6 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
         // The dashboard's one-time sign-in link: printed, never in
         // `endpoints` (which `GET /v1/status` shows to anyone).
         let login = s.endpoints.get("api").map(|api| logins.link(api));
-        if let Some(out) = &stdout {
-            // One line, so a script can wait for it; the same words as
-            // without --json go to stderr below.
-            let mut v = serde_json::to_value(s).unwrap_or_default();
-            if let Some(link) = &login {
-                v["dashboard_login"] = serde_json::json!(link);
-            }
-            out.started(serde_json::to_string(&v).unwrap_or_default());
-        }
         for r in &s.recovered {
             eprintln!("graft run: recovered {} ({})", r.id, r.action);
         }
@@ -95,6 +86,15 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
             "  upgrades from another shell go through it: `graft upgrade --patch FILE`; `graft logs -f`"
         );
         eprintln!("  Ctrl-C stops it (releases drain first)");
+        if let Some(out) = &stdout {
+            // One line, so a script can wait for it; written after the
+            // lines above, so that a script that waited for it finds them.
+            let mut v = serde_json::to_value(s).unwrap_or_default();
+            if let Some(link) = &login {
+                v["dashboard_login"] = serde_json::json!(link);
+            }
+            out.started(serde_json::to_string(&v).unwrap_or_default());
+        }
     });
     match result {
         Ok(()) => {
