@@ -45,15 +45,21 @@ pub fn recipes(
     let wants = |e: Ecosystem| all || ecosystems.contains(&e);
     let mut out = Vec::new();
     if wants(Ecosystem::Python) {
+        // gunicorn reads LISTEN_FDS itself when LISTEN_PID is its own pid
+        // (exec'ed) and serves every socket passed; `--bind fd://3` on top
+        // would take fd 3 twice and fail. Through `uv run` its pid differs
+        // and it needs the flags.
+        let binds = if *python == PythonEnv::UvRun {
+            " --bind fd://3 --bind fd://4"
+        } else {
+            ""
+        };
         out.push(Recipe {
             name: "gunicorn",
-            about: "WSGI; fd 3 for traffic, fd 4 (health) for Graft's check",
+            about: "WSGI; it reads LISTEN_FDS: fd 3, and fd 4 (health) for the check",
             toml: format!(
                 "[run]\ncommand = {}\n\n{}\n[health]\nready = \"http\"\n{}\n",
-                toml_string(&format!(
-                    "{} --bind fd://3 --bind fd://4 app:app",
-                    python.program("gunicorn")
-                )),
+                toml_string(&format!("{}{binds} app:app", python.program("gunicorn"))),
                 listen(8000),
                 commented("http_path = \"/\"", "any path the app answers with 2xx")
             ),

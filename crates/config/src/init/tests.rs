@@ -99,9 +99,16 @@ fn recipes_follow_the_ecosystems_found() {
         "{text}"
     );
     assert!(
-        recipe_in(&text, "gunicorn").contains(
-            "command = '\"$GRAFT_REPO_ROOT/.venv/bin/gunicorn\" --bind fd://3 --bind fd://4 app:app'"
-        ),
+        recipe_in(&text, "gunicorn").contains("command = '\"$GRAFT_REPO_ROOT/.venv/bin/gunicorn\" app:app'"),
+        "{text}"
+    );
+    // Through `uv run` gunicorn's pid is not LISTEN_PID: it is told the fds.
+    let mut p = probe(&[Ecosystem::Python], &yes);
+    p.python.env = PythonEnv::UvRun;
+    let text = render_template(&p).text;
+    assert!(
+        recipe_in(&text, "gunicorn")
+            .contains("command = \"uv run --frozen gunicorn --bind fd://3 --bind fd://4 app:app\""),
         "{text}"
     );
     let text = render_template(&probe(&[Ecosystem::Cargo], &yes)).text;
