@@ -17,19 +17,21 @@ pub fn probe(root: &Path, on_path: &dyn Fn(&str) -> bool) -> PythonProbe {
         .as_ref()
         .map(|d| d.join("bin/python").into_os_string())
         .unwrap_or_else(|| "python3".into());
-    let env_tools = dir
-        .as_ref()
-        .map(|d| {
-            TOOLS
-                .iter()
-                .filter(|t| d.join("bin").join(t).is_file())
-                .map(|t| t.to_string())
-                .collect()
+    // Without an environment yet (`uv run` makes it), what uv.lock holds.
+    let locked = |package: &str| {
+        std::fs::read_to_string(root.join("uv.lock"))
+            .is_ok_and(|t| t.contains(&format!("name = \"{package}\"")))
+    };
+    let env_tools = TOOLS
+        .iter()
+        .filter(|t| match &dir {
+            Some(d) => d.join("bin").join(t).is_file(),
+            None => env == PythonEnv::UvRun && locked(t),
         })
-        .unwrap_or_default();
+        .map(|t| t.to_string())
+        .collect();
     let pytest = if env == PythonEnv::UvRun {
-        // No environment yet: uv makes it from the lockfile.
-        std::fs::read_to_string(root.join("uv.lock")).is_ok_and(|t| t.contains("name = \"pytest\""))
+        locked("pytest")
     } else {
         succeeds(
             Command::new(&python)

@@ -75,6 +75,8 @@ pub(crate) struct GateLine {
     needs: Option<(&'static str, &'static str)>,
     /// Why it is written commented out, when the probe already knows.
     missing: Option<String>,
+    /// Its module already told the user why it cannot run yet.
+    said: bool,
 }
 
 impl GateLine {
@@ -92,6 +94,7 @@ impl GateLine {
             required: true,
             needs: None,
             missing: None,
+            said: false,
         }
     }
 
@@ -100,8 +103,15 @@ impl GateLine {
         self
     }
 
+    /// Written commented out for `why`.
     fn missing(mut self, why: String) -> GateLine {
         self.missing = Some(why);
+        self
+    }
+
+    /// The caller has told the user why it may not run.
+    fn said(mut self) -> GateLine {
+        self.said = true;
         self
     }
 
@@ -234,6 +244,12 @@ allow_binary = false
         out.push('\n');
         if let Some(why) = &missing {
             let _ = writeln!(out, "# {why}; uncomment once installed.");
+            if !gate.said {
+                notes.push(format!(
+                    "gate `{}` is written commented out: {why}; uncomment it once installed",
+                    gate.name
+                ));
+            }
         }
         let _ = writeln!(out, "{p}[[gates]]");
         let _ = writeln!(out, "{p}name = \"{}\"", gate.name);

@@ -136,6 +136,8 @@ impl NodeProbe {
                 "node: {lockfile} found, but `{tool}` is not on PATH, so the install gate (`{command}`) is written commented out; install it (`{how}`, Node ships corepack) and run `graft init --force`"
             ));
         }
-        GateLine::new("install", "build", command, "15m").needs(tool, how)
+        GateLine::new("install", "build", command, "15m")
+            .needs(tool, how)
+            .said()
     }
 }

@@ -40,8 +40,9 @@ pub struct PythonProbe {
     pub pytest: bool,
     /// `python -m unittest` finds at least one test.
     pub unittest_tests: bool,
-    /// Programs in the environment's `bin/` that gates or recipes use
-    /// (`ruff`, `pip-audit`, `gunicorn`, `uvicorn`).
+    /// Programs the environment has that gates or recipes use (`ruff`,
+    /// `pip-audit`, `gunicorn`, `uvicorn`): in its `bin/`, or for `uv run`
+    /// in uv.lock.
     pub env_tools: Vec<String>,
 }
 
@@ -80,10 +81,12 @@ impl PythonEnv {
             PythonEnv::InRepo {
                 made_by: Some("uv"), ..
             }
-            | PythonEnv::UvRun => {
+            | PythonEnv::UvRun
+            | PythonEnv::UvNotInstalled => {
                 format!("uv add --dev {package}")
             }
             PythonEnv::Poetry
+            | PythonEnv::PoetryNotFound { .. }
             | PythonEnv::InRepo {
                 made_by: Some("Poetry"),
                 ..
@@ -104,9 +107,7 @@ impl PythonProbe {
     /// The command that runs `tool` (found in the environment, or on
     /// PATH), if it is anywhere.
     fn tool(&self, tool: &str, installed: &dyn Fn(&str) -> bool) -> Option<String> {
-        if self.env == PythonEnv::UvRun
-            || (self.env.has_own_bin() && self.env_tools.iter().any(|t| t == tool))
-        {
+        if self.env_tools.iter().any(|t| t == tool) {
             Some(self.env.program(tool))
         } else if installed(tool) {
             Some(tool.to_string())
@@ -143,6 +144,7 @@ impl PythonProbe {
             ));
             GateLine::new("test", "test", format!("{python} -m pytest -q"), "20m")
                 .missing("no test runner was found (pytest, or tests `python -m unittest` finds)".to_string())
+                .said()
         };
         gates.push(test);
         if let Some(audit) = self.tool("pip-audit", installed) {

@@ -179,7 +179,10 @@ fn python_gates_run_the_virtualenv_from_staging() {
     p.python.env = PythonEnv::UvRun;
     let c = parse(&render_template(&p).text).unwrap();
     assert_eq!(c.gates[0].command, "uv run --frozen ruff check .");
-    assert_eq!(c.gates[1].command, "uv run --frozen python -m unittest -q");
+    p.python.env_tools.clear(); // ruff not in uv.lock, nor on PATH
+    let c = parse(&render_template(&p).text).unwrap();
+    assert_eq!(gate_names(&c), ["test"]);
+    assert_eq!(c.gates[0].command, "uv run --frozen python -m unittest -q");
 }
 
 #[test]
@@ -198,6 +201,11 @@ fn no_test_runner_is_said_and_the_gate_is_commented_out() {
         file.text.contains("# no test runner was found (pytest, or tests `python -m unittest` finds); uncomment once installed.\n# [[gates]]\n# name = \"test\""),
         "{}",
         file.text
+    );
+    assert!(
+        file.notes.contains(&"gate `lint` is written commented out: `ruff` was not found in .venv or on PATH (.venv/bin/pip install ruff); uncomment it once installed".to_string()),
+        "{:?}",
+        file.notes
     );
     assert!(
         file.notes.iter().any(|n| n.starts_with(
@@ -269,6 +277,7 @@ fn node_installs_by_its_lockfile() {
     let c = parse(&file.text).unwrap();
     assert_eq!(gate_names(&c), ["build", "lint", "test"]);
     assert!(file.text.contains("# `yarn` was not found on PATH (corepack enable); uncomment once installed.\n# [[gates]]\n# name = \"install\"\n# kind = \"build\"\n# command = \"yarn install --frozen-lockfile\""), "{}", file.text);
+    assert_eq!(file.notes.len(), 1, "said once: {:?}", file.notes);
     assert!(
         file.notes[0].starts_with("node: yarn.lock found, but `yarn` is not on PATH"),
         "{:?}",
