@@ -6,7 +6,8 @@
 //! project: the virtualenv its gates run from the staging worktree, a
 //! missing test runner, a missing lockfile.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::support::agent::{free_port, get, hello, load};
@@ -228,35 +229,43 @@ fn python_app(app: &str) -> Target {
     t
 }
 
-fn python_env(python: &Path) -> [(&'static str, String); 1] {
-    [("GRAFT_TEST_PYTHON", python.display().to_string())]
+/// `GRAFT_TEST_PYTHON` for the commands the tests run: the `.venv`'s
+/// scripts may exec it.
+fn python_env() -> [(&'static str, &'static str); 1] {
+    static PYTHON: OnceLock<String> = OnceLock::new();
+    [(
+        "GRAFT_TEST_PYTHON",
+        PYTHON.get_or_init(|| python().display().to_string()),
+    )]
+}
+/// The Python recipe `name` as `graft init` writes it (`command`), run
+/// with `app`.
+fn python_recipe_serves_and_upgrades(app: &str, name: &str, command: &str) {
+    let t = python_app(app);
+    let env = python_env();
+    let (port, init) = init_with_recipe(&t, name, &env);
+    assert_eq!(init["python_env"], ".venv");
+    let config = t.read("graft.toml");
+    assert!(config.contains(command), "{config}");
+    serves_and_upgrades_without_a_failed_request(&t, port, "app.py", &env);
 }
 
 #[test]
 fn gunicorn_recipe_serves_through_grafts_socket_and_upgrades_without_a_failed_request() {
-    let t = python_app(WSGI_APP);
-    let env = python_env(&python());
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (port, init) = init_with_recipe(&t, "gunicorn", &env);
-    assert_eq!(init["python_env"], ".venv");
-    assert!(
-        t.read("graft.toml")
-            .contains("command = '\"$GRAFT_REPO_ROOT/.venv/bin/gunicorn\" app:app'")
+    python_recipe_serves_and_upgrades(
+        WSGI_APP,
+        "gunicorn",
+        "command = '\"$GRAFT_REPO_ROOT/.venv/bin/gunicorn\" app:app'",
     );
-    serves_and_upgrades_without_a_failed_request(&t, port, "app.py", &env);
 }
 
 #[test]
 fn uvicorn_recipe_serves_through_grafts_socket_and_upgrades_without_a_failed_request() {
-    let t = python_app(ASGI_APP);
-    let env = python_env(&python());
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (port, _) = init_with_recipe(&t, "uvicorn", &env);
-    assert!(
-        t.read("graft.toml")
-            .contains("command = '\"$GRAFT_REPO_ROOT/.venv/bin/uvicorn\" --fd 3 app:app'")
+    python_recipe_serves_and_upgrades(
+        ASGI_APP,
+        "uvicorn",
+        "command = '\"$GRAFT_REPO_ROOT/.venv/bin/uvicorn\" --fd 3 app:app'",
     );
-    serves_and_upgrades_without_a_failed_request(&t, port, "app.py", &env);
 }
 
 #[test]
@@ -287,8 +296,7 @@ fn node_recipe_serves_through_grafts_socket_and_upgrades_without_a_failed_reques
 #[test]
 fn init_finds_the_virtualenv_and_its_gates_run_it_from_staging() {
     let t = python_app(WSGI_APP);
-    let env = python_env(&python());
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let env = python_env();
     let run = t.graft_env(&["init"], &env);
     run.success()
         .stdout_has("gates: parse (built in), ")
