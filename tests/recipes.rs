@@ -355,7 +355,7 @@ fn init_says_when_no_test_runner_is_found() {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(t.path(".venv/bin/python"), std::fs::Permissions::from_mode(0o755)).unwrap();
     t.graft(&["init"]).success().stdout_has(
-        "no test runner found: pytest is not installed in .venv and `python -m unittest` finds no tests, so the test gate is written commented out and upgrades are checked by the parse and lint gates only; install pytest (`.venv/bin/pip install pytest`) or add unittest tests, then run `graft init --force`",
+        "no test runner found: pytest is not installed in .venv and `python -m unittest` finds no tests, so the test gate is written commented out and no test runs before an upgrade lands; install pytest (`.venv/bin/pip install pytest`) or add unittest tests, then run `graft init --force`",
     );
     assert!(t.read("graft.toml").contains(
         "# no test runner was found (pytest, or tests `python -m unittest` finds); uncomment once installed.\n# [[gates]]\n# name = \"test\"\n# kind = \"test\"\n# command = '\"$GRAFT_REPO_ROOT/.venv/bin/python\" -m pytest -q'"

@@ -137,9 +137,12 @@ impl PythonProbe {
         } else if self.unittest_tests {
             GateLine::new("test", "test", format!("{python} -m unittest -q"), "20m")
         } else {
-            let place = env.describe().unwrap_or_else(|| "python3".to_string());
+            let place = match env {
+                PythonEnv::UvRun => "uv.lock".to_string(),
+                _ => env.describe().unwrap_or_else(|| "python3".to_string()),
+            };
             notes.push(format!(
-                "no test runner found: pytest is not installed in {place} and `python -m unittest` finds no tests, so the test gate is written commented out and upgrades are checked by the parse and lint gates only; install pytest (`{}`) or add unittest tests, then run `graft init --force`",
+                "no test runner found: pytest is not installed in {place} and `python -m unittest` finds no tests, so the test gate is written commented out and no test runs before an upgrade lands; install pytest (`{}`) or add unittest tests, then run `graft init --force`",
                 env.install("pytest")
             ));
             GateLine::new("test", "test", format!("{python} -m pytest -q"), "20m")
