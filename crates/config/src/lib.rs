@@ -30,7 +30,10 @@ pub use api::{
 };
 pub use error::ConfigError;
 pub use gate::{Better, GateConfig, GateKind};
-pub use init::{Ecosystem, detect_ecosystems, render_template};
+pub use init::{
+    Ecosystem, InitFile, NodeLock, NodeProbe, Probe, PythonEnv, PythonProbe, cargo_package,
+    detect_ecosystems, recipes, render_template,
+};
 pub use policy::{Every, PolicyConfig, RiskLevel, ScheduleConfig};
 pub use provider::{
     Api, AutofixConfig, BudgetConfig, CommandConfig, EditFormat, LlmConfig, NamedProvider, Price,

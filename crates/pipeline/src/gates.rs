@@ -75,6 +75,10 @@ pub fn parse_gate(upgrade_id: &str, round: i64, files: &[ResolvedFile]) -> GateR
 /// What a command gate needs besides its config.
 pub struct GateEnv<'a> {
     pub staging: &'a Path,
+    /// The main checkout's root, given to the command as `GRAFT_REPO_ROOT`:
+    /// what lives only there (a virtualenv, say) is reached from staging
+    /// through it.
+    pub repo_root: &'a Path,
     pub journal: &'a Journal<'a>,
     pub round: i64,
     /// The live commit, whose perf figures are the baseline.
@@ -95,6 +99,7 @@ pub fn run_command_gate(gate: &GateConfig, env: &GateEnv<'_>) -> GateRun {
     envs.push(("GRAFT_UPGRADE_ID".into(), id.clone()));
     envs.push(("GRAFT_GATE".into(), name.clone()));
     envs.push(("GRAFT_STAGING".into(), "1".into()));
+    envs.push(("GRAFT_REPO_ROOT".into(), env.repo_root.display().to_string()));
     let spec = CommandSpec {
         command: &gate.command,
         cwd: env.staging,

@@ -470,6 +470,7 @@ impl Pipeline<'_> {
             let j = &run.journal;
             let env = GateEnv {
                 staging: &staging,
+                repo_root: &ws.root,
                 journal: j,
                 round: round.into(),
                 live_commit: base,

@@ -124,6 +124,7 @@ pub fn run(root: &Path, ext: Extensions, on_started: impl FnOnce(&Started)) -> R
             run: run.clone(),
             health: config.health.clone(),
             watch: config.watch.clone(),
+            repo_root: root.clone(),
             graft_dir: graft_dir.clone(),
             state_dir: graft_dir.join("state"),
             log_dir: graft_dir.join("logs"),

@@ -53,6 +53,9 @@ pub struct Settings {
     pub run: RunConfig,
     pub health: HealthConfig,
     pub watch: WatchConfig,
+    /// The main checkout's root (`GRAFT_REPO_ROOT` for the build and the
+    /// releases).
+    pub repo_root: PathBuf,
     pub graft_dir: PathBuf,
     pub state_dir: PathBuf,
     pub log_dir: PathBuf,
@@ -180,7 +183,7 @@ impl Supervisor {
         git: Git,
     ) -> (Arc<Supervisor>, mpsc::UnboundedReceiver<String>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let releases = ReleaseStore::new(&settings.graft_dir, &settings.run);
+        let releases = ReleaseStore::new(&settings.repo_root, &settings.graft_dir, &settings.run);
         let socket_inodes = sockets.iter().filter_map(|s| sockets::inode(&s.fd)).collect();
         let sup = Supervisor {
             settings,
@@ -286,6 +289,7 @@ impl Supervisor {
             run: &self.settings.run,
             health: &self.settings.health,
             sockets: &self.sockets,
+            repo_root: &self.settings.repo_root,
             state_dir: &self.settings.state_dir,
             run_dir: &self.settings.run_dir,
             log_dir: &self.settings.log_dir,
