@@ -25,7 +25,7 @@ if [ -z "$ruff" ]; then
     echo "test.sh: installing ruff $RUFF_VERSION into $tools" >&2
     if python3 -m venv "$tools/venv" 2>/dev/null; then
         ruff="$tools/venv/bin/ruff"
-        "$tools/venv/bin/pip" install --quiet --disable-pip-version-check "ruff==$RUFF_VERSION"
+        "$tools/venv/bin/python" -m pip install --quiet --disable-pip-version-check "ruff==$RUFF_VERSION"
     else
         # A Python without the venv module: a plain target directory.
         ruff="$tools/pip/bin/ruff"
@@ -36,17 +36,21 @@ export GRAFT_TEST_RUFF="$ruff"
 
 # The control plane's tests drive the API with tools nobody here wrote:
 # the official MCP Python SDK, schemathesis, prometheus_client's parser.
-PY_TOOLS="mcp==2.3.0 schemathesis==4.32.5 prometheus_client==0.26.0 playwright==1.65.2"
+# The README's recipes run real apps under gunicorn and uvicorn.
+PY_TOOLS="mcp==2.3.0 schemathesis==4.32.5 prometheus_client==0.26.0 playwright==1.65.2 gunicorn==27.0.1 uvicorn==0.55.0"
+PY_IMPORTS="mcp, schemathesis, prometheus_client, playwright, gunicorn, uvicorn"
 if [ -x "$tools/venv/bin/python" ]; then
     py="$tools/venv/bin/python"
-    if ! "$py" -c "import mcp, schemathesis, prometheus_client, playwright" 2>/dev/null; then
+    if ! "$py" -c "import $PY_IMPORTS" 2>/dev/null; then
         echo "test.sh: installing $PY_TOOLS into $tools/venv" >&2
-        "$tools/venv/bin/pip" install --quiet --disable-pip-version-check $PY_TOOLS
+        # `python -m pip`, not the pip script: a venv copied from elsewhere
+        # keeps scripts that point at the original.
+        "$py" -m pip install --quiet --disable-pip-version-check $PY_TOOLS
     fi
 else
     # No venv module: the same target directory as ruff, on PYTHONPATH.
     py="$(command -v python3)"
-    if ! PYTHONPATH="$tools/pip" "$py" -c "import mcp, schemathesis, prometheus_client, playwright" 2>/dev/null; then
+    if ! PYTHONPATH="$tools/pip" "$py" -c "import $PY_IMPORTS" 2>/dev/null; then
         echo "test.sh: installing $PY_TOOLS into $tools/pip" >&2
         python3 -m pip install --quiet --disable-pip-version-check --target "$tools/pip" $PY_TOOLS
     fi

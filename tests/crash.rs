@@ -270,3 +270,281 @@ fn a_gate_whose_process_group_cannot_be_recorded_does_not_run() {
     t.snapshot()
         .assert_same(&before, "a gate that could not be recorded");
 }
+
+/// Added to the agent target's graft.toml: failures on purpose must not
+/// make learning hold upgrades; a provider that changes a build file (so
+/// its change is held for approval after its gates).
+const CRASH_CONFIG: &str = r#"
+[policy]
+learn_min_outcomes = 1000
+
+[provider.command.bump]
+command = "printf '# bumped\\n' >> Cargo.toml && echo v2 > VERSION"
+"#;
+
+/// Now, on CLOCK_MONOTONIC (what the kill mark records).
+fn monotonic() -> Duration {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
+    Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32)
+}
+
+/// What `graft run` is doing when it is killed.
+#[derive(Clone, Copy, Debug)]
+enum Doing {
+    /// Delivering a good upgrade: release, backup, land, deploy, watch.
+    Deliver,
+    /// Rolling back an upgrade whose release went unhealthy in its watch
+    /// window (after writing its data file).
+    WatchFails,
+    /// Rolling back an older upgrade, whose revert is gated.
+    RollbackOlder,
+    /// Carrying on an approved upgrade from its staged commit.
+    Approve,
+}
+
+/// `graft run` with the example agent under load is killed with SIGKILL
+/// at journal point `point` while `doing`; a new `graft run` recovers.
+/// Then git, the working tree, the data file, the ledger and the live
+/// release agree, upgrade `id` ended `ends`, no request failed while a
+/// `graft run` was alive, and the next upgrade works.
+fn crash_under_graft_run(point: &str, doing: Doing, ends: &str) {
+    use crate::support::agent::*;
+    let port = free_port();
+    // Failures on purpose must not make learning hold upgrades.
+    let mut config = agent_config(port) + CRASH_CONFIG;
+    if matches!(doing, Doing::WatchFails) {
+        // Checked by HTTP, so that a release going bad is seen without it
+        // crashing (a crash resets its own connections, which no
+        // supervisor can prevent).
+        config = config
+            .replace("ready = \"notify\"", "ready = \"http\"\nfailures = 2")
+            .replace("window = \"1s\"", "window = \"4s\"");
+    }
+    let t = Target::agent_with(&config);
+    let base_tree = t.git(&["rev-parse", "HEAD^{tree}"]);
+    let upgrade = |edits: &str| -> String {
+        let run = t.upgrade_edits(edits, &["--json"]);
+        run.json()["id"].as_str().unwrap().to_string()
+    };
+    // What is there before graft run is killed.
+    let (setup, expected_tree) = match doing {
+        Doing::RollbackOlder => {
+            let d = t.run_daemon();
+            let older = upgrade(&release("v2", None));
+            // A later upgrade on top (another file): the revert of the
+            // older one makes a tree no gate has seen.
+            upgrade(r#"[{"op":"create","path":"later.txt","content":"later\n"}]"#);
+            drop(d);
+            (Some(older), t.git(&["rev-parse", "HEAD^{tree}"]))
+        }
+        Doing::Approve => {
+            // A provider changes a build file: held after its gates, with
+            // its staged commit.
+            let d = t.run_daemon();
+            let run = t.graft(&["upgrade", "--json", "bump the version"]);
+            run.code(11);
+            drop(d);
+            (
+                Some(run.json()["id"].as_str().unwrap().to_string()),
+                base_tree.clone(),
+            )
+        }
+        _ => (None, base_tree.clone()),
+    };
+
+    let mark = t.path(".graft/killed-at");
+    let mut d = t.run_daemon_env(&[
+        ("GRAFT_TEST_KILL_AT", point),
+        ("GRAFT_TEST_KILL_MARK", mark.to_str().unwrap()),
+    ]);
+    let l = load(port, 4, true);
+    // The load's start on CLOCK_MONOTONIC, which the kill mark uses too.
+    let load_start = monotonic() - l.elapsed();
+    std::thread::sleep(Duration::from_millis(200));
+    let writer = matches!(doing, Doing::WatchFails).then(|| {
+        let notes = t.path("data/notes.txt");
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if get(port, "/version").is_ok_and(|r| r.1 == "v2\n") {
+                    std::fs::write(&notes, "notes written by v2\n").unwrap();
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            false
+        })
+    });
+    let mut asked = match (doing, &setup) {
+        (Doing::Deliver, _) => t.graft_command(
+            &[
+                "upgrade",
+                "--edits",
+                t.input("e.json", release("v2", None).as_bytes())
+                    .to_str()
+                    .unwrap(),
+            ],
+            &[],
+        ),
+        (Doing::WatchFails, _) => t.graft_command(
+            &[
+                "upgrade",
+                "--edits",
+                t.input(
+                    "e.json",
+                    release("v2", Some("unhealthy_after_ms=1000")).as_bytes(),
+                )
+                .to_str()
+                .unwrap(),
+            ],
+            &[],
+        ),
+        (Doing::RollbackOlder, Some(id)) => t.graft_command(&["rollback", id], &[]),
+        (Doing::Approve, Some(id)) => t.graft_command(&["approve", id], &[]),
+        _ => unreachable!(),
+    }
+    .spawn()
+    .unwrap();
+    let status = d.wait_exit(60);
+    let killed_at: Duration = std::fs::read_to_string(&mark)
+        .ok()
+        .and_then(|ns| ns.parse::<u64>().ok())
+        .map(|ns| Duration::from_nanos(ns) - load_start)
+        .expect("graft run wrote when it was killed");
+    use std::os::unix::process::ExitStatusExt as _;
+    assert_eq!(status.signal(), Some(9), "{point}: graft run was killed there");
+    let _ = asked.wait();
+    if let Some(w) = writer {
+        assert!(w.join().unwrap(), "{point}: v2 served and wrote the data file");
+    }
+    let id = setup
+        .filter(|_| !matches!(doing, Doing::Deliver | Doing::WatchFails))
+        .unwrap_or_else(|| t.last_upgrade());
+
+    // A new graft run recovers, and serves.
+    let d = t.run_daemon();
+    let back_at = l.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    let r = l.stop();
+    // Requests that ended while a graft run was alive: before the kill,
+    // or sent after the new one served.
+    let failed_while = |from: Duration, to: Duration| -> Vec<String> {
+        r.samples
+            .iter()
+            .filter(|s| s.at >= from && s.at + s.latency <= to && s.outcome != graft_load::Outcome::Ok)
+            .map(|s| format!("sent at {:?}, {:?} after: {:?}", s.at, s.latency, s.outcome))
+            .collect()
+    };
+    assert_eq!(
+        failed_while(Duration::ZERO, killed_at),
+        Vec::<String>::new(),
+        "{point}: failed before the kill at {killed_at:?}"
+    );
+    assert_eq!(
+        failed_while(back_at, r.duration),
+        Vec::<String>::new(),
+        "{point}: failed after the restart at {back_at:?}"
+    );
+
+    // One consistent state.
+    assert!(
+        t.open_steps(&id).is_empty(),
+        "{point}: open journal steps: {:?}",
+        t.open_steps(&id)
+    );
+    assert_eq!(t.upgrade_row(&id).0, ends, "{point}: {:?}", t.upgrade_row(&id));
+    assert_eq!(t.git(&["status", "--porcelain"]), "", "{point}: working tree");
+    assert_eq!(
+        t.git(&["rev-parse", "HEAD^{tree}"]),
+        expected_tree,
+        "{point}: the branch's tree"
+    );
+    let live: String = t
+        .ledger()
+        .query_row("SELECT commit_id FROM live ORDER BY id DESC LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(
+        t.git(&["rev-parse", "refs/graft/live"]),
+        live,
+        "{point}: git and the ledger agree on what is live"
+    );
+    assert_eq!(
+        t.git(&["rev-parse", &format!("{live}^{{tree}}")]),
+        expected_tree,
+        "{point}: the live release is the branch's tree"
+    );
+    assert_eq!(d.status()["supervisor"]["live_commit"], live.as_str(), "{point}");
+    assert_eq!(
+        get(port, "/version").unwrap().1,
+        t.read("VERSION"),
+        "{point}: what serves is what git says is live"
+    );
+    assert_eq!(t.read("data/notes.txt"), "notes before\n", "{point}: data file");
+
+    // And it works again.
+    t.upgrade_edits(&release("v9", Some("")), &[]).success();
+    assert_eq!(get(port, "/version").unwrap().1, "v9\n", "{point}");
+}
+
+macro_rules! crash_under_graft_run_at {
+    ($($name:ident: $point:literal while $doing:ident => $ends:literal,)*) => {
+        $(#[test] fn $name() { crash_under_graft_run($point, Doing::$doing, $ends); })*
+    };
+}
+
+crash_under_graft_run_at! {
+    run_kill_before_release: "release:before" while Deliver => "failed",
+    run_kill_after_release: "release:after" while Deliver => "failed",
+    run_kill_before_backup: "backup:before" while Deliver => "failed",
+    run_kill_after_backup: "backup:after" while Deliver => "failed",
+    run_kill_before_land: "land:before" while Deliver => "failed",
+    run_kill_after_branch_moved: "land:merged" while Deliver => "rolled_back",
+    run_kill_after_land: "land:after" while Deliver => "rolled_back",
+    run_kill_before_deploy: "deploy:before" while Deliver => "rolled_back",
+    run_kill_after_deploy: "deploy:after" while Deliver => "rolled_back",
+    run_kill_before_watch: "watch:before" while Deliver => "rolled_back",
+    run_kill_after_watch: "watch:after" while Deliver => "rolled_back",
+    run_kill_before_rollback_revert: "rollback:revert:before" while WatchFails => "rolled_back",
+    run_kill_after_rollback_revert: "rollback:revert:after" while WatchFails => "rolled_back",
+    run_kill_before_rollback_land: "rollback:land:before" while WatchFails => "rolled_back",
+    run_kill_after_rollback_land: "rollback:land:after" while WatchFails => "rolled_back",
+    run_kill_before_rollback_switch: "rollback:switch:before" while WatchFails => "rolled_back",
+    run_kill_after_rollback_switch: "rollback:switch:after" while WatchFails => "rolled_back",
+    run_kill_before_rollback_data: "rollback:data:before" while WatchFails => "rolled_back",
+    run_kill_after_rollback_data: "rollback:data:after" while WatchFails => "rolled_back",
+    run_kill_before_rollback_gate: "rollback:gate:check:before" while RollbackOlder => "promoted",
+    run_kill_after_rollback_gate: "rollback:gate:check:after" while RollbackOlder => "promoted",
+    run_kill_before_restage: "restage:before" while Approve => "failed",
+    run_kill_after_restage: "restage:after" while Approve => "failed",
+}
+
+/// The counts ARCHITECTURE.md gives for the kill matrices are the
+/// entries of the lists above.
+#[test]
+fn the_architecture_counts_the_kill_points_there_are() {
+    let source = include_str!("crash.rs");
+    let entries = |list: &str| -> usize {
+        let start = source.rfind(&format!("{list}! {{\n")).expect(list);
+        let body = &source[start..start + source[start..].find("\n}").unwrap()];
+        body.lines()
+            .filter(|l| l.trim_start().starts_with("kill_") || l.trim_start().starts_with("run_kill_"))
+            .count()
+    };
+    let architecture = include_str!("../ARCHITECTURE.md").replace('\n', " ");
+    let architecture = architecture.split_whitespace().collect::<Vec<_>>().join(" ");
+    for said in [
+        format!(
+            "{} journal points of an upgrade, {} of a rollback",
+            entries("crash_upgrade_at"),
+            entries("crash_rollback_at")
+        ),
+        format!(
+            "{} journal points under `graft run`",
+            entries("crash_under_graft_run_at")
+        ),
+    ] {
+        assert!(architecture.contains(&said), "ARCHITECTURE.md should say: {said}");
+    }
+}

@@ -15,6 +15,7 @@ mod mcp;
 mod orchestrate;
 mod perf;
 mod provider;
+mod recipes;
 mod rollback;
 mod scan;
 mod supervisor;

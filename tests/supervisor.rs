@@ -8,23 +8,6 @@ use std::time::{Duration, Instant};
 use crate::support::agent::*;
 use crate::support::*;
 
-/// JSON edits setting VERSION, and the behavior file (None: left as it is).
-fn release(version: &str, behavior: Option<&str>) -> String {
-    let mut edits =
-        vec![serde_json::json!({"op": "replace", "path": "VERSION", "content": format!("{version}\n")})];
-    if let Some(b) = behavior {
-        edits.push(serde_json::json!({"op": "create", "path": "behavior", "content": format!("{b}\n")}));
-    }
-    serde_json::Value::Array(edits).to_string()
-}
-
-/// JSON edits setting VERSION and deleting the behavior file v1 had.
-fn plain_release(version: &str) -> String {
-    format!(
-        r#"[{{"op":"replace","path":"VERSION","content":"{version}\n"}},{{"op":"delete","path":"behavior"}}]"#
-    )
-}
-
 fn upgrade_json(t: &Target, edits: &str) -> (Run, serde_json::Value) {
     let run = t.upgrade_edits(edits, &["--json"]);
     let v = serde_json::from_str(&run.stdout).unwrap_or(serde_json::Value::Null);
@@ -153,6 +136,115 @@ fn plain_mode_runs_a_worker_without_sockets() {
     assert_eq!(d.status()["supervisor"]["status"], "working");
 }
 
+/// A small HTTP service that binds its own port (no socket from Graft):
+/// `/` says its VERSION, `/health` answers 503 when VERSION says
+/// `unhealthy`; it logs its start and stop to GRAFT_STATE_DIR/events.
+const OWN_PORT_APP: &str = r#"import http.server, os, signal, sys
+version = open("VERSION").read().strip()
+port = int(open("PORT").read())
+events = os.path.join(os.environ["GRAFT_STATE_DIR"], "events")
+def log(what):
+    with open(events, "a") as f:
+        f.write(what + " " + version + "\n")
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        ok = self.path != "/health" or version != "unhealthy"
+        body = (("hello from " + version) if self.path == "/" else ("ok" if ok else "no")).encode()
+        self.send_response(200 if ok else 503)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", port), H)
+def stop(*a):
+    log("stop")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+log("start")
+server.serve_forever()
+"#;
+
+/// `OWN_PORT_APP` at VERSION v1 on `port`, run by a graft.toml whose
+/// `[run]` section goes on with `rest`.
+fn own_port_app(port: u16, rest: &str) -> Target {
+    Target::with_files(&[
+        ("app.py", OWN_PORT_APP),
+        ("VERSION", "v1\n"),
+        ("PORT", &port.to_string()),
+        (
+            "graft.toml",
+            &format!("[target]\nbranch = \"main\"\n\n[run]\ncommand = \"python3 app.py\"\n{rest}"),
+        ),
+    ])
+}
+
+#[test]
+fn plain_mode_checks_the_programs_own_address_and_stops_the_old_release_first() {
+    let port = free_port();
+    let t = own_port_app(
+        port,
+        &format!(
+            "drain_timeout = \"3s\"\n\n[health]\nready = \"http\"\naddress = \"127.0.0.1:{port}\"\ninterval = \"100ms\"\nstart_timeout = \"3s\"\n\n[watch]\nwindow = \"1s\"\n"
+        ),
+    );
+    let d = t.run_daemon();
+    assert_eq!(d.info["plain_mode"], true);
+    assert!(
+        d.stderr().contains("plain mode (no [[run.listen]]): each switch stops the old release before starting the new one, so nothing serves for that moment"),
+        "{}",
+        d.stderr()
+    );
+    assert_eq!(hello(port), "hello from v1");
+    t.upgrade_edits(r#"[{"op":"replace","path":"VERSION","content":"v2\n"}]"#, &[])
+        .success();
+    assert_eq!(hello(port), "hello from v2");
+    // v1 stopped before v2 started: two copies could not share the port.
+    let events = || t.read(".graft/state/events");
+    assert_eq!(events(), "start v1\nstop v1\nstart v2\n");
+
+    // A release that never gets ready: v2 is started again.
+    let (run, report) = upgrade_json(
+        &t,
+        r#"[{"op":"replace","path":"VERSION","content":"unhealthy\n"}]"#,
+    );
+    run.code(7);
+    assert_eq!(report["failure"]["reason"], "deploy_failed:not_ready");
+    let msg = report["failure"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("GET /health answered 503 Service Unavailable"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("was started again (pid ")
+            && msg.contains("): in plain mode the old release stops before the new one starts"),
+        "{msg}"
+    );
+    assert_eq!(hello(port), "hello from v2");
+    assert!(
+        events().ends_with("stop v2\nstart unhealthy\nstop unhealthy\nstart v2\n")
+            || events().ends_with("stop v2\nstart unhealthy\nstart v2\nstop unhealthy\n"),
+        "{}",
+        events()
+    );
+}
+
+#[test]
+fn a_release_that_binds_the_port_graft_holds_is_told_to_take_its_socket() {
+    let port = free_port();
+    let t = own_port_app(
+        port,
+        &format!(
+            "\n[[run.listen]]\nname = \"http\"\naddress = \"127.0.0.1:{port}\"\n\n[health]\nready = \"notify\"\nstart_timeout = \"5s\"\n"
+        ),
+    );
+    let run = t.graft(&["run"]);
+    run.code(5).stderr_has(&format!(
+        "its output says its address is already in use: Graft holds the listening sockets of [[run.listen]] (http (127.0.0.1:{port})) and passes them to each release as fd 3 onward (LISTEN_FDS, LISTEN_FDNAMES), so the program must take its socket from there instead of binding the port itself; the README's \"Recipes: taking the socket from Graft\" shows how for gunicorn, uvicorn, Node, Go and Rust"
+    ));
+    run.stderr_has("Address already in use");
+}
+
 #[test]
 fn never_ready_release_is_killed_and_the_old_one_keeps_serving() {
     let port = free_port();
@@ -182,9 +274,11 @@ fn never_ready_release_is_killed_and_the_old_one_keeps_serving() {
 /// it live or ready.
 fn never_ready_is_kept_out(ready: &str, behavior: &str) {
     let port = free_port();
+    // Long enough for the first release to pass a check run by python3 on
+    // a busy machine.
     let config = agent_config(port)
         .replace("ready = \"notify\"", ready)
-        .replace("start_timeout = \"10s\"", "start_timeout = \"2s\"");
+        .replace("start_timeout = \"10s\"", "start_timeout = \"4s\"");
     let t = Target::agent_with(&config);
     let _d = t.run_daemon();
     let l = load(port, 4, true);

@@ -420,3 +420,98 @@ fn a_commit_names_the_patch_file_and_the_real_user() {
         .unwrap();
     assert_eq!(by, me);
 }
+
+/// The standard Python target with its test gate's command replaced.
+fn with_gate_command(command: &str) -> Target {
+    Target::python_with_config(&CONFIG.replace("python3 -m unittest -q", command))
+}
+
+#[test]
+fn a_gate_that_cannot_run_as_set_up_is_a_set_up_problem_not_a_failure_of_the_change() {
+    for (command, why) in [
+        (
+            "pytesttt -q",
+            "gate `test` could not run as set up: `pytesttt -q` was not found (exit 127: sh: 1: pytesttt: not found); install what it needs, or correct `command` of the gate `test` in graft.toml",
+        ),
+        (
+            "python3 -m unittest --bogus",
+            "gate `test` could not run as set up: `python3 -m unittest --bogus` refused its command line (exit 2: python3 -m unittest: error: unrecognized arguments: --bogus); install what it needs, or correct `command` of the gate `test` in graft.toml",
+        ),
+    ] {
+        let t = with_gate_command(command);
+        let before = t.snapshot();
+        let run = t.upgrade_patch(&good_patch(), &["--json"]);
+        run.code(5);
+        let report = run.json();
+        assert_eq!(report["failure"]["reason"], "gate_setup:test", "{command}");
+        assert_eq!(report["gates"][1]["status"], "misconfigured", "{command}");
+        let message = report["failure"]["message"].as_str().unwrap();
+        assert!(message.starts_with(why), "{command}:\n{message}");
+        t.snapshot().assert_same(&before, command);
+        // A gate of the change's own making still fails as the change's.
+        let failing = Target::python();
+        let run = failing.upgrade_patch(&failing_patch(), &["--json"]);
+        run.code(4);
+        assert_eq!(run.json()["failure"]["reason"], "gate_failed:test");
+    }
+}
+
+/// Outcomes that say nothing about a change (its gate could not run, a
+/// dry run, input refused at the door, a repo not ready, a person's own
+/// rollback) do not teach the risk policy that such changes fail.
+#[test]
+fn learning_counts_only_what_judged_the_change() {
+    let t = with_gate_command("pytesttt -q");
+    for _ in 0..3 {
+        t.upgrade_patch(&good_patch(), &[]).code(5);
+        t.upgrade_patch(&good_patch(), &["--dry-run"]).code(5);
+        t.upgrade_edits(
+            r#"[{"op":"modify","path":"app.py","search":"no such text","replace":"x"}]"#,
+            &[],
+        )
+        .code(3);
+    }
+    t.write("app.py", "dirty\n");
+    for _ in 0..3 {
+        t.upgrade_patch(&good_patch(), &[]).code(5);
+    }
+    t.git(&["checkout", "--", "app.py"]);
+    t.write(
+        "graft.toml",
+        &CONFIG.replace("python3 -m unittest -q", "python3 -m unittest -q"),
+    );
+    t.commit("the gate runs now");
+    for _ in 0..3 {
+        let run = t.upgrade_patch(&good_patch(), &["--json"]);
+        run.success();
+        t.graft(&["rollback", run.json()["id"].as_str().unwrap()])
+            .success();
+    }
+    // Nine failures of patch upgrades to the top level, three rollbacks:
+    // none of them is the change's; the next one is low risk and lands.
+    let run = t.upgrade_patch(&good_patch(), &["--json"]);
+    run.success();
+    let reasons = run.json()["risk_reasons"].to_string();
+    assert!(!reasons.contains("similar upgrades"), "{reasons}");
+    assert_eq!(run.json()["risk"], "low");
+}
+
+#[test]
+fn a_risk_raised_by_learning_says_which_setting_turns_that_off() {
+    let t = Target::python();
+    for _ in 0..3 {
+        t.upgrade_patch(&failing_patch(), &[]).code(4);
+    }
+    let run = t.upgrade_patch(&good_patch(), &["--json"]);
+    run.code(11);
+    let reasons = run.json()["risk_reasons"].to_string();
+    assert!(
+        reasons.contains("similar upgrades failed often (patch upgrades 3 of 3; changes at the top level 3 of 3); `[policy] learn_risk = false` turns this off"),
+        "{reasons}"
+    );
+    t.write("graft.toml", &format!("{CONFIG}\n[policy]\nlearn_risk = false\n"));
+    t.commit("no learning");
+    let run = t.upgrade_patch(&good_patch(), &["--json"]);
+    run.success();
+    assert_eq!(run.json()["risk"], "low");
+}

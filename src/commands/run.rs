@@ -48,17 +48,6 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
         // The dashboard's one-time sign-in link: printed, never in
         // `endpoints` (which `GET /v1/status` shows to anyone).
         let login = s.endpoints.get("api").map(|api| logins.link(api));
-        if json {
-            // One line, so a script can wait for it.
-            let mut v = serde_json::to_value(s).unwrap_or_default();
-            if let Some(link) = &login {
-                v["dashboard_login"] = serde_json::json!(link);
-            }
-            if let Some(out) = &stdout {
-                out.started(serde_json::to_string(&v).unwrap_or_default());
-            }
-            return;
-        }
         for r in &s.recovered {
             eprintln!("graft run: recovered {} ({})", r.id, r.action);
         }
@@ -67,12 +56,17 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
             style("graft run:").bold(),
             &s.live_commit[..s.live_commit.len().min(10)],
             s.instance_pid,
-            if s.sockets.is_empty() {
-                " in plain mode (no sockets)".to_string()
+            if s.plain_mode {
+                " in plain mode".to_string()
             } else {
                 format!(" on {}", s.sockets.join(", "))
             }
         );
+        if s.plain_mode {
+            eprintln!(
+                "  plain mode (no [[run.listen]]): each switch stops the old release before starting the new one, so nothing serves for that moment (its drain and the new one's start); give Graft the listening sockets with [[run.listen]] for switches with no gap"
+            );
+        }
         eprintln!(
             "  control socket {}; agent API {}",
             s.control_socket.display(),
@@ -92,6 +86,15 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
             "  upgrades from another shell go through it: `graft upgrade --patch FILE`; `graft logs -f`"
         );
         eprintln!("  Ctrl-C stops it (releases drain first)");
+        if let Some(out) = &stdout {
+            // One line, so a script can wait for it; written after the
+            // lines above, so that a script that waited for it finds them.
+            let mut v = serde_json::to_value(s).unwrap_or_default();
+            if let Some(link) = &login {
+                v["dashboard_login"] = serde_json::json!(link);
+            }
+            out.started(serde_json::to_string(&v).unwrap_or_default());
+        }
     });
     match result {
         Ok(()) => {

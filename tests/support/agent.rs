@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::Target;
 
 const AGENT_MAIN: &str = include_str!("../../examples/agent/src/main.rs");
-const AGENT_CARGO: &str = include_str!("../../examples/agent/Cargo.toml");
+pub const AGENT_CARGO: &str = include_str!("../../examples/agent/Cargo.toml");
 
 /// The example agent, built once per test process (cargo makes the builds
 /// of other processes a no-op; a failed build is retried by the next
@@ -42,6 +42,23 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// JSON edits setting VERSION, and the behavior file (None: left as it is).
+pub fn release(version: &str, behavior: Option<&str>) -> String {
+    let mut edits =
+        vec![serde_json::json!({"op": "replace", "path": "VERSION", "content": format!("{version}\n")})];
+    if let Some(b) = behavior {
+        edits.push(serde_json::json!({"op": "create", "path": "behavior", "content": format!("{b}\n")}));
+    }
+    serde_json::Value::Array(edits).to_string()
+}
+
+/// JSON edits setting VERSION and deleting the behavior file v1 had.
+pub fn plain_release(version: &str) -> String {
+    format!(
+        r#"[{{"op":"replace","path":"VERSION","content":"{version}\n"}},{{"op":"delete","path":"behavior"}}]"#
+    )
 }
 
 /// graft.toml for an agent target on `port`.
@@ -222,6 +239,23 @@ impl Daemon {
                 self.stderr()
             );
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Wait until graft run ends by itself (a fault point killed it, say);
+    /// how it ended.
+    pub fn wait_exit(&mut self, secs: u64) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "graft run did not end within {secs} s:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 

@@ -109,7 +109,7 @@ export function pipelineView(el) {
     const stepList = h("ol.steps", {}, [...steps.values()].map((s) =>
       h("li", { "data-step": s.name, class: "step-" + s.status }, h("span.dot", {}), s.name, " ", h("span.muted.small", {}, s.status))));
     const gateBlocks = [...gates.values()].map((g) =>
-      h("details.gate", { open: g.status === "running" || g.status === "failed" ? true : null, "data-gate": g.name },
+      h("details.gate", { open: ["running", "failed", "misconfigured"].includes(g.status) ? true : null, "data-gate": g.name },
         h("summary", {}, h("span.state", { class: "state st-" + g.status }, g.status), " gate ", h("b", {}, g.name), g.duration_ms != null ? h("span.muted.small", {}, ` ${(g.duration_ms / 1000).toFixed(2)} s`) : ""),
         h("pre.output", {}, g.output || "(no output)")));
     const deploy = ["deploy", "watch"].map((n) => steps.get(n)).filter(Boolean);

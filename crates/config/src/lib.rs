@@ -30,7 +30,10 @@ pub use api::{
 };
 pub use error::ConfigError;
 pub use gate::{Better, GateConfig, GateKind};
-pub use init::{Ecosystem, detect_ecosystems, render_template};
+pub use init::{
+    Ecosystem, InitFile, NodeLock, NodeProbe, Probe, PythonEnv, PythonProbe, cargo_package,
+    detect_ecosystems, recipes, render_template,
+};
 pub use policy::{Every, PolicyConfig, RiskLevel, ScheduleConfig};
 pub use provider::{
     Api, AutofixConfig, BudgetConfig, CommandConfig, EditFormat, LlmConfig, NamedProvider, Price,
@@ -237,6 +240,22 @@ impl Config {
                     "run.command".into(),
                     "the run command is empty",
                 ));
+            }
+        }
+        if self.health.address.is_some() {
+            let plain = self.run.as_ref().is_none_or(|r| r.listen.is_empty());
+            let why = if !plain {
+                Some("`address` is for plain mode (no [[run.listen]]): with [[run.listen]] each release is checked on its own private health socket, since a check on a shared address would be answered by whichever release accepts it; remove `address`".to_string())
+            } else if !matches!(self.health.ready, ReadyCheck::Http | ReadyCheck::Tcp) {
+                Some(format!(
+                    "`address` is where `ready = \"http\"` and `ready = \"tcp\"` checks go; with `ready = \"{}\"` nothing would use it",
+                    self.health.ready.as_str()
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(ConfigError::at(file, text, 0..0, "health.address".into(), why));
             }
         }
         if self.health.ready == ReadyCheck::Command && self.health.command.is_none() {

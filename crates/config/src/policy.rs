@@ -31,6 +31,9 @@ pub struct PolicyConfig {
     pub too_many_files: u64,
     /// Outcomes of similar upgrades needed before they move a risk.
     pub learn_min_outcomes: u64,
+    /// Let the record of similar upgrades raise a risk (where they often
+    /// failed) or lower it (where they nearly always succeeded).
+    pub learn_risk: bool,
 }
 
 impl Default for PolicyConfig {
@@ -46,6 +49,7 @@ impl Default for PolicyConfig {
             many_files: 10,
             too_many_files: 30,
             learn_min_outcomes: 3,
+            learn_risk: true,
         }
     }
 }

@@ -171,6 +171,10 @@ pub struct HealthConfig {
     pub ready: ReadyCheck,
     /// The path of the HTTP check on the release's `health` socket.
     pub http_path: String,
+    /// Plain mode only (no `[[run.listen]]`): the address the program
+    /// listens on itself, where `http` and `tcp` checks go instead of its
+    /// private health socket.
+    pub address: Option<CheckAddress>,
     /// Run with `sh -c` in the release directory; `GRAFT_HEALTH_ADDR` is
     /// set. Exit 0 means healthy.
     pub command: Option<String>,
@@ -200,11 +204,24 @@ pub enum ReadyCheck {
     None,
 }
 
+impl ReadyCheck {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadyCheck::Notify => "notify",
+            ReadyCheck::Http => "http",
+            ReadyCheck::Tcp => "tcp",
+            ReadyCheck::Command => "command",
+            ReadyCheck::None => "none",
+        }
+    }
+}
+
 impl Default for HealthConfig {
     fn default() -> Self {
         HealthConfig {
             ready: ReadyCheck::Notify,
             http_path: "/health".into(),
+            address: None,
             command: None,
             interval: DurationValue(std::time::Duration::from_millis(500)),
             timeout: DurationValue::secs(2),
@@ -214,6 +231,20 @@ impl Default for HealthConfig {
             watchdog: None,
             heartbeat: None,
         }
+    }
+}
+
+/// A TCP address a health check connects to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct CheckAddress(pub std::net::SocketAddr);
+
+impl TryFrom<String> for CheckAddress {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+            .map(CheckAddress)
+            .map_err(|_| format!("`{s}` is not an address like \"127.0.0.1:8000\" or \"[::1]:8000\""))
     }
 }
 

@@ -220,70 +220,6 @@ fn missing_file_suggests_init() {
     assert!(e.to_string().contains("run `graft init`"), "{e}");
 }
 
-#[test]
-fn every_template_parses_back() {
-    let all = [
-        Ecosystem::Cargo,
-        Ecosystem::Python,
-        Ecosystem::Node,
-        Ecosystem::Go,
-    ];
-    let scripts = vec!["build".to_string(), "lint".to_string(), "test".to_string()];
-    for installed in [true, false] {
-        for eco in all {
-            let text = render_template(&[eco], "main", &scripts, &|_| installed);
-            let c = parse(&text).unwrap_or_else(|e| panic!("{eco:?} template: {e}\n{text}"));
-            assert_eq!(c.target.branch.as_deref(), Some("main"));
-            if installed {
-                assert!(!c.gates.is_empty(), "{eco:?}");
-            } else {
-                assert!(c.gates.iter().all(|g| g.kind != GateKind::Audit), "{eco:?}");
-            }
-        }
-        let text = render_template(&all, "trunk", &scripts, &|_| installed);
-        parse(&text).unwrap_or_else(|e| panic!("combined template: {e}\n{text}"));
-        parse(&render_template(&[], "main", &[], &|_| installed)).unwrap();
-    }
-}
-
-#[test]
-fn cargo_template_has_the_usual_gates() {
-    let text = render_template(&[Ecosystem::Cargo], "main", &[], &|t| t != "cargo-audit");
-    let c = parse(&text).unwrap();
-    let names: Vec<&str> = c.gates.iter().map(|g| g.name.as_str()).collect();
-    assert_eq!(names, ["build", "lint", "test"]);
-    assert!(c.gates[1].command.contains("clippy"));
-}
-
-#[test]
-fn missing_tool_is_commented_with_install_hint() {
-    let text = render_template(&[Ecosystem::Python], "main", &[], &|t| t == "pytest");
-    assert!(
-        text.contains("# `ruff` was not found on PATH (pip install ruff)"),
-        "{text}"
-    );
-    let c = parse(&text).unwrap();
-    let names: Vec<&str> = c.gates.iter().map(|g| g.name.as_str()).collect();
-    assert_eq!(names, ["test"]);
-}
-
-#[test]
-fn node_gates_follow_package_scripts() {
-    let text = render_template(&[Ecosystem::Node], "main", &["test".to_string()], &|_| true);
-    let c = parse(&text).unwrap();
-    let names: Vec<&str> = c.gates.iter().map(|g| g.name.as_str()).collect();
-    assert_eq!(names, ["install", "test", "audit"]);
-}
-
-#[test]
-fn detects_ecosystems_by_manifest() {
-    let dir = tempfile::tempdir().unwrap();
-    assert!(detect_ecosystems(dir.path()).is_empty());
-    std::fs::write(dir.path().join("go.mod"), "module x\n").unwrap();
-    std::fs::write(dir.path().join("requirements.txt"), "").unwrap();
-    assert_eq!(detect_ecosystems(dir.path()), [Ecosystem::Python, Ecosystem::Go]);
-}
-
 const RUN: &str = "[run]\ncommand = \"exec ./agent\"\nbuild = \"cargo build\"\nartifacts = [\"target/debug/agent\"]\nstop_signal = \"SIGINT\"\n\n[[run.listen]]\nname = \"http\"\naddress = \"127.0.0.1:8080\"\n\n[[run.listen]]\nname = \"admin\"\naddress = \"unix:/tmp/a.sock\"\n\n[health]\nready = \"http\"\nhttp_path = \"/ready\"\nwatchdog = \"5s\"\n\n[watch]\nwindow = \"10s\"\n";
 
 #[test]
@@ -329,6 +265,32 @@ fn bad_run_values_are_located() {
     assert!(e.contains("key `health.ready`: unknown variant `psychic`"), "{e}");
     let e = err(&RUN.replace("ready = \"http\"", "ready = \"command\""));
     assert!(e.contains("needs `command = \"...\"` in [health]"), "{e}");
+}
+
+#[test]
+fn a_health_address_is_for_plain_mode_http_and_tcp_checks_only() {
+    let plain =
+        "[run]\ncommand = \"python3 app.py\"\n\n[health]\nready = \"http\"\naddress = \"127.0.0.1:8000\"\n";
+    let c = parse(plain).unwrap();
+    assert_eq!(c.health.address.unwrap().0, "127.0.0.1:8000".parse().unwrap());
+    let e = err(&RUN.replace(
+        "ready = \"http\"",
+        "ready = \"http\"\naddress = \"127.0.0.1:8000\"",
+    ));
+    assert!(
+        e.contains("key `health.address`: `address` is for plain mode (no [[run.listen]]): with [[run.listen]] each release is checked on its own private health socket, since a check on a shared address would be answered by whichever release accepts it; remove `address`"),
+        "{e}"
+    );
+    let e = err(&plain.replace("ready = \"http\"", "ready = \"notify\""));
+    assert!(
+        e.contains("`address` is where `ready = \"http\"` and `ready = \"tcp\"` checks go; with `ready = \"notify\"` nothing would use it"),
+        "{e}"
+    );
+    let e = err(&plain.replace("127.0.0.1:8000", "localhost"));
+    assert!(
+        e.contains("key `health.address`: `localhost` is not an address like \"127.0.0.1:8000\""),
+        "{e}"
+    );
 }
 
 #[test]

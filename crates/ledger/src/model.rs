@@ -169,13 +169,16 @@ string_enum! {
 }
 
 string_enum! {
-    /// How a gate run ended.
+    /// How a gate run ended. `misconfigured`: its command could not judge
+    /// the change (not found, not executable, or its tool refused its
+    /// arguments).
     GateStatus {
         Passed = "passed",
         Failed = "failed",
         TimedOut = "timed_out",
         Error = "error",
         Skipped = "skipped",
+        Misconfigured = "misconfigured",
     }
 }
 

@@ -43,6 +43,7 @@ pub fn cause_of(reason: &str) -> String {
     match head {
         "gate_failed" if tail == "parse" => "syntax error".into(),
         "gate_failed" => format!("gate {tail} failed"),
+        "gate_setup" => "gate set-up problem".into(),
         "gate_modified_tree" => format!("gate {tail} edited the tree"),
         "deploy_failed" => "readiness failed".into(),
         "watch_failed" if tail == "crashed" => "crashed in the watch window".into(),
@@ -77,11 +78,19 @@ pub fn refresh(ledger: &Ledger) -> graft_ledger::Result<()> {
         let outcome = u.state.as_str();
         let cause = (u.state != UpgradeState::Promoted).then(|| cause_of(u.reason.as_deref().unwrap_or("")));
         // Only changes that were judged say something about risk: an input
-        // refused at the door, a repo not ready, or an interruption do not.
-        if cause
-            .as_deref()
-            .is_some_and(|c| matches!(c, "change refused" | "repository not ready" | "interrupted"))
-        {
+        // refused at the door, a repo not ready, a gate that could not
+        // run as set up, an interruption, or a person's own rollback (of a
+        // change that passed everything) do not.
+        if cause.as_deref().is_some_and(|c| {
+            matches!(
+                c,
+                "change refused"
+                    | "repository not ready"
+                    | "gate set-up problem"
+                    | "interrupted"
+                    | "rolled back by hand"
+            )
+        }) {
             continue;
         }
         let cause = cause.as_deref();
@@ -118,7 +127,12 @@ pub fn record_for(ledger: &Ledger, kind: &str, modules: &[String], provider: Opt
     };
     add("kind", kind, format!("{kind} upgrades"));
     for m in modules {
-        add("module", m, format!("changes to {m}/"));
+        let label = if m == "." {
+            "changes at the top level".to_string()
+        } else {
+            format!("changes to {m}/")
+        };
+        add("module", m, label);
     }
     if let Some(p) = provider {
         add("provider", p, format!("provider {p}"));
@@ -157,10 +171,6 @@ pub fn learnt(ledger: &Ledger, min_outcomes: u64) -> graft_ledger::Result<Learnt
             )
         } else if cause.contains("watch window") || cause.contains("crash loop") {
             format!("changes to {m}/ break once live: add tests for what the watch window caught")
-        } else if cause == "rolled back by hand" {
-            format!(
-                "changes to {m}/ are rolled back by hand: add a gate that catches what made you roll back"
-            )
         } else {
             format!(
                 "upgrades touching {m}/ fail {} of {} times ({cause})",

@@ -328,6 +328,7 @@ impl Rules {
         }
         // The track record moves the soft part.
         let mut level = soft;
+        let record = if p.learn_risk { record } else { &Record::default() };
         let poor: Vec<String> = record
             .similar
             .iter()
@@ -342,14 +343,14 @@ impl Rules {
         if !poor.is_empty() {
             level = level.up();
             reasons.push(format!(
-                "{}: similar upgrades failed often ({})",
+                "{}: similar upgrades failed often ({}); `[policy] learn_risk = false` turns this off",
                 level.as_str(),
                 poor.join("; ")
             ));
         } else if good && level > p.risk_floor {
             level = level.down().max(p.risk_floor);
             reasons.push(format!(
-                "lowered to {}: similar upgrades nearly always succeed",
+                "lowered to {}: similar upgrades nearly always succeed (`[policy] learn_risk = false` turns this off)",
                 level.as_str()
             ));
         }
@@ -689,9 +690,17 @@ mod tests {
         assert!(
             r.reasons
                 .iter()
-                .any(|s| s == "medium: similar upgrades failed often (module storage 3 of 4)"),
+                .any(|s| s == "medium: similar upgrades failed often (module storage 3 of 4); `[policy] learn_risk = false` turns this off"),
             "{:?}",
             r.reasons
+        );
+        // The setting it names turns it off.
+        let off = rules("[policy]\nlearn_risk = false\n").assess(&d, &poor);
+        assert_eq!(off.level, RiskLevel::Low, "{:?}", off.reasons);
+        assert!(
+            off.reasons.iter().all(|s| !s.contains("similar upgrades")),
+            "{:?}",
+            off.reasons
         );
         let good = Record {
             similar: vec![("module web".into(), 20, 0)],

@@ -41,6 +41,9 @@ pub fn recommendation(reason: &str) -> String {
         "gate_failed" => format!(
             "gate `{tail}` rejects changes most often: run it locally before submitting, and read its whole output in the last failure (`graft show ID`)"
         ),
+        "gate_setup" => format!(
+            "gate `{tail}` cannot run as set up (its command is missing or refuses its arguments): fix `command` of that gate in graft.toml, or install its tool, then try the change again"
+        ),
         "gate_modified_tree" => format!(
             "gate `{tail}` edits the tree it checks: make it read-only (a `--check` flag) so what lands is what passed"
         ),

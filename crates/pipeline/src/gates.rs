@@ -75,6 +75,10 @@ pub fn parse_gate(upgrade_id: &str, round: i64, files: &[ResolvedFile]) -> GateR
 /// What a command gate needs besides its config.
 pub struct GateEnv<'a> {
     pub staging: &'a Path,
+    /// The main checkout's root, given to the command as `GRAFT_REPO_ROOT`:
+    /// what lives only there (a virtualenv, say) is reached from staging
+    /// through it.
+    pub repo_root: &'a Path,
     pub journal: &'a Journal<'a>,
     pub round: i64,
     /// The live commit, whose perf figures are the baseline.
@@ -95,6 +99,7 @@ pub fn run_command_gate(gate: &GateConfig, env: &GateEnv<'_>) -> GateRun {
     envs.push(("GRAFT_UPGRADE_ID".into(), id.clone()));
     envs.push(("GRAFT_GATE".into(), name.clone()));
     envs.push(("GRAFT_STAGING".into(), "1".into()));
+    envs.push(("GRAFT_REPO_ROOT".into(), env.repo_root.display().to_string()));
     let spec = CommandSpec {
         command: &gate.command,
         cwd: env.staging,
@@ -188,6 +193,12 @@ pub fn run_command_gate(gate: &GateConfig, env: &GateEnv<'_>) -> GateRun {
                 GateStatus::Skipped
             } else if r.exit_code == Some(0) {
                 GateStatus::Passed
+            } else if let Some(why) = setup_problem(gate, r.exit_code, &run.output_tail) {
+                run.output_tail.push_str(&format!(
+                    "[graft: a set-up problem of this gate, not a verdict on the change: {why}]\n"
+                ));
+                run.first_error = Some(why);
+                GateStatus::Misconfigured
             } else {
                 if let Some(sig) = r.signal {
                     run.output_tail
@@ -208,6 +219,75 @@ pub fn run_command_gate(gate: &GateConfig, env: &GateEnv<'_>) -> GateRun {
         exit_code: run.exit_code,
     });
     run
+}
+
+/// Why a gate's command ended before it could judge the change, with the
+/// fix: it was not found (exit 127), not executable (126), or the tool
+/// refused its command line (a short output with a usage error). None:
+/// it ran, and its exit is its verdict.
+fn setup_problem(gate: &GateConfig, exit: Option<i32>, output: &str) -> Option<String> {
+    let command = &gate.command;
+    let fix = format!(
+        "install what it needs, or correct `command` of the gate `{}` in graft.toml",
+        gate.name
+    );
+    let said = |pred: &dyn Fn(&str) -> bool| {
+        output
+            .lines()
+            .map(str::trim)
+            .find(|l| pred(l))
+            .map(|l| format!(": {l}"))
+            .unwrap_or_default()
+    };
+    match exit? {
+        127 => Some(format!(
+            "`{command}` was not found (exit 127{}); {fix}",
+            said(&|l| l.contains("not found"))
+        )),
+        126 => Some(format!(
+            "`{command}` could not be executed (exit 126{}); {fix}",
+            said(&|l| l.contains("ermission denied") || l.contains("cannot execute"))
+        )),
+        0 => None,
+        code => {
+            // A tool that refuses its arguments says so at once, briefly;
+            // a long output is a run that judged something.
+            let lines: Vec<&str> = output.lines().filter(|l| !l.trim().is_empty()).collect();
+            if lines.len() > 30 {
+                return None;
+            }
+            let line = lines
+                .iter()
+                .find(|l| usage_error(l) == Some(true))
+                .or_else(|| lines.iter().find(|l| usage_error(l).is_some()))?;
+            Some(format!(
+                "`{command}` refused its command line (exit {code}: {}); {fix}",
+                line.trim()
+            ))
+        }
+    }
+}
+
+/// Whether `line` is a tool's complaint about its command line: Some(true)
+/// for the error itself, Some(false) for the usage summary that comes
+/// with it.
+fn usage_error(line: &str) -> Option<bool> {
+    const ERRORS: &[&str] = &[
+        "unrecognized arguments",
+        "unexpected argument",
+        "unrecognized subcommand",
+        "no such command",
+        "no such option",
+        "unknown option",
+        "bad option",
+        "missing script:",
+    ];
+    let l = line.trim().to_ascii_lowercase();
+    if ERRORS.iter().any(|e| l.contains(e)) {
+        return Some(true);
+    }
+    let l = l.strip_prefix("error:").map_or(l.as_str(), str::trim_start);
+    l.starts_with("usage:").then_some(false)
 }
 
 /// Compare the figure with the live release's; the first run sets it.
@@ -344,6 +424,7 @@ pub fn summary(run: &GateRun) -> String {
     let what = match run.status {
         GateStatus::TimedOut => "timed out".to_string(),
         GateStatus::Error => "could not run".to_string(),
+        GateStatus::Misconfigured => "could not run as set up".to_string(),
         _ => match run.exit_code {
             Some(c) => format!("failed (exit {c})"),
             None => "failed".to_string(),

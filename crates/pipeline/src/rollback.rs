@@ -198,6 +198,7 @@ pub fn roll_back_landed(
         for gate in &ws.config.gates {
             let env = gates::GateEnv {
                 staging: staging.dir(),
+                repo_root: &ws.root,
                 journal: &j,
                 round: 1,
                 live_commit: &tip,

@@ -470,6 +470,7 @@ impl Pipeline<'_> {
             let j = &run.journal;
             let env = GateEnv {
                 staging: &staging,
+                repo_root: &ws.root,
                 journal: j,
                 round: round.into(),
                 live_commit: base,
@@ -512,10 +513,18 @@ impl Pipeline<'_> {
         let failed = r.status != GateStatus::Passed;
         let cancelled = r.status == GateStatus::Skipped;
         let summary = gates::summary(&r);
-        let (name, required) = (r.name.clone(), r.required);
+        let (name, required, status) = (r.name.clone(), r.required, r.status);
         run.report.gates.push(r);
         if cancelled {
             return Err(cancelled_failure());
+        }
+        if failed && required && status == GateStatus::Misconfigured {
+            // The repo's set-up, not the change: no repair round can fix it.
+            return Err(Failure::new(
+                FailureClass::Precondition,
+                format!("gate_setup:{name}"),
+                summary,
+            ));
         }
         if failed && required {
             let class = FailureClass::Gate;

@@ -46,6 +46,9 @@ pub struct Started {
     pub live_commit: String,
     pub instance_pid: i32,
     pub sockets: Vec<String>,
+    /// No `[[run.listen]]`: a switch stops the old release before the new
+    /// one starts, so nothing serves in between.
+    pub plain_mode: bool,
     pub agent_url: String,
     pub control_socket: PathBuf,
     pub recovered: Vec<graft_pipeline::recover::Recovered>,
@@ -121,6 +124,7 @@ pub fn run(root: &Path, ext: Extensions, on_started: impl FnOnce(&Started)) -> R
             run: run.clone(),
             health: config.health.clone(),
             watch: config.watch.clone(),
+            repo_root: root.clone(),
             graft_dir: graft_dir.clone(),
             state_dir: graft_dir.join("state"),
             log_dir: graft_dir.join("logs"),
@@ -231,6 +235,7 @@ pub fn run(root: &Path, ext: Extensions, on_started: impl FnOnce(&Started)) -> R
             live_commit: first.commit.clone(),
             instance_pid: live.map(|i| i.pid).unwrap_or(first.pid),
             sockets: sup.status().sockets,
+            plain_mode: sup.plain_mode(),
             agent_url,
             control_socket: socket_path.clone(),
             recovered,

@@ -103,8 +103,9 @@ impl Deploy for SupervisorDeploy {
             },
             Err(n) => DeployResult::Failed {
                 message: format!(
-                    "{}; the old release kept serving (decided {} ms after the failure){}",
+                    "{}; {} (decided {} ms after the failure){}",
                     n.message,
+                    n.serving.as_deref().unwrap_or("nothing was serving"),
                     n.decided_ms,
                     if n.output.is_empty() {
                         String::new()

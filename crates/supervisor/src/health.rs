@@ -17,9 +17,14 @@ use crate::instance::Instance;
 
 /// One check, as configured; `Err` says why it failed.
 pub async fn check(cfg: &HealthConfig, inst: &Instance) -> Result<(), String> {
+    // In plain mode the program may be checked where it listens itself.
+    let addr = cfg.address.map_or(inst.health_addr, |a| a.0);
     match cfg.ready {
-        ReadyCheck::Http => http(inst.health_addr, &cfg.http_path, cfg.timeout.0).await,
-        ReadyCheck::Tcp => tcp(inst.health_addr, cfg.timeout.0).await,
+        ReadyCheck::Http => http(addr, &cfg.http_path, cfg.timeout.0).await,
+        // A socket the program bound itself accepts only once it serves;
+        // on the private health socket, which Graft bound, see `tcp`.
+        ReadyCheck::Tcp if cfg.address.is_some() => connect(addr, cfg.timeout.0).await,
+        ReadyCheck::Tcp => tcp(addr, cfg.timeout.0).await,
         ReadyCheck::Command => command(cfg, inst).await,
         // Notify readiness is a state, not a probe; liveness for it comes
         // from the watchdog and heartbeat.
@@ -70,6 +75,15 @@ pub async fn request(
     tokio::time::timeout(timeout, attempt)
         .await
         .unwrap_or_else(|_| Err(format!("{method} {path} got no answer within {timeout:?}")))
+}
+
+/// A connection to `addr` is accepted by the kernel within `timeout`.
+async fn connect(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
+    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("connect to {addr}: {e}")),
+        Err(_) => Err(format!("connect to {addr} took longer than {timeout:?}")),
+    }
 }
 
 /// The release accepted a connection on its health socket within

@@ -76,6 +76,7 @@ pub struct Spawn<'a> {
     pub run: &'a RunConfig,
     pub health: &'a HealthConfig,
     pub sockets: &'a [PassedSocket],
+    pub repo_root: &'a Path,
     pub state_dir: &'a Path,
     /// A private (0700) directory for notify sockets.
     pub run_dir: &'a Path,
@@ -106,6 +107,7 @@ impl Instance {
         let log_path = s.log_dir.join(format!("{short}-{}.log", s.id));
 
         let mut env: Vec<(String, String)> = s.run.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        env.push(("GRAFT_REPO_ROOT".into(), s.repo_root.display().to_string()));
         env.push(("GRAFT_STATE_DIR".into(), s.state_dir.display().to_string()));
         env.push(("GRAFT_RELEASE".into(), s.release.commit.clone()));
         env.push(("GRAFT_HEALTH_ADDR".into(), health_addr.to_string()));

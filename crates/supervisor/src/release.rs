@@ -41,13 +41,16 @@ struct Marker {
 
 pub struct ReleaseStore {
     root: PathBuf,
+    /// The main checkout's root, `GRAFT_REPO_ROOT` for the build command.
+    repo_root: PathBuf,
     run: RunConfig,
 }
 
 impl ReleaseStore {
-    pub fn new(graft_dir: &Path, run: &RunConfig) -> ReleaseStore {
+    pub fn new(repo_root: &Path, graft_dir: &Path, run: &RunConfig) -> ReleaseStore {
         ReleaseStore {
             root: graft_dir.join("releases"),
+            repo_root: repo_root.to_path_buf(),
             run: run.clone(),
         }
     }
@@ -76,7 +79,10 @@ impl ReleaseStore {
                 &CommandSpec {
                     command: build,
                     cwd: staging.dir(),
-                    env: vec![("GRAFT_RELEASE_COMMIT".into(), commit.into())],
+                    env: vec![
+                        ("GRAFT_RELEASE_COMMIT".into(), commit.into()),
+                        ("GRAFT_REPO_ROOT".into(), self.repo_root.display().to_string()),
+                    ],
                     timeout: self.run.build_timeout.0,
                 },
                 &mut |_| Ok(()),

@@ -53,6 +53,9 @@ pub struct Settings {
     pub run: RunConfig,
     pub health: HealthConfig,
     pub watch: WatchConfig,
+    /// The main checkout's root (`GRAFT_REPO_ROOT` for the build and the
+    /// releases).
+    pub repo_root: PathBuf,
     pub graft_dir: PathBuf,
     pub state_dir: PathBuf,
     pub log_dir: PathBuf,
@@ -113,7 +116,12 @@ pub struct NotSwitched {
     /// From the first sign of failure (its exit, or the readiness
     /// deadline) to the decision to keep the old release.
     pub decided_ms: u64,
+    /// What serves now, said for people ("the old release kept serving");
+    /// None when nothing was live.
+    pub serving: Option<String>,
 }
+
+const KEPT_SERVING: &str = "the old release kept serving";
 
 /// A failure in the watch window.
 #[derive(Debug, Clone, Serialize)]
@@ -175,7 +183,7 @@ impl Supervisor {
         git: Git,
     ) -> (Arc<Supervisor>, mpsc::UnboundedReceiver<String>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let releases = ReleaseStore::new(&settings.graft_dir, &settings.run);
+        let releases = ReleaseStore::new(&settings.repo_root, &settings.graft_dir, &settings.run);
         let socket_inodes = sockets.iter().filter_map(|s| sockets::inode(&s.fd)).collect();
         let sup = Supervisor {
             settings,
@@ -281,6 +289,7 @@ impl Supervisor {
             run: &self.settings.run,
             health: &self.settings.health,
             sockets: &self.sockets,
+            repo_root: &self.settings.repo_root,
             state_dir: &self.settings.state_dir,
             run_dir: &self.settings.run_dir,
             log_dir: &self.settings.log_dir,
@@ -354,8 +363,9 @@ impl Supervisor {
         // The live release checkpoints its state first, so that the new
         // one starts from the freshest copy.
         let started = Instant::now();
-        let prepared = match self.live().filter(|o| o.exited().is_none()) {
-            Some(old) => self.prepare(&old).await,
+        let old = self.live().filter(|o| o.exited().is_none());
+        let prepared = match &old {
+            Some(old) => self.prepare(old).await,
             None => None,
         };
         if let Some(p) = prepared.as_ref().filter(|p| !p.ok) {
@@ -370,6 +380,7 @@ impl Supervisor {
                     ),
                     output: String::new(),
                     decided_ms: started.elapsed().as_millis() as u64,
+                    serving: Some(KEPT_SERVING.into()),
                 });
             }
             eprintln!(
@@ -377,15 +388,24 @@ impl Supervisor {
                 p.message
             );
         }
+        // Plain mode: Graft holds no socket to hand over, so the old
+        // release stops before the new one starts (a port it binds itself
+        // must be free for the next); nothing serves in between.
+        let stopped_first = old.filter(|_| self.plain_mode());
+        if let Some(old) = &stopped_first {
+            self.stop(old, true).await;
+        }
         let inst = match self.start(release).await {
             Ok(i) => i,
             Err(e) => {
-                return Err(NotSwitched {
+                let failed = NotSwitched {
                     cause: "start_failed".into(),
                     message: e.to_string(),
                     output: String::new(),
                     decided_ms: started.elapsed().as_millis() as u64,
-                });
+                    serving: None,
+                };
+                return Err(self.not_switched(failed, stopped_first.as_ref()).await);
             }
         };
         match health::wait_ready(&self.settings.health, &inst).await {
@@ -396,14 +416,20 @@ impl Supervisor {
                 // (stop signal, drain, then SIGKILL), in the background.
                 let decided_ms = not_ready.at().elapsed().as_millis() as u64;
                 let output = log_tail(&inst.log_path, 20);
+                let mut message = not_ready.message();
+                if let Some(hint) = self.address_in_use_hint(&output) {
+                    message.push_str(&format!("; {hint}"));
+                }
                 let me = self.clone();
                 tokio::spawn(async move { me.stop(&inst, true).await });
-                Err(NotSwitched {
+                let failed = NotSwitched {
                     cause: not_ready.cause().into(),
-                    message: not_ready.message(),
+                    message,
                     output,
                     decided_ms,
-                })
+                    serving: None,
+                };
+                Err(self.not_switched(failed, stopped_first.as_ref()).await)
             }
             Ok(ready_after) => {
                 let r = self.ledger.lock().expect("lock").instance_ready(inst.id);
@@ -426,6 +452,89 @@ impl Supervisor {
                 })
             }
         }
+    }
+
+    /// Plain mode: no `[[run.listen]]` sockets for Graft to hold.
+    pub fn plain_mode(&self) -> bool {
+        self.sockets.is_empty()
+    }
+
+    /// A failed switch, with what serves now. In plain mode the old
+    /// release was stopped first (`stopped_first`): it is started again.
+    async fn not_switched(
+        self: &Arc<Self>,
+        mut n: NotSwitched,
+        stopped_first: Option<&Arc<Instance>>,
+    ) -> NotSwitched {
+        n.serving = match stopped_first {
+            None => self.live().map(|_| KEPT_SERVING.to_string()),
+            Some(old) => Some(match self.start_again(&old.commit).await {
+                Ok(pid) => format!(
+                    "release {} was started again (pid {pid}): in plain mode the old release stops before the new one starts",
+                    short(&old.commit)
+                ),
+                Err(e) => format!(
+                    "starting release {} again failed too ({e}): nothing serves until a release starts",
+                    short(&old.commit)
+                ),
+            }),
+        };
+        n
+    }
+
+    /// Start the kept release of `commit` and make it live once ready (in
+    /// plain mode, after a failed switch stopped it): its pid.
+    async fn start_again(self: &Arc<Self>, commit: &str) -> Result<i32, String> {
+        let release = self
+            .releases
+            .get(&self.git, commit)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "its release is no longer kept".to_string())?;
+        let inst = self.start(&release).await.map_err(|e| e.to_string())?;
+        match health::wait_ready(&self.settings.health, &inst).await {
+            Ok(ready_after) => {
+                let r = self.ledger.lock().expect("lock").instance_ready(inst.id);
+                self.recorded("its readiness", r);
+                *self.live.lock().expect("lock") = Some(inst.clone());
+                self.record_live(&inst.commit, Some(inst.id), "restart");
+                self.say(RunEvent::Switched {
+                    cause: "restart".into(),
+                    upgrade: None,
+                    commit: inst.commit.clone(),
+                    pid: inst.pid,
+                    ready_ms: ready_after.as_millis() as u64,
+                    replaced: None,
+                });
+                Ok(inst.pid)
+            }
+            Err(not_ready) => {
+                let me = self.clone();
+                let failed = inst.clone();
+                tokio::spawn(async move { me.stop(&failed, true).await });
+                Err(not_ready.message())
+            }
+        }
+    }
+
+    /// What to tell a user whose release could not bind its address.
+    fn address_in_use_hint(&self, output: &str) -> Option<String> {
+        let lower = output.to_ascii_lowercase();
+        if !(lower.contains("address already in use") || lower.contains("eaddrinuse")) {
+            return None;
+        }
+        Some(if self.plain_mode() {
+            "its output says its address is already in use: another program holds that port (`ss -ltnp` shows which); with [[run.listen]] Graft would hold the port and pass it to each release instead".to_string()
+        } else {
+            let names: Vec<String> = self
+                .sockets
+                .iter()
+                .map(|s| format!("{} ({})", s.name, s.address))
+                .collect();
+            format!(
+                "its output says its address is already in use: Graft holds the listening sockets of [[run.listen]] ({}) and passes them to each release as fd 3 onward (LISTEN_FDS, LISTEN_FDNAMES), so the program must take its socket from there instead of binding the port itself; the README's \"Recipes: taking the socket from Graft\" shows how for gunicorn, uvicorn, Node, Go and Rust",
+                names.join(", ")
+            )
+        })
     }
 
     /// Record the live commit in the ledger and in `refs/graft/live`, so
